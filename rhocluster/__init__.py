@@ -1,0 +1,1 @@
+"""rho-cluster: token selection by hierarchical clustering of reference-model token representations."""
