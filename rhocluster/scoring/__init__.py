@@ -1,0 +1,1 @@
+"""Reference-model passes over the corpus: per-token loss, token embeddings, leaf assignment."""

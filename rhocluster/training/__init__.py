@@ -1,0 +1,1 @@
+"""One trainer for the reference fine-tune and every CPT variant (megatron-core GPTModel)."""

@@ -1,0 +1,25 @@
+from snakemake.utils import min_version, validate
+
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "config/schema.yaml")
+
+
+include: "rules/common.smk"
+include: "rules/corpus.smk"
+include: "rules/models.smk"
+include: "rules/scoring.smk"
+include: "rules/clustering.smk"
+include: "rules/selection.smk"
+include: "rules/evaluation.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    input:
+        final_targets(),

@@ -1,0 +1,1 @@
+"""Token shards: fixed windows in Megatron's indexed-dataset format plus per-token side arrays."""

@@ -1,0 +1,191 @@
+"""Fixed-window token shards in Megatron's indexed-dataset format.
+
+One window layout is shared by every stage: a shard is ``W`` windows of ``S`` tokens, stored as
+``W`` sequences of length ``S`` in ``{prefix}.bin/.idx`` (megatron-core ``IndexedDatasetBuilder``).
+Per-token side arrays (ground-truth labels, reference loss, leaf ids, masks) are ``[W, S]`` arrays
+where entry ``[w, t]`` belongs to token ``t`` of window ``w`` *as a prediction target*: position 0
+of a window has no left context inside the window and is never a target.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import torch
+
+from rhocluster.data.atomic import save_json, save_npy
+
+
+def token_dtype(vocab_size: int) -> type[np.number]:
+    """Smallest unsigned dtype that holds every token id of the vocabulary."""
+    return np.uint16 if vocab_size < 65500 else np.int32
+
+
+@dataclass
+class ShardMeta:
+    """What ``{prefix}.json`` records about a shard."""
+
+    n_windows: int
+    seq_len: int
+    n_documents: int
+    n_tokens_dropped: int
+    dtype: str
+    has_labels: bool
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def pack_windows(
+    docs: Iterable[tuple[list[int], np.ndarray | None]], seq_len: int, eos_id: int
+) -> tuple[np.ndarray, np.ndarray | None, int, int]:
+    """Concatenate documents (each followed by EOS) and cut them into full windows.
+
+    Returns ``(tokens [W, S] int64, labels [W, S] uint8 or None, n_docs, n_dropped_tail_tokens)``.
+    The EOS after a document carries the label of that document's last token.
+    """
+    ids: list[np.ndarray] = []
+    labels: list[np.ndarray] = []
+    with_labels = None
+    n_docs = 0
+    for tok, lab in docs:
+        n_docs += 1
+        if with_labels is None:
+            with_labels = lab is not None
+        ids.append(np.asarray(list(tok) + [eos_id], dtype=np.int64))
+        if with_labels:
+            lab = np.asarray(lab, dtype=np.uint8)
+            if len(lab) != len(tok):
+                raise ValueError(f"document {n_docs}: {len(lab)} labels for {len(tok)} tokens")
+            last = lab[-1:] if len(lab) else np.zeros(1, np.uint8)
+            labels.append(np.concatenate([lab, last]))
+    flat = np.concatenate(ids) if ids else np.zeros(0, np.int64)
+    n_windows = len(flat) // seq_len
+    used = n_windows * seq_len
+    tokens = flat[:used].reshape(n_windows, seq_len)
+    lab_arr = None
+    if with_labels:
+        lab_arr = np.concatenate(labels)[:used].reshape(n_windows, seq_len)
+    return tokens, lab_arr, n_docs, len(flat) - used
+
+
+def write_shard(
+    prefix: Path | str,
+    tokens: np.ndarray,
+    labels: np.ndarray | None,
+    vocab_size: int,
+    n_documents: int,
+    n_dropped: int,
+) -> ShardMeta:
+    """Write ``{prefix}.bin/.idx`` (one sequence per window), ``{prefix}.labels.npy`` and ``{prefix}.json``.
+
+    Files are built under a temporary prefix and renamed at the end, the ``.json`` last, so a
+    crashed job never leaves a shard that looks complete.
+    """
+    from megatron.core.datasets.indexed_dataset import IndexedDatasetBuilder
+
+    prefix = Path(prefix)
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    dtype = token_dtype(vocab_size)
+    if tokens.size and int(tokens.max()) >= vocab_size:
+        raise ValueError(f"{prefix}: token id {int(tokens.max())} >= vocab_size {vocab_size}")
+    tmp = prefix.with_name(f".{prefix.name}.{os.getpid()}.tmp")
+    builder = IndexedDatasetBuilder(f"{tmp}.bin", dtype=dtype)
+    for window in tokens:
+        builder.add_document(torch.from_numpy(window.astype(np.int64)), [len(window)])
+    builder.finalize(f"{tmp}.idx")
+    os.replace(f"{tmp}.bin", f"{prefix}.bin")
+    os.replace(f"{tmp}.idx", f"{prefix}.idx")
+    if labels is not None:
+        save_npy(f"{prefix}.labels.npy", labels.astype(np.uint8))
+    meta = ShardMeta(
+        n_windows=int(tokens.shape[0]),
+        seq_len=int(tokens.shape[1]) if tokens.ndim == 2 else 0,
+        n_documents=n_documents,
+        n_tokens_dropped=n_dropped,
+        dtype=np.dtype(dtype).name,
+        has_labels=labels is not None,
+    )
+    save_json(f"{prefix}.json", meta.to_dict())
+    return meta
+
+
+class Shard:
+    """Read-only view of one shard; checks the index against the metadata on open."""
+
+    def __init__(self, prefix: Path | str):
+        from megatron.core.datasets.indexed_dataset import IndexedDataset
+
+        self.prefix = Path(prefix)
+        meta_path = Path(f"{self.prefix}.json")
+        if not meta_path.exists():
+            raise FileNotFoundError(f"shard {self.prefix}: metadata {meta_path} is missing")
+        self.meta = ShardMeta(**json.loads(meta_path.read_text()))
+        self._ds = IndexedDataset(str(self.prefix))
+        lengths = np.asarray(self._ds.sequence_lengths)
+        if len(lengths) != self.meta.n_windows:
+            raise ValueError(
+                f"shard {self.prefix}: index has {len(lengths)} windows, metadata says {self.meta.n_windows}"
+            )
+        if len(lengths) and not np.all(lengths == self.meta.seq_len):
+            bad = int(np.flatnonzero(lengths != self.meta.seq_len)[0])
+            raise ValueError(
+                f"shard {self.prefix}: window {bad} has {lengths[bad]} tokens, expected {self.meta.seq_len}"
+            )
+        if np.dtype(self._ds.index.dtype).name != self.meta.dtype:
+            raise ValueError(
+                f"shard {self.prefix}: index dtype {np.dtype(self._ds.index.dtype).name} "
+                f"disagrees with metadata dtype {self.meta.dtype}"
+            )
+
+    @property
+    def n_windows(self) -> int:
+        return self.meta.n_windows
+
+    @property
+    def seq_len(self) -> int:
+        return self.meta.seq_len
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.meta.n_windows, self.meta.seq_len)
+
+    def window(self, i: int) -> np.ndarray:
+        """Tokens of window ``i`` as int64 ``[S]``."""
+        return np.asarray(self._ds[i], dtype=np.int64)
+
+    def windows(self, idx: Iterable[int] | None = None) -> np.ndarray:
+        """Tokens of the given windows (all by default) as int64 ``[n, S]``."""
+        idx = range(self.n_windows) if idx is None else idx
+        rows = [self.window(int(i)) for i in idx]
+        if not rows:
+            return np.zeros((0, self.seq_len), np.int64)
+        return np.stack(rows)
+
+    def labels(self) -> np.ndarray:
+        """Ground-truth label ids uint8 ``[W, S]``; error if the shard was built without labels."""
+        path = Path(f"{self.prefix}.labels.npy")
+        if not self.meta.has_labels:
+            raise ValueError(f"shard {self.prefix} has no ground-truth labels")
+        return load_aligned(path, self.shape, np.uint8, what="labels")
+
+    def target_mask(self) -> np.ndarray:
+        """bool ``[W, S]``: True where the position is a prediction target (every position but 0)."""
+        valid = np.ones(self.shape, dtype=bool)
+        valid[:, 0] = False
+        return valid
+
+
+def load_aligned(path: Path | str, shape: tuple[int, int], dtype: type | np.dtype, what: str) -> np.ndarray:
+    """Load a per-token array and check it is ``shape`` and ``dtype``; errors name the file."""
+    arr = np.load(path, mmap_mode="r")
+    if tuple(arr.shape) != tuple(shape):
+        raise ValueError(f"{what} file {path}: shape {tuple(arr.shape)} does not match its shard {tuple(shape)}")
+    if arr.dtype != np.dtype(dtype):
+        raise ValueError(f"{what} file {path}: dtype {arr.dtype}, expected {np.dtype(dtype)}")
+    return arr

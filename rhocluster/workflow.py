@@ -1,0 +1,42 @@
+"""Glue for the thin ``scripts/`` entry points that Snakemake rules call."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Iterator
+
+
+@contextlib.contextmanager
+def logged(log_path: str | Path) -> Iterator[logging.Logger]:
+    """Send logging, stdout and stderr of the block to the rule's log file; log a traceback on failure."""
+    log_path = Path(log_path)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    fh = open(log_path, "w", buffering=1)
+    handler = logging.StreamHandler(fh)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    with contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
+        try:
+            yield logging.getLogger("rhocluster")
+        except BaseException:
+            fh.write(traceback.format_exc())
+            fh.flush()
+            sys.__stderr__.write(f"error: see {log_path}\n{traceback.format_exc()}")
+            raise
+        finally:
+            fh.flush()
+
+
+def set_threads(n: int) -> None:
+    """Limit torch/BLAS threads to the rule's ``threads``."""
+    import torch
+
+    torch.set_num_threads(max(1, int(n)))

@@ -1,0 +1,52 @@
+rule cluster_level:
+    input:
+        unpack(level_input),
+    output:
+        level_files("{level}"),
+    log:
+        f"{LOGS}/cluster_level/{{level}}.log",
+    benchmark:
+        f"{BENCH}/cluster_level/{{level}}.tsv"
+    params:
+        level=level_params,
+        spherical=config["clustering"].get("spherical", False),
+        seed=lambda wc: config["seed"] + int(wc.level),
+        out_dir=lambda wc: f"{R}/clusters/level_{wc.level}",
+    threads: 2
+    resources:
+        mem_mb=16000,
+        runtime=240,
+        gpus=gpu(1),
+    conda:
+        "../envs/clustering.yaml"
+    script:
+        "../scripts/cluster_level.py"
+
+
+rule assign:
+    input:
+        model=f"{R}/models/reference/hf",
+        shard=shard_files("web", "{shard}"),
+        projection=f"{R}/embeddings/projection.npz",
+        centroids=f"{R}/clusters/level_1/centroids.npy",
+    output:
+        leaf=f"{R}/clusters/assign/{{shard}}.leaf.npy",
+        dist=f"{R}/clusters/assign/{{shard}}.dist.npy",
+    log:
+        f"{LOGS}/assign/{{shard}}.log",
+    benchmark:
+        f"{BENCH}/assign/{{shard}}.tsv"
+    params:
+        prefix=lambda wc: f"{R}/shards/web/{wc.shard}",
+        batch_size=config["scoring"].get("batch_size", 32),
+        layer=config["scoring"].get("layer", -1),
+        spherical=config["clustering"].get("spherical", False),
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=240,
+        gpus=gpu(1),
+    conda:
+        "../envs/clustering.yaml"
+    script:
+        "../scripts/assign.py"

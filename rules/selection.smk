@@ -1,0 +1,48 @@
+rule select_cluster_tokens:
+    input:
+        unpack(selection_inputs),
+    output:
+        masks=expand(f"{R}/masks/{{{{variant}}}}/{{shard}}.npy", shard=WEB_SHARDS),
+        summary=f"{R}/clusters/summary_{{variant}}.json",
+    log:
+        f"{LOGS}/select_tokens/{{variant}}.log",
+    benchmark:
+        f"{BENCH}/select_tokens/{{variant}}.tsv"
+    params:
+        ratio=config["selection"].get("ratio", 0.6),
+        policy=leaf_policy,
+        seed=config["seed"],
+        levels=[f"{R}/clusters/level_{level}" for level in LEVELS],
+    wildcard_constraints:
+        variant="cluster|cluster_excess",
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    conda:
+        "../envs/clustering.yaml"
+    script:
+        "../scripts/select_tokens.py"
+
+
+rule random_mask:
+    input:
+        shard=shard_files("web", "{shard}"),
+    output:
+        f"{R}/masks/random/{{shard}}.npy",
+    log:
+        f"{LOGS}/random_mask/{{shard}}.log",
+    benchmark:
+        f"{BENCH}/random_mask/{{shard}}.tsv"
+    params:
+        prefix=lambda wc: f"{R}/shards/web/{wc.shard}",
+        ratio=config["selection"].get("ratio", 0.6),
+        seed=lambda wc: config["seed"] * 100003 + int(wc.shard),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    conda:
+        "../envs/clustering.yaml"
+    script:
+        "../scripts/random_mask.py"

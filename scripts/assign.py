@@ -1,0 +1,22 @@
+"""Leaf cluster id of every token of one shard (streaming reference-model pass + faiss search)."""
+
+from pathlib import Path
+
+from rhocluster.clustering.assign import assign_shard
+from rhocluster.workflow import logged, set_threads
+
+sm = snakemake  # noqa: F821
+with logged(sm.log[0]) as log:
+    set_threads(sm.threads)
+    stats = assign_shard(
+        Path(sm.input.model),
+        Path(sm.params.prefix),
+        Path(sm.input.projection),
+        Path(sm.input.centroids),
+        Path(sm.output.leaf),
+        Path(sm.output.dist),
+        batch_size=sm.params.batch_size,
+        layer=sm.params.layer,
+        spherical=sm.params.spherical,
+    )
+    log.info("%s", stats)

@@ -1,0 +1,12 @@
+"""Export a trained model (mcore format) to a Hugging Face directory with the tokenizer."""
+
+from pathlib import Path
+
+from rhocluster.convert import export_hf
+from rhocluster.model.checkpoint import load_mcore
+from rhocluster.workflow import logged
+
+sm = snakemake  # noqa: F821
+with logged(sm.log[0]):
+    state, shape = load_mcore(Path(sm.input.model))
+    export_hf(state, shape, Path(sm.output[0]), tokenizer_dir=Path(sm.input.tokenizer))

@@ -1,0 +1,155 @@
+import faiss
+import numpy as np
+import pytest
+from sklearn.cluster import KMeans
+
+from rhocluster.clustering.kmeans import KMeansResult, assign_nearest, kmeans, kmeanspp_init
+
+# Cores are shared with other jobs; one thread also keeps the BLAS path identical between runs.
+faiss.omp_set_num_threads(1)
+
+
+def gaussian_mixture(n: int, d: int, n_comp: int, seed: int, spread: float = 5.0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    means = rng.normal(0.0, spread, (n_comp, d))
+    labels = rng.integers(n_comp, size=n)
+    return (means[labels] + rng.normal(0.0, 1.0, (n, d))).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def mixture() -> np.ndarray:
+    return gaussian_mixture(4000, 16, 12, seed=1)
+
+
+def check_result(res: KMeansResult, x: np.ndarray, k: int, spherical: bool = False) -> None:
+    n, d = x.shape
+    assert res.centroids.dtype == np.float32 and res.centroids.shape == (k, d)
+    assert res.assignment.dtype == np.int64 and res.assignment.shape == (n,)
+    assert res.sizes.dtype == np.int64 and res.sizes.shape == (k,)
+    assert res.sizes.sum() == n
+    np.testing.assert_array_equal(res.sizes, np.bincount(res.assignment, minlength=k))
+    # assignment is the nearest centroid, and inertia the sum of those distances
+    ids, dist = assign_nearest(x, res.centroids, spherical=spherical)
+    np.testing.assert_array_equal(ids, res.assignment)
+    # float32 distances: allow ~1e-7 round-off per point (x is renormalised in spherical mode)
+    assert res.inertia == pytest.approx(float(dist.astype(np.float64).sum()), rel=1e-6, abs=1e-7 * n)
+
+
+def test_deterministic_bytes(mixture):
+    a = kmeans(mixture, 40, seed=7, resampling_rounds=1)
+    b = kmeans(mixture, 40, seed=7, resampling_rounds=1)
+    assert a.centroids.tobytes() == b.centroids.tobytes()
+    np.testing.assert_array_equal(a.assignment, b.assignment)
+    c = kmeans(mixture, 40, seed=8)
+    assert a.centroids.tobytes() != c.centroids.tobytes()
+
+
+def test_k_greater_than_n_names_both():
+    x = np.zeros((5, 3), dtype=np.float32)
+    with pytest.raises(ValueError) as err:
+        kmeans(x, 17)
+    assert "17" in str(err.value) and "5" in str(err.value)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_rejected(mixture, bad):
+    x = mixture[:100].copy()
+    x[13, 2] = bad
+    with pytest.raises(ValueError, match="NaN or inf"):
+        kmeans(x, 4)
+
+
+@pytest.mark.parametrize(
+    "x", [np.zeros(10, dtype=np.float32), np.zeros((10, 3), dtype=np.int64), np.zeros((2, 3, 4), dtype=np.float32)]
+)
+def test_bad_shape_or_dtype(x):
+    with pytest.raises(ValueError):
+        kmeans(x, 2)
+
+
+def test_bad_init_name(mixture):
+    with pytest.raises(ValueError, match="init"):
+        kmeans(mixture, 4, init="greedy")
+
+
+def test_inertia_close_to_sklearn(mixture):
+    # More clusters than components, so neither side hinges on one lucky seeding.
+    k = 40
+    ours = kmeans(mixture, k, seed=0, n_iter=25)
+    check_result(ours, mixture, k)
+    ref = KMeans(k, n_init=1, init="k-means++", random_state=0).fit(mixture.astype(np.float64))
+    assert abs(ours.inertia / ref.inertia_ - 1.0) < 0.02
+
+
+@pytest.mark.parametrize("init", ["kmeans++", "random"])
+def test_valid_result_both_inits(mixture, init):
+    res = kmeans(mixture, 24, init=init, seed=3)
+    check_result(res, mixture, 24)
+
+
+def test_resampling_refinement(mixture):
+    base = kmeans(mixture, 32, seed=2)
+    res = kmeans(mixture, 32, seed=2, resampling_rounds=3, resampling_fraction=0.5)
+    check_result(res, mixture, 32)
+    assert not np.array_equal(base.centroids, res.centroids)
+    # refitting on central points must not wreck the clustering
+    assert res.inertia < 1.25 * base.inertia
+
+
+def test_resampling_with_tiny_clusters():
+    # Heavy duplication: few distinct points, r = 1 per cluster; must still return k centroids.
+    rng = np.random.default_rng(0)
+    x = np.repeat(rng.normal(size=(6, 4)).astype(np.float32), 20, axis=0)
+    res = kmeans(x, 10, seed=0, resampling_rounds=2, resampling_fraction=0.01)
+    assert res.centroids.shape == (10, 4)
+    assert res.sizes.sum() == x.shape[0]
+    assert np.isfinite(res.centroids).all()
+
+
+def test_spherical_unit_norm(mixture):
+    res = kmeans(mixture, 16, spherical=True, seed=1)
+    np.testing.assert_allclose(np.linalg.norm(res.centroids, axis=1), 1.0, atol=1e-5)
+    check_result(res, mixture, 16, spherical=True)
+    # 1 - cos lies in [0, 2]
+    assert 0.0 <= res.inertia <= 2.0 * mixture.shape[0]
+
+
+def test_k_equals_n_and_k_one(mixture):
+    x = mixture[:50]
+    full = kmeans(x, 50, n_iter=5)
+    assert full.sizes.sum() == 50 and full.inertia == pytest.approx(0.0, abs=1e-3)
+    one = kmeans(x, 1)
+    np.testing.assert_allclose(one.centroids[0], x.mean(axis=0), rtol=1e-4, atol=1e-4)
+
+
+def test_float16_and_float64_inputs(mixture):
+    a = kmeans(mixture.astype(np.float16), 8, seed=0)
+    b = kmeans(mixture.astype(np.float64), 8, seed=0)
+    assert a.centroids.dtype == b.centroids.dtype == np.float32
+
+
+def test_assign_nearest_batched_matches_bruteforce(mixture):
+    c = mixture[:20]
+    ids, dist = assign_nearest(mixture, c, batch=333)
+    assert ids.dtype == np.int32 and dist.dtype == np.float32
+    d2 = ((mixture[:, None, :].astype(np.float64) - c[None].astype(np.float64)) ** 2).sum(-1)
+    np.testing.assert_array_equal(ids, d2.argmin(1))
+    np.testing.assert_allclose(dist, d2.min(1), rtol=1e-4, atol=1e-3)
+    ids_s, dist_s = assign_nearest(mixture, c, spherical=True, batch=1000)
+    xn = mixture / np.linalg.norm(mixture, axis=1, keepdims=True)
+    cn = c / np.linalg.norm(c, axis=1, keepdims=True)
+    cos = xn @ cn.T
+    np.testing.assert_array_equal(ids_s, cos.argmax(1))
+    np.testing.assert_allclose(dist_s, 1.0 - cos.max(1), atol=1e-5)
+
+
+def test_kmeanspp_subsample_and_duplicates():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(500, 3)).astype(np.float32)
+    c = kmeanspp_init(x, 10, np.random.default_rng(1), sample=50)
+    assert c.shape == (10, 3)
+    # every seed is a data point, all distinct
+    assert len({tuple(r) for r in c}) == 10
+    assert all((np.abs(x - r).sum(1) == 0).any() for r in c)
+    dup = np.zeros((30, 2), dtype=np.float32)  # all points identical: must not loop or crash
+    assert kmeanspp_init(dup, 5, np.random.default_rng(0)).shape == (5, 2)

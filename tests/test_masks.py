@@ -1,0 +1,192 @@
+import json
+
+import numpy as np
+import pytest
+
+from rhocluster.selection.balanced import balanced_leaf_quotas
+from rhocluster.selection.masks import (
+    count_leaves,
+    mask_summary,
+    random_mask,
+    select_in_shard,
+    shard_leaf_quotas,
+    shard_rng,
+)
+
+K1 = 30
+
+
+def make_shard(rng: np.random.Generator, w: int = 16, s: int = 64, k1: int = K1, p_leaf=None) -> np.ndarray:
+    ids = rng.choice(k1, size=(w, s), p=p_leaf).astype(np.int32)
+    ids[rng.random((w, s)) < 0.15] = -1  # padding / non-target positions
+    return ids
+
+
+@pytest.fixture
+def shard() -> np.ndarray:
+    return make_shard(np.random.default_rng(0))
+
+
+def random_quotas(rng, ids, k1=K1):
+    have = count_leaves(ids, k1)
+    return (have * rng.random(k1)).astype(np.int64)
+
+
+def test_shard_leaf_quotas_sums_and_bounds():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        n_shards, k1 = int(rng.integers(1, 8)), int(rng.integers(1, 20))
+        counts = rng.integers(0, 30, size=(n_shards, k1))
+        counts[rng.random(counts.shape) < 0.3] = 0
+        q = (counts.sum(0) * rng.random(k1)).astype(np.int64)
+        out = shard_leaf_quotas(q, counts)
+        assert out.dtype == np.int64 and out.shape == (n_shards, k1)
+        np.testing.assert_array_equal(out.sum(0), q)
+        assert (out >= 0).all() and (out <= counts).all()
+        # proportional to within one token
+        tot = np.maximum(counts.sum(0), 1)
+        assert (np.abs(out - q * counts / tot) < 1).all()
+        np.testing.assert_array_equal(out, shard_leaf_quotas(q, counts))
+
+
+def test_shard_leaf_quotas_remainder_rule():
+    # 3 equal shards, quota 4: 1 each + 1 for the lowest index (tie on remainder)
+    out = shard_leaf_quotas(np.array([4]), np.array([[5], [5], [5]]))
+    assert out[:, 0].tolist() == [2, 1, 1]
+    # quota 5 of counts [1, 9]: 0.5 / 4.5 -> floor [0, 4], remainder to the larger fraction (0.5)
+    out = shard_leaf_quotas(np.array([5]), np.array([[1], [9]]))
+    assert out[:, 0].tolist() == [1, 4]
+
+
+def test_shard_leaf_quotas_rejects_excess():
+    with pytest.raises(ValueError, match="exceeds"):
+        shard_leaf_quotas(np.array([3, 11]), np.array([[2, 5], [1, 5]]))
+
+
+@pytest.mark.parametrize("policy", ["random", "closest", "excess_loss"])
+def test_exact_counts_and_padding_never_selected(shard, policy):
+    rng = np.random.default_rng(1)
+    q = random_quotas(rng, shard)
+    scores = rng.normal(size=shard.shape).astype(np.float16)
+    mask = select_in_shard(shard, q, policy, scores=scores, seed=3)
+    assert mask.dtype == bool and mask.shape == shard.shape
+    assert not mask[shard < 0].any()
+    np.testing.assert_array_equal(count_leaves(shard, K1, mask=mask), q)
+
+
+def test_excess_loss_picks_top_scores(shard):
+    rng = np.random.default_rng(2)
+    q = random_quotas(rng, shard)
+    scores = rng.normal(size=shard.shape).astype(np.float32)
+    mask = select_in_shard(shard, q, "excess_loss", scores=scores)
+    for c in range(K1):
+        in_leaf = shard == c
+        sel, unsel = scores[in_leaf & mask], scores[in_leaf & ~mask]
+        assert sel.size == q[c]
+        if sel.size and unsel.size:
+            assert sel.min() >= unsel.max()
+    # the same scores with "closest" pick the lowest
+    mask_c = select_in_shard(shard, q, "closest", scores=scores)
+    for c in range(K1):
+        in_leaf = shard == c
+        sel, unsel = scores[in_leaf & mask_c], scores[in_leaf & ~mask_c]
+        if sel.size and unsel.size:
+            assert sel.max() <= unsel.min()
+
+
+def test_ties_broken_by_flat_position(shard):
+    q = np.minimum(count_leaves(shard, K1), 2)
+    mask = select_in_shard(shard, q, "excess_loss", scores=np.zeros(shard.shape, dtype=np.float32))
+    flat_ids, flat_mask = shard.reshape(-1), mask.reshape(-1)
+    for c in range(K1):
+        pos = np.flatnonzero(flat_ids == c)
+        assert flat_mask[pos[: q[c]]].all() and not flat_mask[pos[q[c] :]].any()
+
+
+def test_random_policy_seeded_per_shard(shard):
+    q = random_quotas(np.random.default_rng(3), shard)
+    a = select_in_shard(shard, q, "random", seed=5, shard=2)
+    np.testing.assert_array_equal(a, select_in_shard(shard, q, "random", seed=5, shard=2))
+    assert not np.array_equal(a, select_in_shard(shard, q, "random", seed=5, shard=3))
+    assert not np.array_equal(a, select_in_shard(shard, q, "random", seed=6, shard=2))
+    # shard streams are SeedSequence children, independent of processing order
+    child = np.random.SeedSequence(5).spawn(3)[2]
+    assert shard_rng(5, 2).random() == np.random.default_rng(child).random()
+
+
+def test_select_errors(shard):
+    have = count_leaves(shard, K1)
+    too_many = have.copy()
+    too_many[4] += 1
+    with pytest.raises(ValueError, match="leaf 4"):
+        select_in_shard(shard, too_many, "random")
+    with pytest.raises(ValueError, match="needs scores"):
+        select_in_shard(shard, have, "closest")
+    with pytest.raises(ValueError, match="policy"):
+        select_in_shard(shard, have, "best")
+    bad = np.zeros(shard.shape, dtype=np.float32)
+    bad[np.unravel_index(np.flatnonzero(shard.reshape(-1) >= 0)[0], shard.shape)] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        select_in_shard(shard, have, "excess_loss", scores=bad)
+    with pytest.raises(ValueError):
+        select_in_shard(shard, have[:-1], "random")  # leaf id beyond k1
+
+
+def test_random_mask_exact_ratio(shard):
+    valid = shard >= 0
+    for ratio in (0.0, 0.33, 0.6, 1.0):
+        m = random_mask(valid, ratio, seed=1)
+        assert m.sum() == round(ratio * valid.sum())
+        assert not m[~valid].any()
+    np.testing.assert_array_equal(random_mask(valid, 0.6, 1), random_mask(valid, 0.6, 1))
+    assert not np.array_equal(random_mask(valid, 0.6, 1, shard=0), random_mask(valid, 0.6, 1, shard=1))
+    with pytest.raises(ValueError):
+        random_mask(valid, 1.5, 0)
+
+
+def test_balanced_pipeline_raises_entropy():
+    """Long-tailed leaves over 4 shards: balanced quotas -> shard quotas -> masks; the budget
+    is met exactly and the cluster distribution is flatter after selection at every level."""
+    rng = np.random.default_rng(4)
+    k1 = 40
+    p = 1.0 / np.arange(1, k1 + 1) ** 1.3
+    p = rng.permutation(p / p.sum())
+    shards = [make_shard(rng, w=32, s=128, k1=k1, p_leaf=p) for _ in range(4)]
+    level2 = rng.integers(0, 8, size=k1)
+    level3 = rng.integers(0, 3, size=8)
+    anc = np.stack([np.arange(k1), level2, level3[level2]], axis=1).astype(np.int32)
+
+    shard_counts = np.stack([count_leaves(s, k1) for s in shards])
+    leaf_counts = shard_counts.sum(0)
+    total = int(round(0.6 * leaf_counts.sum()))
+    leaf_q = balanced_leaf_quotas(leaf_counts, anc, total)
+    per_shard = shard_leaf_quotas(leaf_q, shard_counts)
+    kept = np.zeros(k1, dtype=np.int64)
+    for i, s in enumerate(shards):
+        m = select_in_shard(s, per_shard[i], "random", seed=11, shard=i)
+        kept += count_leaves(s, k1, mask=m)
+    np.testing.assert_array_equal(kept, leaf_q)
+
+    summary = mask_summary(leaf_counts, kept, anc)
+    json.dumps(summary)  # serialisable as written by the workflow
+    assert summary["kept_tokens"] == total
+    assert summary["kept_fraction"] == pytest.approx(0.6, abs=1e-3)
+    assert len(summary["levels"]) == 3
+    for lv in summary["levels"]:
+        assert lv["entropy_after_nats"] >= lv["entropy_before_nats"] - 1e-12
+        assert 0.0 <= lv["entropy_before_normalised"] <= lv["entropy_after_normalised"] <= 1.0 + 1e-12
+        assert sum(lv["count_after"]) == total
+    assert summary["levels"][0]["entropy_after_nats"] > summary["levels"][0]["entropy_before_nats"]
+
+
+def test_mask_summary_values():
+    anc = np.array([[0, 0], [1, 0], [2, 1]], dtype=np.int32)
+    s = mask_summary(np.array([2, 2, 0]), np.array([1, 2, 0]), anc)
+    lv1, lv2 = s["levels"]
+    assert lv1["kept_fraction"] == [0.5, 1.0, None]
+    assert lv1["entropy_before_nats"] == pytest.approx(np.log(2))
+    assert lv1["entropy_before_normalised"] == pytest.approx(1.0)
+    assert lv2["kept_fraction"] == [0.75, None]
+    assert lv2["entropy_before_nats"] == 0.0 and lv2["entropy_before_normalised"] == 0.0
+    with pytest.raises(ValueError):
+        mask_summary(np.array([1, 1, 1]), np.array([2, 0, 0]), anc)
