@@ -1,7 +1,7 @@
 """Convert Llama weights between Hugging Face and our Megatron-core ("mcore") checkpoint format.
 
-    python -m rhocluster.convert hf-to-mcore SRC DST
-    python -m rhocluster.convert mcore-to-hf SRC DST [--tokenizer DIR] [--bos-token-id N] [--eos-token-id N] [--dtype D]
+python -m rhocluster.convert hf-to-mcore SRC DST
+python -m rhocluster.convert mcore-to-hf SRC DST [--tokenizer DIR] [--bos-token-id N] [--eos-token-id N] [--dtype D]
 """
 
 from __future__ import annotations

@@ -36,7 +36,10 @@ def logged(log_path: str | Path) -> Iterator[logging.Logger]:
 
 
 def set_threads(n: int) -> None:
-    """Limit torch/BLAS threads to the rule's ``threads``."""
+    """Limit torch and faiss (OpenMP) threads to the rule's ``threads``."""
+    import faiss
     import torch
 
-    torch.set_num_threads(max(1, int(n)))
+    n = max(1, int(n))
+    torch.set_num_threads(n)
+    faiss.omp_set_num_threads(n)

@@ -68,13 +68,18 @@ def base_model_rule_input(wildcards):
 
 
 def train_config(section):
-    return config[section]["training"]
+    """Training config of a section, seeded from the master seed unless it sets its own."""
+    return {"seed": config["seed"], **config[section]["training"]}
 
 
 def cpt_training(wildcards):
     """Training config of a CPT variant: the shared CPT settings plus its token selection."""
     selection = {"ct": "all", "rho1": "slm"}.get(wildcards.variant, "mask")
-    return {**config["cpt"]["training"], "selection": selection, "slm_ratio": config["cpt"].get("slm_ratio", 0.6)}
+    return {
+        **train_config("cpt"),
+        "selection": selection,
+        "slm_ratio": config["cpt"].get("slm_ratio", 0.6),
+    }
 
 
 def cpt_inputs(wildcards):

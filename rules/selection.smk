@@ -37,7 +37,7 @@ rule random_mask:
     params:
         prefix=lambda wc: f"{R}/shards/web/{wc.shard}",
         ratio=config["selection"].get("ratio", 0.6),
-        seed=lambda wc: config["seed"] * 100003 + int(wc.shard),
+        seed=config["seed"],
     threads: 1
     resources:
         mem_mb=2000,

@@ -5,10 +5,11 @@ from pathlib import Path
 import numpy as np
 
 from rhocluster.clustering.hierarchy import fit_level, save_level
-from rhocluster.workflow import logged
+from rhocluster.workflow import logged, set_threads
 
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]) as log:
+    set_threads(sm.threads)
     lv = sm.params.level
     points = np.load(sm.input.points).astype(np.float32)
     weights = np.load(sm.input.child_sizes) if "child_sizes" in sm.input.keys() else None

@@ -174,7 +174,9 @@ def test_te_layout_loads_into_local_model(model):
     assert to_layout(te, transformer_engine=False).keys() == state_dict.keys()
     fresh = build_gpt_model(TINY)
     load_into_model(fresh, te, TINY, TINY)
-    assert torch.equal(fresh.decoder.layers[1].pre_mlp_layernorm.weight, model.decoder.layers[1].pre_mlp_layernorm.weight)
+    assert torch.equal(
+        fresh.decoder.layers[1].pre_mlp_layernorm.weight, model.decoder.layers[1].pre_mlp_layernorm.weight
+    )
 
 
 def test_load_into_model_rejects_mismatches(model):
@@ -190,3 +192,23 @@ def test_load_into_model_rejects_mismatches(model):
     missing = {k: v for k, v in state_dict.items() if k != "output_layer.weight"}
     with pytest.raises(ValueError, match="output_layer.weight"):
         load_into_model(model, missing, TINY, TINY)
+
+
+class _Wrapper(torch.nn.Module):
+    """Stands in for Megatron's DistributedDataParallel, which exposes the GPTModel as ``.module``."""
+
+    def __init__(self, module: torch.nn.Module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, *args, **kwargs):
+        return self.module(*args, **kwargs)
+
+
+def test_lm_forward_through_wrapper(model):
+    tokens = torch.randint(0, TINY.vocab_size, (1, 8), generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        assert torch.equal(lm_forward(_Wrapper(model), tokens), lm_forward(model, tokens))
+    too_long = torch.zeros(1, TINY.max_position_embeddings + 1, dtype=torch.long)
+    with pytest.raises(ValueError, match="exceeds"):
+        lm_forward(_Wrapper(model), too_long)

@@ -284,11 +284,11 @@ def _wp_wage(r: random.Random) -> _Problem:
 
 def _wp_leftover(r: random.Random) -> _Problem:
     (n, _, _), baked = _person(r), r.choice(_BAKED)
-    k, full, rem = r.randint(4, 12), r.randint(3, 12), 0
+    k, full = r.randint(4, 12), r.randint(3, 12)
     rem = r.randint(1, k - 1)
     t = k * full + rem
     q = f"{n} bakes {t} {baked} and packs them in boxes of {k}. How many {baked} are left over after filling as many boxes as possible?"
-    steps = [f"{t} / {k} = {full} full boxes with a remainder.", f"{full} boxes hold {full} * {k} = {full * k} {baked}.",
+    steps = [f"{full} full boxes hold {full} * {k} = {full * k} {baked}, and {full + 1} boxes would need {(full + 1) * k}.",
              f"So {t} - {full * k} = {rem} {baked} are left over."]
     return _p(q, steps, rem)
 
@@ -535,9 +535,14 @@ def _math_definition_block(r: random.Random) -> str:
     if kind == 4:
         xs = [r.randint(1, 20) for _ in range(r.randint(3, 5))]
         m = Fraction(sum(xs), len(xs))
-        ms = str(m) if m.denominator == 1 else f"\\frac{{{m.numerator}}}{{{m.denominator}}}"
+        # Integer means are written out; otherwise the reduced fraction and a decimal.
+        ms = str(m) if m.denominator == 1 else f"{float(m):.2f}".rstrip("0")
+        frac = f"\\frac{{{sum(xs)}}}{{{len(xs)}}}"
+        if m.denominator not in (1, len(xs)):
+            frac += f" = \\frac{{{m.numerator}}}{{{m.denominator}}}"
+        eq = "=" if (m * 100).denominator == 1 else "\\approx"  # two decimals are exact or rounded
         return (f"The mean (average) of a list of numbers is their sum divided by how many numbers there are. "
-                f"The mean of {', '.join(map(str, xs))} is $\\frac{{{sum(xs)}}}{{{len(xs)}}} = {ms}$.")
+                f"The mean of {', '.join(map(str, xs))} is ${frac} {eq} {ms}$.")
     if kind == 5:
         m, b = r.randint(-5, 6), r.randint(-9, 9)
         return (f"A linear function has the form $y = mx + b$, where $m$ is the slope and $b$ is the $y$-intercept. "
@@ -942,14 +947,15 @@ def label_token_spans(
         return out
     sp = np.asarray(spans, dtype=np.int64).reshape(-1, 3)
     starts = offs[:, 0].copy()
-    if text is not None:
-        for t, (s, e) in enumerate(offs):
-            k = s
-            while k < e and text[k].isspace():
-                k += 1
-            if k < e:
-                starts[t] = k
     real = offs[:, 1] > offs[:, 0]
+    if text is not None and len(text):
+        # next_visible[i] = first index >= i holding a non-space character (len(text) if none)
+        space = np.fromiter((c.isspace() for c in text), dtype=bool, count=len(text))
+        pos = np.where(space, len(text), np.arange(len(text)))
+        next_visible = np.minimum.accumulate(pos[::-1])[::-1]
+        first = next_visible[np.clip(starts, 0, len(text) - 1)]
+        use = real & (first < offs[:, 1])  # whitespace-only tokens keep their own start
+        starts[use] = first[use]
     idx = np.searchsorted(sp[:, 0], starts, side="right") - 1
     inside = real & (idx >= 0) & (starts < sp[np.clip(idx, 0, None), 1])
     out[inside] = sp[idx[inside], 2].astype(np.uint8)

@@ -34,7 +34,11 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int, out_dir: Path) -> Non
 
     * Byte-level BPE over all 256 bytes, no normalizer: every string (LaTeX, emoji, any
       unicode) encodes without ``<unk>`` and ``decode(encode(x), skip_special_tokens=True)
-      == x`` exactly; ``clean_up_tokenization_spaces`` is off for the same reason.
+      == x`` exactly; ``clean_up_tokenization_spaces`` is off for the same reason, and
+      ``split_special_tokens=True`` makes a literal "<s>" in scraped text (an HTML
+      strikethrough tag) ordinary characters rather than a BOS that decoding would drop.
+      Special tokens therefore enter only as ids (the tokenizer's own BOS, EOS appended
+      by training code).
     * Digits are split one per token (as Llama does), so numbers share digit embeddings
       and a tiny model can learn arithmetic patterns instead of memorising numerals.
     * Like Llama, calling the tokenizer prepends BOS (``add_bos_token=True``) and never
@@ -78,6 +82,7 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int, out_dir: Path) -> Non
         add_bos_token=True,
         add_eos_token=False,
         clean_up_tokenization_spaces=False,
+        split_special_tokens=True,
     )
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -68,9 +68,7 @@ def mcore_tensor_shapes(shape: LlamaShape, *, transformer_engine: bool = False) 
     return to_layout(out, transformer_engine=transformer_engine)
 
 
-def check_tensors(
-    tensors: Mapping[str, torch.Tensor], expected: Mapping[str, tuple[int, ...]], what: str
-) -> None:
+def check_tensors(tensors: Mapping[str, torch.Tensor], expected: Mapping[str, tuple[int, ...]], what: str) -> None:
     """Raise ValueError on missing/unexpected keys or the first tensor whose shape differs."""
     missing = [k for k in expected if k not in tensors]
     unexpected = [k for k in tensors if k not in expected]

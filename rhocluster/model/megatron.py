@@ -55,9 +55,11 @@ class _HostRotaryEmbedding(RotaryEmbedding):
 def _seed_all(seed: int) -> None:
     """Seed the host RNG (used by CPU initialisation) and Megatron's model-parallel RNG tracker."""
     torch.manual_seed(seed)
-    # Without CUDA the regular tracker cannot snapshot RNG states; the "inference" tracker makes its
-    # fork() a no-op, which is exact here because the model has no dropout.
-    model_parallel_cuda_manual_seed(seed, inference_rng_tracker=not torch.cuda.is_available())
+    # Without CUDA the regular tracker cannot snapshot RNG states (torch.cuda.get_rng_state raises);
+    # the "inference" tracker makes fork() a no-op, which is exact because the model has no dropout.
+    # force_reset replaces a regular tracker that other code may have created lazily.
+    host = not torch.cuda.is_available()
+    model_parallel_cuda_manual_seed(seed, inference_rng_tracker=host, force_reset_rng=host)
 
 
 def init_distributed(seed: int, tensor_parallel: int = 1, pipeline_parallel: int = 1) -> torch.device:
@@ -210,8 +212,16 @@ def build_gpt_model(
     return model
 
 
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The GPTModel inside wrappers such as Megatron's DistributedDataParallel."""
+    while isinstance(getattr(model, "module", None), torch.nn.Module):
+        model = model.module
+    return model
+
+
 def uses_transformer_engine(model: torch.nn.Module) -> bool:
-    """Whether ``model`` was built with the Transformer Engine layer spec."""
+    """Whether ``model`` (or the GPTModel it wraps) was built with the Transformer Engine layer spec."""
+    model = _unwrap(model)
     flag = getattr(model, _TE_ATTR, None)
     if flag is None:
         flag = any(type(m).__name__.startswith("TE") for m in model.modules())
@@ -226,7 +236,8 @@ def causal_attention_mask(seq_len: int, device: torch.device | str) -> torch.Ten
 def lm_forward(
     model: torch.nn.Module, tokens: torch.LongTensor, labels: torch.LongTensor | None = None
 ) -> torch.Tensor:
-    """Run ``model`` on ``tokens`` [b, s] with positions 0..s-1 and causal attention.
+    """Run ``model`` (a GPTModel, possibly DDP-wrapped) on ``tokens`` [b, s] with positions 0..s-1 and
+    causal attention.
 
     Returns the per-token cross-entropy float32 [b, s] when ``labels`` (the token to predict at each
     position) is given, else float32 logits [b, s, vocab].
@@ -236,7 +247,7 @@ def lm_forward(
     if labels is not None and labels.shape != tokens.shape:
         raise ValueError(f"labels shape {tuple(labels.shape)} != tokens shape {tuple(tokens.shape)}")
     b, s = tokens.shape
-    max_len = getattr(model, "max_sequence_length", None)
+    max_len = getattr(_unwrap(model), "max_sequence_length", None)
     if max_len is not None and s > max_len:
         raise ValueError(f"sequence length {s} exceeds the model's {max_len} positions")
     position_ids = torch.arange(s, device=tokens.device).unsqueeze(0).expand(b, s)

@@ -36,8 +36,7 @@ class LlamaShape:
                 raise ValueError(f"LlamaShape.{name} must be a positive int, got {value!r}")
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(
-                f"hidden_size {self.hidden_size} is not divisible by num_attention_heads "
-                f"{self.num_attention_heads}"
+                f"hidden_size {self.hidden_size} is not divisible by num_attention_heads {self.num_attention_heads}"
             )
         if self.num_attention_heads % self.num_query_groups:
             raise ValueError(
@@ -120,7 +119,8 @@ class LlamaShape:
         ):
             if cfg.get(key, ok) != ok:
                 raise ValueError(f"unsupported HF config: {key}={cfg[key]!r} (need {ok!r})")
-        # transformers 5 nests RoPE settings in rope_parameters; older configs keep rope_theta/rope_scaling at top level.
+        # transformers 5 nests RoPE settings in rope_parameters; older configs keep rope_theta and
+        # rope_scaling at the top level.
         rope = cfg.get("rope_parameters") or {}
         rope_type = rope.get("rope_type", "default")
         if rope_type != "default" or cfg.get("rope_scaling"):

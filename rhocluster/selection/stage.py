@@ -88,10 +88,10 @@ def select_cluster_masks(
     return summary
 
 
-def write_random_mask(shard_prefix: str, out_mask: str, ratio: float, seed: int) -> float:
+def write_random_mask(shard_prefix: str, out_mask: str, ratio: float, seed: int, shard_index: int) -> float:
     """The control: ``ratio`` of the shard's target tokens uniformly at random (uint8 [W, S]); returns the kept fraction."""
     shard = Shard(shard_prefix)
     valid = shard.target_mask()
-    mask = random_mask(valid, ratio, seed)
+    mask = random_mask(valid, ratio, seed, shard=shard_index)
     save_npy(out_mask, mask.astype(np.uint8))
     return float(mask.sum() / valid.sum())

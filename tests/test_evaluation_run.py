@@ -1,0 +1,166 @@
+"""evaluate_model through lm-eval's hf backend on a tiny random Llama; the lm-eval task configs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rhocluster.evaluation.answers import extract_answer
+from rhocluster.evaluation.benchmarks import BENCHMARKS, normalize_benchmark
+from rhocluster.evaluation.grading import grade
+from rhocluster.evaluation.lm_eval_tasks import SUITE_GROUP, TASKS_DIR, task_name
+from rhocluster.evaluation.tiny import write_tiny_benchmarks
+
+
+def _train_tokenizer(texts: list[str], out_dir: Path) -> object:
+    """A byte-level BPE with <unk>=0, <s>=1, </s>=2 that prepends <s>, saved for AutoTokenizer."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400,
+        special_tokens=["<unk>", "<s>", "</s>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tokenizer.train_from_iterator(texts, trainer)
+    tokenizer.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
+    wrapped = PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+    assert [wrapped.convert_tokens_to_ids(t) for t in ("<unk>", "<s>", "</s>")] == [0, 1, 2]
+    wrapped.save_pretrained(out_dir)
+    return wrapped
+
+
+@pytest.fixture(scope="module")
+def tiny_setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    root = tmp_path_factory.mktemp("tiny_eval")
+    write_tiny_benchmarks(root / "harness", 6, seed=0)
+    normalized = root / "normalized"
+    for benchmark in BENCHMARKS:
+        normalize_benchmark(root / "harness", benchmark, normalized / f"{benchmark}.jsonl", limit=4)
+    texts = [json.loads(line)["prompt"] for p in sorted(normalized.glob("*.jsonl")) for line in p.read_text().splitlines()]
+    model_dir = root / "model"
+    tokenizer = _train_tokenizer(texts, model_dir)
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=48, intermediate_size=96, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+        bos_token_id=1, eos_token_id=2,
+    )
+    model = LlamaForCausalLM(config)
+    assert 50_000 < sum(p.numel() for p in model.parameters()) < 150_000
+    model.save_pretrained(model_dir)
+    return {"root": root, "harness": root / "harness", "normalized": normalized, "model": model_dir}
+
+
+def test_evaluate_model_writes_the_contract(tiny_setup: dict[str, Path]) -> None:
+    from rhocluster.evaluation.run import evaluate_model
+
+    out = tiny_setup["root"] / "out"
+    normalized = tiny_setup["normalized"] / "gsm8k.jsonl"
+    summary = evaluate_model(
+        tiny_setup["model"], "gsm8k", normalized, out / "gsm8k.json", out / "gsm8k.predictions.jsonl",
+        batch_size=4, max_gen_toks=16,
+    )
+    assert json.loads((out / "gsm8k.json").read_text()) == summary
+    assert set(summary) == {
+        "benchmark", "model", "accuracy", "n", "correct", "timeouts", "empty_predictions", "truncated_prompts", "settings",
+    }
+    assert summary["truncated_prompts"] == 0 and summary["settings"]["context_tokens"] == 512 - 16
+    assert summary["benchmark"] == "gsm8k" and summary["n"] == 4
+    assert summary["accuracy"] == pytest.approx(100 * summary["correct"] / 4)
+    settings = summary["settings"]
+    assert settings["backend"] == "hf" and settings["max_gen_toks"] == 16 and settings["dtype"] == "float32"
+    assert settings["do_sample"] is False and settings["stop_strings"] == ["</s>", "\n\nQuestion:", "\n\nProblem:"]
+
+    rows = [json.loads(line) for line in normalized.read_text().splitlines()]
+    predictions = [json.loads(line) for line in (out / "gsm8k.predictions.jsonl").read_text().splitlines()]
+    assert [p["id"] for p in predictions] == [r["id"] for r in rows]
+    for prediction, row in zip(predictions, rows):
+        assert set(prediction) == {"id", "prompt_sha256", "completion", "extracted_answer", "gold", "verdict", "timed_out"}
+        assert prediction["prompt_sha256"] == hashlib.sha256(row["prompt"].encode()).hexdigest()
+        assert prediction["gold"] == row["gold"]
+        assert prediction["extracted_answer"] == extract_answer("gsm8k", prediction["completion"])
+        assert prediction["verdict"] == grade("gsm8k", prediction["completion"], row["gold"])
+        for stop in ("\n\nQuestion:", "\n\nProblem:"):
+            assert stop not in prediction["completion"]
+    assert summary["correct"] == sum(p["verdict"] for p in predictions)
+    assert summary["empty_predictions"] == sum(p["extracted_answer"] == "" for p in predictions)
+    assert sorted(p.name for p in out.iterdir()) == ["gsm8k.json", "gsm8k.predictions.jsonl"]
+
+
+def test_evaluate_model_limit_and_errors(tiny_setup: dict[str, Path]) -> None:
+    from rhocluster.evaluation.run import evaluate_model
+
+    out = tiny_setup["root"] / "out_limit"
+    summary = evaluate_model(
+        tiny_setup["model"], "sat_math", tiny_setup["normalized"] / "sat_math.jsonl", out / "s.json", out / "s.jsonl",
+        batch_size=2, max_gen_toks=4, limit=2,
+    )
+    assert summary["n"] == 2 and summary["settings"]["limit"] == 2
+    with pytest.raises(ValueError, match="valid names"):
+        evaluate_model(tiny_setup["model"], "gsm9k", tiny_setup["normalized"] / "gsm8k.jsonl", out / "x", out / "y")
+    with pytest.raises(ValueError, match="backend"):
+        evaluate_model(tiny_setup["model"], "gsm8k", tiny_setup["normalized"] / "gsm8k.jsonl", out / "x", out / "y",
+                       backend="tgi")
+
+
+def test_truncated_prompts_are_counted(tiny_setup: dict[str, Path]) -> None:
+    from rhocluster.evaluation.run import count_truncated_prompts
+
+    prompts = [json.loads(line)["prompt"] for line in (tiny_setup["normalized"] / "mathqa.jsonl").read_text().splitlines()]
+    assert count_truncated_prompts(tiny_setup["model"], prompts, 16) == (496, 0)
+    assert count_truncated_prompts(tiny_setup["model"], prompts, 500) == (12, 4)
+
+
+def test_task_configs_are_indexed() -> None:
+    from lm_eval.tasks import TaskManager
+
+    manager = TaskManager(include_path=str(TASKS_DIR), include_defaults=False)
+    for benchmark in BENCHMARKS:
+        assert task_name(benchmark) in manager.all_subtasks
+    assert SUITE_GROUP in manager.all_groups
+
+
+def test_dataset_sources(tiny_setup: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from rhocluster.evaluation.lm_eval_tasks import utils
+
+    normalized = tiny_setup["normalized"]
+    monkeypatch.delenv(utils.DATA_DIR_ENV, raising=False)
+    monkeypatch.delenv(utils.HARNESS_DIR_ENV, raising=False)
+    with pytest.raises(FileNotFoundError, match=utils.DATA_DIR_ENV):
+        utils.load_rho1_dataset("math", version=1.0)
+    explicit = utils.load_rho1_dataset("math", data_files={"test": str(normalized / "math.jsonl")}, version=1.0)
+    assert explicit["test"].num_rows == 4 and explicit["test"][0]["benchmark"] == "math"
+    monkeypatch.setenv(utils.HARNESS_DIR_ENV, str(tiny_setup["harness"]))
+    from_harness = utils.load_rho1_dataset("math")["test"]
+    assert from_harness.num_rows == 6 and from_harness[0]["prompt"] == explicit["test"][0]["prompt"]
+    monkeypatch.setenv(utils.DATA_DIR_ENV, str(normalized))
+    assert utils.load_rho1_dataset("math", pretrained="ignored")["test"].num_rows == 4
+    scores = utils.process_results({"benchmark": "math", "gold": "3"}, ["So $x = \\boxed{3}$."])
+    assert scores == {"exact_match": 1.0, "timeout": 0.0, "empty_prediction": 0.0}
+
+
+@pytest.mark.slow
+def test_lm_eval_cli_standalone(tiny_setup: dict[str, Path], tmp_path: Path) -> None:
+    env = dict(os.environ, RHO1_EVAL_DATA_DIR=str(tiny_setup["normalized"]))
+    command = [
+        sys.executable, "-m", "lm_eval", "--model", "hf",
+        "--model_args", f"pretrained={tiny_setup['model']},dtype=float32",
+        "--include_path", str(TASKS_DIR), "--tasks", SUITE_GROUP,
+        "--gen_kwargs", "max_gen_toks=4", "--batch_size", "4", "--output_path", str(tmp_path),
+    ]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert SUITE_GROUP in result.stdout and "rho1_math" in result.stdout
