@@ -1,6 +1,5 @@
 from snakemake.utils import min_version, validate
 
-
 min_version("9.0")
 
 
@@ -8,6 +7,9 @@ configfile: "config/config.yaml"
 
 
 validate(config, "config/schema.yaml")
+
+
+report: "report/workflow.rst"
 
 
 include: "rules/common.smk"

@@ -7,18 +7,18 @@ rule cluster_level:
         f"{LOGS}/cluster_level/{{level}}.log",
     benchmark:
         f"{BENCH}/cluster_level/{{level}}.tsv"
-    params:
-        level=level_params,
-        spherical=config["clustering"].get("spherical", False),
-        seed=lambda wc: config["seed"] + int(wc.level),
-        out_dir=lambda wc: f"{R}/clusters/level_{wc.level}",
+    conda:
+        "../envs/clustering.yaml"
     threads: 2
     resources:
         mem_mb=16000,
         runtime=240,
         gpus=gpu(1),
-    conda:
-        "../envs/clustering.yaml"
+    params:
+        level=level_params,
+        spherical=config["clustering"].get("spherical", False),
+        seed=lambda wc: config["seed"] + int(wc.level),
+        out_dir=lambda wc: f"{R}/clusters/level_{wc.level}",
     script:
         "../scripts/cluster_level.py"
 
@@ -36,17 +36,17 @@ rule assign:
         f"{LOGS}/assign/{{shard}}.log",
     benchmark:
         f"{BENCH}/assign/{{shard}}.tsv"
-    params:
-        prefix=lambda wc: f"{R}/shards/web/{wc.shard}",
-        batch_size=config["scoring"].get("batch_size", 32),
-        layer=config["scoring"].get("layer", -1),
-        spherical=config["clustering"].get("spherical", False),
+    conda:
+        "../envs/clustering.yaml"
     threads: 2
     resources:
         mem_mb=8000,
         runtime=240,
         gpus=gpu(1),
-    conda:
-        "../envs/clustering.yaml"
+    params:
+        prefix=lambda wc: f"{R}/shards/web/{wc.shard}",
+        batch_size=config["scoring"].get("batch_size", 32),
+        layer=config["scoring"].get("layer", -1),
+        spherical=config["clustering"].get("spherical", False),
     script:
         "../scripts/assign.py"

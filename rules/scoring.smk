@@ -9,19 +9,19 @@ rule score_reference:
         f"{LOGS}/score_reference/{{shard}}.log",
     benchmark:
         f"{BENCH}/score_reference/{{shard}}.tsv"
+    conda:
+        "../envs/training.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=240,
+        gpus=gpu(1),
     params:
         prefix=lambda wc: f"{R}/shards/web/{wc.shard}",
         batch_size=config["scoring"].get("batch_size", 32),
         layer=config["scoring"].get("layer", -1),
         sample_tokens=config["scoring"].get("sample_tokens_per_shard", 3000),
         seed=lambda wc: config["seed"] * 100003 + int(wc.shard),
-    threads: 2
-    resources:
-        mem_mb=8000,
-        runtime=240,
-        gpus=gpu(1),
-    conda:
-        "../envs/training.yaml"
     script:
         "../scripts/score.py"
 
@@ -36,16 +36,16 @@ rule score_base:
         f"{LOGS}/score_base/{{shard}}.log",
     benchmark:
         f"{BENCH}/score_base/{{shard}}.tsv"
-    params:
-        prefix=lambda wc: f"{R}/shards/web/{wc.shard}",
-        batch_size=config["scoring"].get("batch_size", 32),
+    conda:
+        "../envs/training.yaml"
     threads: 2
     resources:
         mem_mb=8000,
         runtime=240,
         gpus=gpu(1),
-    conda:
-        "../envs/training.yaml"
+    params:
+        prefix=lambda wc: f"{R}/shards/web/{wc.shard}",
+        batch_size=config["scoring"].get("batch_size", 32),
     script:
         "../scripts/score.py"
 
@@ -61,15 +61,15 @@ rule fit_projection:
         f"{LOGS}/fit_projection.log",
     benchmark:
         f"{BENCH}/fit_projection.tsv"
-    params:
-        projection=config["scoring"].get("projection", {}),
-        normalize=config["scoring"].get("normalize", "l2"),
-        seed=config["seed"],
+    conda:
+        "../envs/clustering.yaml"
     threads: 2
     resources:
         mem_mb=16000,
         runtime=120,
-    conda:
-        "../envs/clustering.yaml"
+    params:
+        projection=config["scoring"].get("projection", {}),
+        normalize=config["scoring"].get("normalize", "l2"),
+        seed=config["seed"],
     script:
         "../scripts/fit_projection.py"

@@ -8,19 +8,19 @@ rule select_cluster_tokens:
         f"{LOGS}/select_tokens/{{variant}}.log",
     benchmark:
         f"{BENCH}/select_tokens/{{variant}}.tsv"
+    wildcard_constraints:
+        variant="cluster|cluster_excess",
+    conda:
+        "../envs/clustering.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=120,
     params:
         ratio=config["selection"].get("ratio", 0.6),
         policy=leaf_policy,
         seed=config["seed"],
         levels=[f"{R}/clusters/level_{level}" for level in LEVELS],
-    wildcard_constraints:
-        variant="cluster|cluster_excess",
-    threads: 1
-    resources:
-        mem_mb=8000,
-        runtime=120,
-    conda:
-        "../envs/clustering.yaml"
     script:
         "../scripts/select_tokens.py"
 
@@ -34,15 +34,15 @@ rule random_mask:
         f"{LOGS}/random_mask/{{shard}}.log",
     benchmark:
         f"{BENCH}/random_mask/{{shard}}.tsv"
-    params:
-        prefix=lambda wc: f"{R}/shards/web/{wc.shard}",
-        ratio=config["selection"].get("ratio", 0.6),
-        seed=config["seed"],
+    conda:
+        "../envs/clustering.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=30,
-    conda:
-        "../envs/clustering.yaml"
+    params:
+        prefix=lambda wc: f"{R}/shards/web/{wc.shard}",
+        ratio=config["selection"].get("ratio", 0.6),
+        seed=config["seed"],
     script:
         "../scripts/random_mask.py"

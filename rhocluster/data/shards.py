@@ -42,12 +42,14 @@ class ShardMeta:
 
 
 def pack_windows(
-    docs: Iterable[tuple[list[int], np.ndarray | None]], seq_len: int, eos_id: int
+    docs: Iterable[tuple[list[int], np.ndarray | None]], seq_len: int, eos_id: int, bos_id: int | None = None
 ) -> tuple[np.ndarray, np.ndarray | None, int, int]:
-    """Concatenate documents (each followed by EOS) and cut them into full windows.
+    """Concatenate documents (each as ``[BOS] tokens EOS``) and cut them into full windows.
 
     Returns ``(tokens [W, S] int64, labels [W, S] uint8 or None, n_docs, n_dropped_tail_tokens)``.
-    The EOS after a document carries the label of that document's last token.
+    BOS (when ``bos_id`` is given) carries the label of the document's first token and EOS that of
+    its last, so every position has a ground-truth label. BOS is prepended as in Llama/TinyLlama
+    pretraining and as lm-eval's ``hf`` backend does at evaluation, so both see the same framing.
     """
     ids: list[np.ndarray] = []
     labels: list[np.ndarray] = []
@@ -57,13 +59,15 @@ def pack_windows(
         n_docs += 1
         if with_labels is None:
             with_labels = lab is not None
-        ids.append(np.asarray(list(tok) + [eos_id], dtype=np.int64))
+        head = [] if bos_id is None else [bos_id]
+        ids.append(np.asarray(head + list(tok) + [eos_id], dtype=np.int64))
         if with_labels:
             lab = np.asarray(lab, dtype=np.uint8)
             if len(lab) != len(tok):
                 raise ValueError(f"document {n_docs}: {len(lab)} labels for {len(tok)} tokens")
             last = lab[-1:] if len(lab) else np.zeros(1, np.uint8)
-            labels.append(np.concatenate([lab, last]))
+            first = (lab[:1] if len(lab) else last) if bos_id is not None else lab[:0]
+            labels.append(np.concatenate([first, lab, last]))
     flat = np.concatenate(ids) if ids else np.zeros(0, np.int64)
     n_windows = len(flat) // seq_len
     used = n_windows * seq_len

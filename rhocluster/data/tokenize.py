@@ -42,14 +42,16 @@ def _encode(docs_path: Path, tokenizer_dir: Path, batch: int = 256) -> Iterator[
 def tokenize_shard(
     docs_path: Path | str, tokenizer_dir: Path | str, prefix: Path | str, window: int, vocab_size: int
 ) -> ShardMeta:
-    """Tokenize documents, append EOS to each, pack into windows of ``window`` tokens and write the shard.
+    """Tokenize documents, frame each as ``BOS ... EOS``, pack into windows of ``window`` tokens and write the shard.
 
     Shards without ground-truth spans get a label array of ``UNLABELED`` and ``has_labels = False``.
     """
     tok = load_tokenizer(Path(tokenizer_dir))
     if len(tok) > vocab_size:
         raise ValueError(f"tokenizer {tokenizer_dir} has {len(tok)} tokens but model.vocab_size is {vocab_size}")
-    tokens, labels, n_docs, dropped = pack_windows(_encode(Path(docs_path), Path(tokenizer_dir)), window, tok.eos_token_id)
+    tokens, labels, n_docs, dropped = pack_windows(
+        _encode(Path(docs_path), Path(tokenizer_dir)), window, tok.eos_token_id, tok.bos_token_id
+    )
     has_labels = labels is not None
     if labels is None:
         labels = np.full(tokens.shape, UNLABELED, np.uint8)

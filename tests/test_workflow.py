@@ -1,0 +1,243 @@
+"""The tiny default workflow, end to end: every stage's files against their contract, the tables and
+README it writes, partial reruns (``snakemake -n`` after a config change) and config validation."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from rhocluster.corpus.labels import LABELS, NO_LABEL
+from rhocluster.data.shards import Shard
+from rhocluster.reporting.readme import END, START
+from tests.conftest import REPO, change_config, copy_workflow, run_snakemake
+
+pytestmark = pytest.mark.slow
+
+R = "results/tiny"
+CONFIG = yaml.safe_load((REPO / "config/config.yaml").read_text())
+WEB = [f"{i:05d}" for i in range(CONFIG["data"]["synthetic"]["web_shards"])]
+MODELS = ["base", "reference", *CONFIG["variants"]]
+BENCHMARKS = CONFIG["evaluation"]["benchmarks"]
+RATIO = CONFIG["selection"]["ratio"]
+
+
+def web_shard(run: Path, shard: str) -> Shard:
+    return Shard(run / R / "shards/web" / shard)
+
+
+# --- stage contracts -----------------------------------------------------------------------------
+
+
+def test_shards_are_fixed_windows_with_labels(tiny_run):
+    for split, n in [("web", len(WEB)), ("hq", 1), ("pretrain", CONFIG["data"]["synthetic"]["pretrain_shards"])]:
+        for i in range(n):
+            shard = Shard(tiny_run / R / "shards" / split / f"{i:05d}")
+            tokens = shard.windows()
+            assert tokens.shape == (shard.meta.n_windows, CONFIG["data"]["seq_len"] + 1)
+            assert shard.meta.dtype == "uint16" and tokens.max() < CONFIG["model"]["vocab_size"]
+            # Documents are framed as <s> ... </s>: BOS and EOS alternate along the token stream.
+            flat = tokens.ravel()
+            specials = flat[(flat == 1) | (flat == 2)]
+            assert len(specials) >= 2 and not np.any(specials[1:] == specials[:-1])
+            labels = shard.labels()
+            assert labels.shape == tokens.shape and labels.dtype == np.uint8
+    # Web documents carry ground-truth labels for every token; each label occurs.
+    labels = web_shard(tiny_run, WEB[0]).labels()
+    assert set(range(len(LABELS))) <= set(np.unique(labels).tolist()) <= set(range(len(LABELS))) | {NO_LABEL}
+
+
+def test_reference_losses_align_with_windows(tiny_run):
+    for shard in WEB:
+        windows = web_shard(tiny_run, shard).shape
+        for model in ("reference", "base"):
+            path = tiny_run / R / "scores" / model / f"{shard}.loss.npy"
+            if model == "base" and not path.exists():
+                continue  # only cluster_excess needs base losses
+            loss = np.load(path)
+            assert loss.shape == windows and loss.dtype == np.float16
+            assert np.isnan(loss[:, 0]).all(), "position 0 is never a target"
+            assert np.isfinite(loss[:, 1:]).all() and (loss[:, 1:] >= 0).all()
+
+
+def test_cluster_tree_is_consistent(tiny_run):
+    levels = CONFIG["clustering"]["levels"]
+    n_points = None
+    for l, spec in enumerate(levels, start=1):
+        d = tiny_run / R / "clusters" / f"level_{l}"
+        centroids, parents, sizes = (np.load(d / f) for f in ("centroids.npy", "parents.npy", "sizes.npy"))
+        assert centroids.shape[0] == spec["k"] == sizes.shape[0]
+        assert np.isfinite(centroids).all()
+        if n_points is not None:
+            assert sizes.sum() == n_points, f"level {l} sizes must add up to the level below"
+        n_points = int(sizes.sum())
+        if l < len(levels):
+            assert parents.shape == (spec["k"],)
+            assert parents.min() >= 0 and parents.max() < levels[l]["k"]
+        summary = json.loads((d / "summary.json").read_text())
+        assert summary["k"] == spec["k"] and summary["inertia"] >= 0
+
+
+def test_leaf_ids_cover_every_target(tiny_run):
+    k1 = CONFIG["clustering"]["levels"][0]["k"]
+    for shard in WEB:
+        leaf = np.load(tiny_run / R / "clusters/assign" / f"{shard}.leaf.npy")
+        assert leaf.shape == web_shard(tiny_run, shard).shape and leaf.dtype == np.int32
+        assert (leaf[:, 0] == -1).all()
+        assert leaf[:, 1:].min() >= 0 and leaf[:, 1:].max() < k1
+
+
+@pytest.mark.parametrize("variant", ["cluster", "cluster_excess", "random"])
+def test_masks_keep_the_configured_ratio(tiny_run, variant):
+    kept = total = 0
+    for shard in WEB:
+        mask = np.load(tiny_run / R / "masks" / variant / f"{shard}.npy")
+        assert mask.shape == web_shard(tiny_run, shard).shape and mask.dtype == np.uint8
+        assert set(np.unique(mask)) <= {0, 1} and not mask[:, 0].any()
+        kept += int(mask[:, 1:].sum())
+        total += mask[:, 1:].size
+    assert abs(kept / total - RATIO) <= 0.005
+
+
+def test_every_model_is_trained_and_exported(tiny_run):
+    for model in MODELS:
+        d = tiny_run / R / "models" / model
+        hf = d / "hf"
+        assert (hf / "config.json").exists() and list(hf.glob("*.safetensors"))
+        if model == "base" and CONFIG["base"]["source"] != "pretrain":
+            continue
+        log = [json.loads(line) for line in (d / "train_log.jsonl").read_text().splitlines()]
+        assert log and all(np.isfinite(r["loss"]) for r in log)
+        summary = json.loads((d / "summary.json").read_text())
+        assert summary["steps"] == log[-1]["step"]
+
+
+def test_training_keeps_the_selected_fraction(tiny_run):
+    """ct trains on every target; masked variants and rho1 on the configured budget."""
+    for variant in CONFIG["variants"]:
+        log = [json.loads(line) for line in (tiny_run / R / "models" / variant / "train_log.jsonl").read_text().splitlines()]
+        kept = np.mean([r["kept_fraction"] for r in log])
+        expected = 1.0 if variant == "ct" else RATIO
+        assert abs(kept - expected) < 0.05, (variant, kept)
+
+
+def test_every_model_is_evaluated_on_every_benchmark(tiny_run):
+    n_items = CONFIG["evaluation"]["tiny_items_per_benchmark"]
+    for model in MODELS:
+        for bench in BENCHMARKS:
+            summary = json.loads((tiny_run / R / "eval" / model / f"{bench}.json").read_text())
+            preds = (tiny_run / R / "eval" / model / f"{bench}.predictions.jsonl").read_text().splitlines()
+            assert summary["n"] == len(preds) == n_items
+            verdicts = [json.loads(p)["verdict"] for p in preds]
+            assert summary["correct"] == sum(verdicts)
+            assert summary["accuracy"] == pytest.approx(100 * sum(verdicts) / n_items) or summary[
+                "accuracy"
+            ] == pytest.approx(sum(verdicts) / n_items)
+
+
+# --- tables and README ---------------------------------------------------------------------------
+
+
+def markdown_rows(md: str) -> dict[str, list[str]]:
+    rows = {}
+    for line in md.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and not set(line) <= set("|-: "):
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
+def test_results_table_has_one_row_per_model(tiny_run):
+    rows = markdown_rows((tiny_run / R / "tables/results.md").read_text())
+    for model in MODELS:
+        assert any(name == model or name.startswith(f"{model} ") for name in rows), f"no row for {model}"
+    # The numbers come from the evaluation files: recompute the ct row's average.
+    accs = [json.loads((tiny_run / R / "eval/ct" / f"{b}.json").read_text())["accuracy"] for b in BENCHMARKS]
+    ct_row = next(cells for name, cells in rows.items() if name == "ct" or name.startswith("ct "))
+    assert float(ct_row[len(BENCHMARKS)]) == pytest.approx(np.mean(accs), abs=0.051)
+
+
+def test_label_table_reports_kept_fraction_per_label(tiny_run):
+    rows = markdown_rows((tiny_run / R / "tables/labels.md").read_text())
+    for variant in ("cluster", "cluster_excess", "random"):
+        cells = next(c for name, c in rows.items() if name == variant)
+        fractions = [float(c) for c in cells[: len(LABELS)]]
+        assert all(0 <= f <= 100 for f in fractions)
+
+
+def test_readme_table_is_written_between_markers(tiny_run):
+    readme = (tiny_run / "README.md").read_text()
+    original = (REPO / "README.md").read_text()
+    before, after = original.split(START)[0], original.split(END)[1]
+    assert readme.startswith(before + START) and readme.endswith(END + after), "text outside the markers changed"
+    body = readme.split(START)[1].split(END)[0]
+    results = (tiny_run / R / "tables/results.md").read_text()
+    assert results.strip() in body
+
+
+# --- partial reruns ------------------------------------------------------------------------------
+
+
+def planned_jobs(workdir: Path) -> dict[str, int]:
+    """Rule -> number of jobs a dry run in ``workdir`` would execute."""
+    proc = run_snakemake(workdir, "-n", timeout=300)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    if "Nothing to be done" in proc.stdout:
+        return {}
+    table = proc.stdout.split("Job stats:")[1]
+    jobs = {}
+    for line in table.splitlines()[3:]:
+        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if not m:
+            break
+        if m.group(1) != "total":
+            jobs[m.group(1)] = int(m.group(2))
+    return jobs
+
+
+@pytest.fixture
+def rerun_dir(tiny_run, tmp_path) -> Path:
+    """A disposable copy of the finished run, so dry runs cannot disturb other tests."""
+    work = tmp_path / "run"
+    copy_workflow(work)
+    for name in ("results", "logs", "benchmarks", ".snakemake"):
+        shutil.copytree(tiny_run / name, work / name, symlinks=True, ignore=shutil.ignore_patterns("checkpoints"))
+    return work
+
+
+def test_finished_run_is_up_to_date(rerun_dir):
+    change_config(rerun_dir, lambda c: None)  # rewriting the same values changes nothing
+    assert planned_jobs(rerun_dir) == {}
+
+
+def test_level_change_reruns_only_levels_at_or_above_it(rerun_dir):
+    def edit(cfg):
+        cfg["clustering"]["levels"][1]["k"] = 12
+
+    change_config(rerun_dir, edit)
+    jobs = planned_jobs(rerun_dir)
+    n_cluster_variants = 2
+    assert jobs == {
+        "cluster_level": len(CONFIG["clustering"]["levels"]) - 1,
+        "select_cluster_tokens": n_cluster_variants,
+        "train_cpt": n_cluster_variants,
+        "export_hf": n_cluster_variants,
+        "evaluate": n_cluster_variants * len(BENCHMARKS),
+        "tables": 1,
+        "update_readme": 1,
+        "all": 1,
+    }
+
+
+def test_evaluation_change_reruns_only_evaluation_and_tables(rerun_dir):
+    def edit(cfg):
+        cfg["evaluation"]["max_gen_toks"] = 32
+
+    change_config(rerun_dir, edit)
+    jobs = planned_jobs(rerun_dir)
+    assert jobs == {"evaluate": len(MODELS) * len(BENCHMARKS), "tables": 1, "update_readme": 1, "all": 1}
