@@ -1,7 +1,6 @@
 import json
 from pathlib import Path
 
-
 RUN = config["run"]
 R = f"results/{RUN}"
 LOGS = f"logs/{RUN}"
@@ -53,7 +52,10 @@ def level_input(wildcards):
     level = int(wildcards.level)
     if level == 1:
         return {"points": f"{R}/embeddings/sample.npy"}
-    return {"points": f"{R}/clusters/level_{level - 1}/centroids.npy", "child_sizes": f"{R}/clusters/level_{level - 1}/sizes.npy"}
+    return {
+        "points": f"{R}/clusters/level_{level - 1}/centroids.npy",
+        "child_sizes": f"{R}/clusters/level_{level - 1}/sizes.npy",
+    }
 
 
 def level_params(wildcards):
@@ -86,9 +88,13 @@ def cpt_inputs(wildcards):
     """A variant trains on the web shards, from the base model, with its mask or reference losses."""
     inputs = {"shards": all_shard_files("web"), "init": f"{R}/models/base/mcore"}
     if wildcards.variant == "rho1":
-        inputs["ref_loss"] = expand(f"{R}/scores/reference/{{shard}}.loss.npy", shard=WEB_SHARDS)
+        inputs["ref_loss"] = expand(
+            f"{R}/scores/reference/{{shard}}.loss.npy", shard=WEB_SHARDS
+        )
     elif wildcards.variant != "ct":
-        inputs["masks"] = expand(f"{R}/masks/{wildcards.variant}/{{shard}}.npy", shard=WEB_SHARDS)
+        inputs["masks"] = expand(
+            f"{R}/masks/{wildcards.variant}/{{shard}}.npy", shard=WEB_SHARDS
+        )
     return inputs
 
 
@@ -100,10 +106,16 @@ def selection_inputs(wildcards):
         "levels": [f for level in LEVELS for f in level_files(level)],
     }
     if wildcards.variant == "cluster_excess":
-        inputs["base_loss"] = expand(f"{R}/scores/base/{{shard}}.loss.npy", shard=WEB_SHARDS)
-        inputs["ref_loss"] = expand(f"{R}/scores/reference/{{shard}}.loss.npy", shard=WEB_SHARDS)
+        inputs["base_loss"] = expand(
+            f"{R}/scores/base/{{shard}}.loss.npy", shard=WEB_SHARDS
+        )
+        inputs["ref_loss"] = expand(
+            f"{R}/scores/reference/{{shard}}.loss.npy", shard=WEB_SHARDS
+        )
     elif config["selection"].get("leaf_policy", "random") == "closest":
-        inputs["dist"] = expand(f"{R}/clusters/assign/{{shard}}.dist.npy", shard=WEB_SHARDS)
+        inputs["dist"] = expand(
+            f"{R}/clusters/assign/{{shard}}.dist.npy", shard=WEB_SHARDS
+        )
     return inputs
 
 
@@ -115,8 +127,11 @@ def leaf_policy(wildcards):
 
 def harness_dir():
     """Where the benchmark data and prompts live, in the harness' own layout."""
-    if config["evaluation"]["source"] == "tiny":
+    source = config["evaluation"]["source"]
+    if source == "tiny":
         return f"{R}/benchmarks/harness"
+    if source == "fetch":
+        return f"{R}/benchmarks/fetched"
     return config["evaluation"]["harness_dir"]
 
 
@@ -135,8 +150,13 @@ def gpu(n=1):
 
 
 def final_targets():
-    targets = [f"{R}/tables/results.md", f"{R}/tables/results.csv", f"{R}/tables/labels.md"]
+    targets = [
+        f"{R}/tables/results.md",
+        f"{R}/tables/results.csv",
+        f"{R}/tables/labels.md",
+    ]
     targets += [f"{R}/clusters/summary_{v}.json" for v in CLUSTER_VARIANTS]
+    targets += REPORT_TARGETS  # figures and statistics, defined in rules/report.smk
     if config["report"].get("update_readme", True):
         targets.append(f"{R}/tables/readme.done")
     return targets

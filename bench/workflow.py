@@ -1,0 +1,134 @@
+"""Whole-workflow budget: wall time and peak memory of ``snakemake --cores N`` plus a per-rule breakdown.
+
+Runs the workflow in a fresh copy of the repository's workflow files (so it never touches your
+``results/``), samples the summed RSS of snakemake and all its children every 0.2 s (the true peak of
+concurrent jobs, which Snakemake's per-job ``benchmark:`` files cannot show), then summarizes the
+per-job benchmark files by rule.
+
+    python bench/workflow.py --cores 2 --json bench/workflow.json
+    python bench/workflow.py --summarize .      # only the per-rule table of an existing run
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+WORKFLOW_FILES = ["Snakefile", "rules", "scripts", "config", "envs", "report", "profiles", "README.md"]
+
+
+def tree_rss(proc: psutil.Process) -> int:
+    """Summed resident memory (bytes) of ``proc`` and all its descendants."""
+    total = 0
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            total += p.memory_info().rss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return total
+
+
+def run_workflow(workdir: Path, cores: str, extra: list[str]) -> dict:
+    """Run snakemake in ``workdir``; return wall seconds, peak summed RSS and the return code."""
+    exe = Path(sys.executable).parent / "snakemake"
+    start = time.perf_counter()
+    proc = subprocess.Popen([str(exe), "--cores", cores, *extra], cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    ps = psutil.Process(proc.pid)
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            try:
+                peak = max(peak, tree_rss(ps))
+            except psutil.NoSuchProcess:
+                return
+            time.sleep(0.2)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    _, err = proc.communicate()
+    done.set()
+    sampler.join()
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.stderr.write(err.decode()[-4000:])
+    return {"wall_s": wall, "peak_rss_gb": peak / 1e9, "returncode": proc.returncode}
+
+
+def per_rule(bench_dir: Path) -> list[dict]:
+    """Jobs, summed wall seconds and max RSS (MB) per rule from Snakemake ``benchmark:`` files."""
+    stats: dict[str, dict] = defaultdict(lambda: {"jobs": 0, "seconds": 0.0, "max_rss_mb": 0.0})
+    for tsv in sorted(bench_dir.rglob("*.tsv")):
+        rule = tsv.parent.name if tsv.parent != bench_dir else tsv.stem
+        with open(tsv) as fh:
+            rows = list(csv.DictReader(fh, delimiter="\t"))
+        for row in rows:
+            s = stats[rule]
+            s["jobs"] += 1
+            s["seconds"] += float(row["s"])
+            rss = row.get("max_rss", "-")
+            if rss not in ("-", "NA", ""):
+                s["max_rss_mb"] = max(s["max_rss_mb"], float(rss))
+    return [{"rule": r, **v} for r, v in sorted(stats.items(), key=lambda kv: -kv[1]["seconds"])]
+
+
+def markdown(rows: list[dict], total: dict | None) -> str:
+    lines = []
+    if total:
+        lines += [
+            f"Total: {total['wall_s'] / 60:.1f} min wall, peak memory {total['peak_rss_gb']:.2f} GB "
+            f"(all concurrent processes), {total['cores']} cores.",
+            "",
+        ]
+    lines += ["| rule | jobs | job-seconds | max RSS (MB) |", "|---|---:|---:|---:|"]
+    lines += [f"| {r['rule']} | {r['jobs']} | {r['seconds']:.0f} | {r['max_rss_mb']:.0f} |" for r in rows]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cores", default="all")
+    ap.add_argument("--summarize", type=Path, help="only summarize the benchmark files of a finished run in this dir")
+    ap.add_argument("--run", default="tiny", help="run name (config key `run`)")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary run directory")
+    ap.add_argument("--json", type=Path, help="write the figures here as JSON")
+    args, extra = ap.parse_known_args()
+    total = None
+    if args.summarize:
+        workdir = args.summarize
+    else:
+        workdir = Path(tempfile.mkdtemp(prefix="rhocluster-bench-"))
+        for name in WORKFLOW_FILES:
+            src = REPO / name
+            if src.is_dir():
+                shutil.copytree(src, workdir / name)
+            elif src.exists():
+                shutil.copy2(src, workdir / name)
+        total = run_workflow(workdir, args.cores, extra)
+        total["cores"] = psutil.cpu_count() if args.cores == "all" else int(args.cores)
+    rows = per_rule(workdir / "benchmarks" / args.run)
+    print(markdown(rows, total))
+    if args.json:
+        args.json.write_text(json.dumps({"total": total, "rules": rows}, indent=2) + "\n")
+    if not args.summarize and not args.keep:
+        shutil.rmtree(workdir)
+    if total and total["returncode"] != 0:
+        sys.exit(total["returncode"])
+
+
+if __name__ == "__main__":
+    main()
