@@ -5,17 +5,42 @@ rule tiny_benchmarks:
         f"{LOGS}/tiny_benchmarks.log",
     benchmark:
         f"{BENCH}/tiny_benchmarks.tsv"
-    params:
-        n=config["evaluation"].get("tiny_items_per_benchmark", 12),
-        seed=config["seed"],
+    conda:
+        "../envs/evaluation.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../envs/evaluation.yaml"
+    params:
+        n=config["evaluation"].get("tiny_items_per_benchmark", 12),
+        seed=config["seed"],
     script:
         "../scripts/tiny_benchmarks.py"
+
+
+rule fetch_benchmarks:
+    input:
+        manifest=config["evaluation"]["fetch"]["manifest"],
+    output:
+        directory(f"{R}/benchmarks/fetched"),
+    log:
+        f"{LOGS}/fetch_benchmarks.log",
+    benchmark:
+        f"{BENCH}/fetch_benchmarks.tsv"
+    localrule: True
+    conda:
+        "../envs/evaluation.yaml"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=30,
+    params:
+        benchmarks=BENCHMARKS,
+        cache_dir=config["evaluation"]["fetch"]["cache_dir"],
+        retries=config["evaluation"]["fetch"]["retries"],
+        timeout_s=config["evaluation"]["fetch"]["timeout_s"],
+    script:
+        "../scripts/fetch_benchmarks.py"
 
 
 rule normalize_benchmark:
@@ -27,14 +52,14 @@ rule normalize_benchmark:
         f"{LOGS}/normalize_benchmark/{{benchmark}}.log",
     benchmark:
         f"{BENCH}/normalize_benchmark/{{benchmark}}.tsv"
-    params:
-        limit=config["evaluation"].get("limit"),
+    conda:
+        "../envs/evaluation.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/evaluation.yaml"
+    params:
+        limit=config["evaluation"].get("limit"),
     script:
         "../scripts/normalize_benchmark.py"
 
@@ -50,17 +75,28 @@ rule evaluate:
         f"{LOGS}/evaluate/{{model}}_{{benchmark}}.log",
     benchmark:
         f"{BENCH}/evaluate/{{model}}_{{benchmark}}.tsv"
-    params:
-        backend=config["evaluation"].get("backend", "hf"),
-        batch_size=config["evaluation"].get("batch_size", 8),
-        max_gen_toks=config["evaluation"].get("max_gen_toks", 1024),
-        device=config["evaluation"].get("device", "cpu"),
+    conda:
+        "../envs/evaluation.yaml"
     threads: 1
     resources:
         mem_mb=8000,
         runtime=240,
-        gpus=gpu(1),
-    conda:
-        "../envs/evaluation.yaml"
+        gpus=(
+            gpu(config["evaluation"]["vllm"]["tensor_parallel_size"])
+            if config["evaluation"]["backend"] == "vllm"
+            else gpu(1)
+        ),
+    params:
+        backend=config["evaluation"]["backend"],
+        batch_size=config["evaluation"]["batch_size"],
+        max_gen_toks=config["evaluation"].get("max_gen_toks", 1024),
+        device=config["evaluation"].get("device", "cpu"),
+        # engine settings matter only to vllm: changing them must not rerun hf evaluations
+        vllm=(
+            config["evaluation"]["vllm"]
+            if config["evaluation"]["backend"] == "vllm"
+            else {}
+        ),
+        seed=config["seed"],
     script:
         "../scripts/evaluate.py"

@@ -1,50 +1,210 @@
+# Paths the report rules read and write. Plain values, not functions, so this file holds rules only
+# (snakemake --lint); they depend on nothing but the config.
+FIGURES = f"{R}/figures"
+# [model, benchmark, summary, predictions] of every evaluation (rule evaluate's outputs)
+REPORT_EVALS = [
+    [m, b, f"{R}/eval/{m}/{b}.json", f"{R}/eval/{m}/{b}.predictions.jsonl"]
+    for m in MODELS
+    for b in BENCHMARKS
+]
+REPORT_EVAL_FILES = [path for row in REPORT_EVALS for path in row[2:]]
+TRAIN_LOGS = {v: f"{R}/models/{v}/train_log.jsonl" for v in VARIANTS}
+SELECTION_SUMMARIES = {v: f"{R}/clusters/summary_{v}.json" for v in CLUSTER_VARIANTS}
+LEVEL_DIRS = [f"{R}/clusters/level_{level}" for level in LEVELS]
+# everything the report rules make beyond tables/results.*: intervals, paired tests, figures
+REPORT_TARGETS = [
+    f"{R}/tables/ci.csv",
+    f"{R}/tables/significance.md",
+    f"{FIGURES}/accuracy.png",
+    f"{FIGURES}/loss.png",
+    f"{FIGURES}/kept_fraction.png",
+] + ([f"{FIGURES}/clusters.png"] if CLUSTER_VARIANTS else [])
+
+
+rule report_all:
+    input:
+        REPORT_TARGETS,
+
+
 rule tables:
     input:
-        evals=[path for _, _, path in eval_files()],
+        evals=REPORT_EVAL_FILES,
         summaries=list(label_summaries().values()),
     output:
         results_md=f"{R}/tables/results.md",
-        results_csv=f"{R}/tables/results.csv",
+        results_csv=report(
+            f"{R}/tables/results.csv",
+            caption="../report/results_table.rst",
+            category="Tables",
+        ),
         labels_md=f"{R}/tables/labels.md",
-        labels_csv=f"{R}/tables/labels.csv",
+        labels_csv=report(
+            f"{R}/tables/labels.csv",
+            caption="../report/labels_table.rst",
+            category="Tables",
+        ),
     log:
         f"{LOGS}/tables.log",
     benchmark:
         f"{BENCH}/tables.tsv"
-    params:
-        evals=eval_files(),
-        summaries=label_summaries(),
-        models=MODELS,
-        benchmarks=BENCHMARKS,
-        run=RUN,
+    conda:
+        "../envs/report.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../envs/report.yaml"
+    params:
+        evals=REPORT_EVALS,
+        summaries=label_summaries(),
+        models=MODELS,
+        benchmarks=BENCHMARKS,
+        run=RUN,
     script:
         "../scripts/tables.py"
+
+
+rule significance:
+    input:
+        REPORT_EVAL_FILES,
+    output:
+        ci_md=f"{R}/tables/ci.md",
+        ci_csv=f"{R}/tables/ci.csv",
+        significance_md=f"{R}/tables/significance.md",
+        significance_csv=report(
+            f"{R}/tables/significance.csv",
+            caption="../report/significance_table.rst",
+            category="Tables",
+        ),
+    log:
+        f"{LOGS}/significance.log",
+    benchmark:
+        f"{BENCH}/significance.tsv"
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        evals=REPORT_EVALS,
+        models=MODELS,
+        variants=VARIANTS,
+        baselines=["ct", "rho1"],
+        benchmarks=BENCHMARKS,
+        resamples=config["report"].get("bootstrap_resamples", 10000),
+        seed=config["seed"],
+    script:
+        "../scripts/significance.py"
+
+
+rule figure_accuracy:
+    input:
+        ci=f"{R}/tables/ci.csv",
+    output:
+        report(
+            f"{FIGURES}/accuracy.png",
+            caption="../report/accuracy.rst",
+            category="Results",
+        ),
+    log:
+        f"{LOGS}/figures/accuracy.log",
+    benchmark:
+        f"{BENCH}/figures/accuracy.tsv"
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        run=RUN,
+    script:
+        "../scripts/figures_accuracy.py"
+
+
+rule figure_training:
+    input:
+        list(TRAIN_LOGS.values()),
+    output:
+        loss=report(
+            f"{FIGURES}/loss.png",
+            caption="../report/loss.rst",
+            category="Training",
+        ),
+        kept=report(
+            f"{FIGURES}/kept_fraction.png",
+            caption="../report/kept_fraction.rst",
+            category="Training",
+        ),
+    log:
+        f"{LOGS}/figures/training.log",
+    benchmark:
+        f"{BENCH}/figures/training.tsv"
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        logs=TRAIN_LOGS,
+        budget=config["selection"].get("ratio", 0.6),
+        run=RUN,
+    script:
+        "../scripts/figures_training.py"
+
+
+rule figure_clusters:
+    input:
+        levels=[
+            f"{d}/{name}" for d in LEVEL_DIRS for name in ("sizes.npy", "summary.json")
+        ],
+        selections=list(SELECTION_SUMMARIES.values()),
+    output:
+        report(
+            f"{FIGURES}/clusters.png",
+            caption="../report/clusters.rst",
+            category="Clustering",
+        ),
+    log:
+        f"{LOGS}/figures/clusters.log",
+    benchmark:
+        f"{BENCH}/figures/clusters.tsv"
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        levels=LEVEL_DIRS,
+        selections=SELECTION_SUMMARIES,
+        run=RUN,
+    script:
+        "../scripts/figures_clusters.py"
 
 
 rule update_readme:
     input:
         results=f"{R}/tables/results.md",
         labels=f"{R}/tables/labels.md",
+        significance=f"{R}/tables/significance.md",
+        figure=f"{FIGURES}/accuracy.png",
     output:
         touch(f"{R}/tables/readme.done"),
     log:
         f"{LOGS}/update_readme.log",
     benchmark:
         f"{BENCH}/update_readme.tsv"
-    params:
-        readme=config["report"].get("readme", "README.md"),
-        run=RUN,
+    conda:
+        "../envs/report.yaml"
     threads: 1
     resources:
         mem_mb=500,
         runtime=5,
-    conda:
-        "../envs/report.yaml"
+    params:
+        readme=config["report"].get("readme", "README.md"),
+        figure=config["report"].get("readme_figure", "docs/results.png"),
+        run=RUN,
     script:
         "../scripts/update_readme.py"

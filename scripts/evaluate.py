@@ -18,5 +18,7 @@ with logged(sm.log[0]) as log:
         batch_size=sm.params.batch_size,
         max_gen_toks=sm.params.max_gen_toks,
         device=sm.params.device,
+        vllm=sm.params.vllm,
+        seed=sm.params.seed,
     )
     log.info("%s", summary)

@@ -1,4 +1,4 @@
-"""Accuracy table (model x benchmark) and kept-fraction-per-label table, as Markdown and CSV."""
+"""Accuracy table (model x benchmark, beside the published rows) and kept-fraction-per-label table."""
 
 from rhocluster.reporting.tables import write_tables
 from rhocluster.workflow import logged
@@ -6,10 +6,10 @@ from rhocluster.workflow import logged
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]):
     write_tables(
-        evals={(m, b): p for m, b, p in sm.params.evals},
+        evals={(m, b): (summary, predictions) for m, b, summary, predictions in sm.params.evals},
         summaries=dict(sm.params.summaries),
         models=list(sm.params.models),
         benchmarks=list(sm.params.benchmarks),
         run=sm.params.run,
-        out=dict(sm.output),
+        out=dict(sm.output.items()),
     )

@@ -1,12 +1,17 @@
-"""Rewrite the README's results table between its markers from the workflow's tables."""
+"""Rewrite the README's results block between its markers and copy the main figure beside it."""
 
-from pathlib import Path
-
-from rhocluster.reporting.readme import readme_body, update_readme
+from rhocluster.reporting.readme import write_readme
 from rhocluster.workflow import logged
 
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]) as log:
-    body = readme_body(Path(sm.input.results).read_text(), Path(sm.input.labels).read_text(), sm.params.run)
-    changed = update_readme(Path(sm.params.readme), body)
-    log.info("README %s", "updated" if changed else "unchanged")
+    readme_changed, figure_changed = write_readme(
+        sm.params.readme,
+        sm.params.run,
+        results_md=sm.input.results,
+        labels_md=sm.input.labels,
+        significance_md=sm.input.significance,
+        figure=sm.input.figure,
+        figure_dest=sm.params.figure,
+    )
+    log.info("README %s, figure %s", *("updated" if c else "unchanged" for c in (readme_changed, figure_changed)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -74,6 +75,46 @@ def test_every_real_item_parses(benchmark: str) -> None:
             assert grade(benchmark, f"So it is. The answer is {item['gold']}.", item["gold"])
 
 
+def _raw_records(benchmark: str) -> list[dict]:
+    path = HARNESS / "data" / HARNESS_DATA_DIR[benchmark] / "test.jsonl"
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def _stated_raw_answer(benchmark: str, record: dict) -> tuple[str, str]:
+    """(text of the record's question field, a completion stating the record's own answer field)."""
+    if benchmark == "gsm8k":
+        return record["question"], f"The answer is {record['answer'].split('####')[-1].strip()}."
+    if benchmark == "svamp":
+        return record["Question"], f"The answer is {record['Answer']}."
+    if benchmark == "asdiv":
+        return record["question"], f"The answer is {re.sub(r'[(].*?[)]', '', record['answer']).strip()}."
+    if benchmark == "mawps":
+        return record["input"], f"The answer is {record['target']}."
+    if benchmark == "mathqa":
+        return record["problem"][1:], f"The answer is ({record['correct']})."
+    if benchmark == "mmlu_stem":
+        return record["question"], f"The answer is ({'ABCD'[record['answer']]})."
+    if benchmark == "sat_math":
+        return record["question"], f"The answer is ({record['Answer']})."
+    return record["problem"], f"So $\\boxed{{{record['answer']}}}$."  # MATH: its separate answer field
+
+
+@needs_harness
+@pytest.mark.parametrize("benchmark", SHIPPED)
+def test_every_real_gold_agrees_with_its_record(benchmark: str) -> None:
+    """On every real item: the question carries the record's text, and a completion stating the
+    record's own answer field (not the parsed gold) is graded correct against the parsed gold."""
+    items, records = load_harness_items(HARNESS, benchmark), _raw_records(benchmark)
+    assert len(items) == len(records)
+    wrong = []
+    for item, record in zip(items, records):
+        question_text, completion = _stated_raw_answer(benchmark, record)
+        assert question_text.strip() in item["question"], (benchmark, item["id"])
+        if not grade(benchmark, completion, item["gold"]):
+            wrong.append((item["id"], item["gold"], completion))
+    assert wrong == []
+
+
 @needs_harness
 @needs_outputs
 @pytest.mark.parametrize("name", ["gsm8k", "math"])
@@ -116,6 +157,88 @@ def test_gold_normalization() -> None:
     assert normalize_answer("50\\%") == "50"
 
 
+# One hand-written record per benchmark in the harness' format, with the question and gold the
+# harness derives from it (runs without shared/).
+FIXTURES: dict[str, tuple[dict, str, str]] = {
+    "gsm8k": (
+        {"question": "Tom has 1,200 apples and buys 50 more. How many apples does he have?",
+         "answer": "He has 1,200 + 50 = <<1200+50=1250>>1250 apples.\n#### 1,250", "idx": 7},
+        "Tom has 1,200 apples and buys 50 more. How many apples does he have?",
+        "1,250",  # the harness keeps the comma; numeric grading drops it
+    ),
+    "svamp": (
+        {"Answer": 12.0, "Question": "How many pens are in 3 bags?", "Equation": "( 4.0 * 3.0 )",
+         "Body": "Each bag has 4 pens", "Type": "Multiplication", "ID": "chal-1", "idx": 0},
+        "Each bag has 4 pens. How many pens are in 3 bags?",  # a period joins body and question
+        "12",
+    ),
+    "asdiv": (
+        {"body": "Ann has 9 stamps.", "question": "How many stamps does she have after giving away 4?",
+         "solution_type": "Subtraction", "answer": "5 (stamps)", "formula": "9-4=5", "idx": 0},
+        "Ann has 9 stamps. How many stamps does she have after giving away 4?",
+        "5",  # the unit in parentheses is dropped
+    ),
+    "mawps": (
+        {"input": "Sam had 7 cards and lost 2.5 of them. How many are left?", "target": 4.5, "type": "singleop", "idx": 0},
+        "Sam had 7 cards and lost 2.5 of them. How many are left?",
+        "4.5",
+    ),
+    "tabmwp": (
+        {"question": "Is the number of dogs greater than 3?", "choices": ["yes", "no"], "answer": "yes", "unit": None,
+         "table_title": "Pets", "table": "Pet | Number\ndogs | 5", "table_for_pd": {"Pet": ["dogs"], "Number": ["5"]},
+         "row_num": 2, "column_num": 2, "solution": "", "ques_type": "multi_choice", "ans_type": "boolean_text",
+         "grade": 3, "split": "test", "idx": 0},
+        "Read the following table regarding \"Pets\" and answer a question:\nPet | Number\ndogs | 5\n"
+        "Is the number of dogs greater than 3? Please select from the following options: ['yes', 'no'] (Yes or No)",
+        "yes",
+    ),
+    "mathqa": (
+        {"problem": "a train travels 60 km in 1 hour . what is its speed ?", "rationale": "",
+         "options": "a ) 50 kmph , b ) 60 kmph , c ) 70 kmph , d ) 80 kmph , e ) 90 kmph", "correct": "b",
+         "annotated_formula": "", "linear_formula": "", "type": "physics"},
+        "A train travels 60 km in 1 hour . what is its speed ?\n"
+        "What of the following is the right choice? Explain your answer.\n"
+        "(A) 50 kmph, (B) 60 kmph, (C) 70 kmph, (D) 80 kmph, (E) 90 kmph",
+        "B",
+    ),
+    "mmlu_stem": (
+        {"question": "What is 2+2?", "type": "elementary_mathematics", "choices": ["3", "4", "5", "6"], "answer": 1},
+        "What is 2+2?\nWhat of the following is the right choice? Explain your answer.\n(A) 3, (B) 4, (C) 5, (D) 6",
+        "B",
+    ),
+    "sat_math": (
+        {"id": "1", "question": "If $x+1=3$, what is $x$?", "options": "A) 1 B) 2 C) 3 D) 4", "Answer": "B"},
+        "If $x+1=3$, what is $x$?\nWhat of the following is the right choice? Explain your answer.\n(A) 1 (B) 2 (C) 3 (D) 4",
+        "B",
+    ),
+    "math": (
+        {"problem": "What is $\\frac{1}{2}+\\frac{1}{4}$?", "solution": "So $\\frac12+\\frac14 = \\boxed{\\dfrac{3}{4}}$.",
+         "answer": "\\frac{3}{4}", "subject": "Algebra", "level": 1, "unique_id": "test/algebra/1.json"},
+        "What is $\\frac{1}{2}+\\frac{1}{4}$?",
+        "\\frac{3}{4}",  # from the solution's \boxed{}, \dfrac normalised
+    ),
+}
+
+
+@pytest.mark.parametrize("benchmark", BENCHMARKS)
+def test_fixture_record_question_gold_and_prompt(tmp_path: Path, benchmark: str) -> None:
+    record, question, gold = FIXTURES[benchmark]
+    root = _harness_dir(tmp_path, benchmark, [json.dumps(record)])
+    exemplars = "Question: 1+1?\nAnswer: The answer is 2.\n\n\nQuestion: 2+2?\nAnswer: The answer is 4."
+    (root / "prompts" / "cot").mkdir(parents=True)
+    (root / "prompts" / "cot" / f"{PROMPT_FILE[benchmark]}.md").write_text("\n" + exemplars + "\n\n")
+    [item] = load_harness_items(root, benchmark)
+    assert item == {"id": record.get("idx", 0), "question": question, "gold": gold}
+    wrapped = (f"Problem:\n{question}\nSolution:" if benchmark in ("math", "mathqa", "mmlu_stem", "sat_math")
+               else f"Question: {question}\nAnswer:")
+    # the prompt file is stripped, then three newlines separate it from the question
+    assert build_prompt(root, benchmark, question) == exemplars + "\n\n\n" + wrapped
+    out = tmp_path / "normalized.jsonl"
+    assert normalize_benchmark(root, benchmark, out) == 1
+    assert json.loads(out.read_text()) == {"id": item["id"], "prompt": exemplars + "\n\n\n" + wrapped,
+                                           "question": question, "gold": gold}
+
+
 def _harness_dir(tmp_path: Path, benchmark: str, lines: list[str]) -> Path:
     data = tmp_path / "data" / HARNESS_DATA_DIR[benchmark]
     data.mkdir(parents=True)
@@ -150,6 +273,35 @@ def test_malformed_line_names_file_and_line(tmp_path: Path) -> None:
         load_harness_items(root, "mmlu_stem")
     with pytest.raises(FileNotFoundError):
         load_harness_items(tmp_path / "nowhere", "gsm8k")
+
+
+def test_blank_or_non_object_line_names_file_and_line(tmp_path: Path) -> None:
+    good = json.dumps({"question": "1+1?", "answer": "2\n#### 2", "idx": 0})
+    root = _harness_dir(tmp_path / "a", "gsm8k", [good, "", good])  # a missing (empty) line
+    with pytest.raises(ValueError, match=r"a/data/gsm8k/test\.jsonl:2: malformed gsm8k record"):
+        load_harness_items(root, "gsm8k")
+    root = _harness_dir(tmp_path / "b", "svamp", ["[1, 2]"])
+    with pytest.raises(ValueError, match=r"svamp/test\.jsonl:1: .*JSON object"):
+        load_harness_items(root, "svamp")
+    root = _harness_dir(tmp_path / "c", "mathqa", [json.dumps({**FIXTURES["mathqa"][0], "correct": "z"})])
+    with pytest.raises(ValueError, match=r"mathqa/test\.jsonl:1: .*a-e"):
+        load_harness_items(root, "mathqa")
+    with pytest.raises(FileNotFoundError, match=r"math: no test file at .*math_oai/test\.jsonl"):
+        normalize_benchmark(tmp_path / "b", "math", tmp_path / "out.jsonl")
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_malformed_normalized_row_names_file_and_line(tmp_path: Path) -> None:
+    from rhocluster.evaluation.lm_eval_tasks.utils import read_normalized
+
+    path = tmp_path / "gsm8k.jsonl"
+    row = json.dumps({"id": 0, "prompt": "p", "question": "q", "gold": "1"})
+    path.write_text(row + "\n" + json.dumps({"id": 1, "prompt": "p"}) + "\n")
+    with pytest.raises(ValueError, match=r"gsm8k\.jsonl:2: malformed normalized row: missing question, gold"):
+        read_normalized(path)
+    path.write_text(row + "\n" + row + "\n{oops\n")
+    with pytest.raises(ValueError, match=r"gsm8k\.jsonl:3: malformed normalized row"):
+        read_normalized(path)
 
 
 @needs_harness

@@ -83,6 +83,8 @@ def test_evaluate_model_writes_the_contract(tiny_setup: dict[str, Path]) -> None
     settings = summary["settings"]
     assert settings["backend"] == "hf" and settings["max_gen_toks"] == 16 and settings["dtype"] == "float32"
     assert settings["do_sample"] is False and settings["stop_strings"] == ["</s>", "\n\nQuestion:", "\n\nProblem:"]
+    assert settings["model_args"] == {"dtype": "float32"} and settings["batch_size"] == 4
+    assert settings["grade_timeout_s"] == 3.0 and settings["lm_eval_task"] == "rho1_gsm8k"
 
     rows = [json.loads(line) for line in normalized.read_text().splitlines()]
     predictions = [json.loads(line) for line in (out / "gsm8k.predictions.jsonl").read_text().splitlines()]
@@ -164,3 +166,158 @@ def test_lm_eval_cli_standalone(tiny_setup: dict[str, Path], tmp_path: Path) -> 
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     assert SUITE_GROUP in result.stdout and "rho1_math" in result.stdout
+
+
+# --------------------------------------------------------------------------------------
+# Grading time limit inside a run
+# --------------------------------------------------------------------------------------
+
+
+def test_hanging_completion_times_out_and_the_run_continues(
+    tiny_setup: dict[str, Path], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A completion whose answer makes sympy spin counts as wrong, is logged and counted; the rest is graded."""
+    from lm_eval.models.huggingface import HFLM
+
+    from rhocluster.evaluation.grading import TIMEOUT_ENV
+    from rhocluster.evaluation.run import evaluate_model
+
+    normalized = tiny_setup["normalized"] / "math.jsonl"
+    rows = [json.loads(line) for line in normalized.read_text().splitlines()]
+    hanging_id = rows[1]["id"]
+    completions = {
+        row["prompt"]: "$\\boxed{10^{10^{10}}}$" if row["id"] == hanging_id else f"So $x = \\boxed{{{row['gold']}}}$."
+        for row in rows
+    }
+    # the model's decoding is replaced; the task, grading and output writing are the real ones
+    monkeypatch.setattr(HFLM, "generate_until", lambda self, requests, disable_tqdm=False: [
+        completions[request.args[0]] for request in requests
+    ])
+    monkeypatch.setenv(TIMEOUT_ENV, "0.5")
+    out = tiny_setup["root"] / "out_timeout"
+    with caplog.at_level("WARNING"):
+        summary = evaluate_model(tiny_setup["model"], "math", normalized, out / "math.json", out / "math.jsonl", batch_size=4)
+    assert summary["n"] == 4 and summary["timeouts"] == 1 and summary["correct"] == 3
+    assert summary["settings"]["grade_timeout_s"] == 0.5
+    predictions = {p["id"]: p for p in map(json.loads, (out / "math.jsonl").read_text().splitlines())}
+    assert predictions[hanging_id]["timed_out"] is True and predictions[hanging_id]["verdict"] is False
+    assert predictions[hanging_id]["extracted_answer"] == "10^{10^{10}}"
+    assert all(p["verdict"] and not p["timed_out"] for i, p in predictions.items() if i != hanging_id)
+    assert "timed out after 0.5 s" in caplog.text
+    assert f"hit the grading time limit and count as wrong: ids {hanging_id}" in caplog.text
+
+
+def test_grade_timeout_env_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rhocluster.evaluation.grading import DEFAULT_TIMEOUT_S, TIMEOUT_ENV, configured_timeout_s
+
+    monkeypatch.delenv(TIMEOUT_ENV, raising=False)
+    assert configured_timeout_s() == DEFAULT_TIMEOUT_S == 3.0
+    monkeypatch.setenv(TIMEOUT_ENV, "10")
+    assert configured_timeout_s() == 10.0
+    for bad in ("soon", "0", "-1"):
+        monkeypatch.setenv(TIMEOUT_ENV, bad)
+        with pytest.raises(ValueError, match=TIMEOUT_ENV):
+            configured_timeout_s()
+
+
+# --------------------------------------------------------------------------------------
+# Backends: model_args and clear failures (vllm is not installed here)
+# --------------------------------------------------------------------------------------
+
+
+def _lm_eval_vllm_init_params() -> set[str]:
+    """Parameter names of lm-eval's VLLM.__init__, read from its source (importing it needs vllm)."""
+    import ast
+    import importlib.util
+
+    origin = importlib.util.find_spec("lm_eval.models").submodule_search_locations[0]
+    tree = ast.parse((Path(origin) / "vllm_causallms.py").read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef) and node.name == "VLLM":
+            init = next(n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__")
+            return {a.arg for a in init.args.args + init.args.kwonlyargs}
+    raise AssertionError("lm-eval has no VLLM class")
+
+
+def test_vllm_model_args() -> None:
+    from rhocluster.evaluation.run import VLLMSettings, model_args, vllm_model_args
+
+    settings = VLLMSettings(tensor_parallel_size=2, dtype="bfloat16", gpu_memory_utilization=0.9, max_model_len=4096)
+    args = vllm_model_args(Path("/models/rho1"), settings, seed=1234)
+    assert args == {
+        "pretrained": "/models/rho1", "dtype": "bfloat16", "tensor_parallel_size": 2,
+        "gpu_memory_utilization": 0.9, "max_model_len": 4096, "seed": 1234,
+    }
+    # defaults: the checkpoint's dtype and the engine's own context length, as the harness ran vLLM
+    default = model_args("vllm", Path("/m"), "cpu", None, seed=7)
+    assert default == {"pretrained": "/m", "dtype": "auto", "tensor_parallel_size": 1, "gpu_memory_utilization": 0.85, "seed": 7}
+    # every key is an lm-eval VLLM argument, except gpu_memory_utilization, which lm-eval forwards
+    # to vllm.LLM through **kwargs
+    assert set(args) - _lm_eval_vllm_init_params() == {"gpu_memory_utilization"}
+    assert model_args("hf", Path("/m"), "cpu") == {"pretrained": "/m", "dtype": "float32"}
+    assert model_args("hf", Path("/m"), "cuda:0") == {"pretrained": "/m", "dtype": "auto"}
+    assert VLLMSettings.from_config({"tensor_parallel_size": 4, "max_model_len": None}) == VLLMSettings(4, "auto", 0.85, None)
+    with pytest.raises(ValueError, match="unknown vllm setting.*swap_space"):
+        VLLMSettings.from_config({"swap_space": 4})
+    with pytest.raises(ValueError, match="tensor_parallel_size"):
+        vllm_model_args(Path("/m"), VLLMSettings(tensor_parallel_size=0), 0)
+    with pytest.raises(ValueError, match="gpu_memory_utilization"):
+        vllm_model_args(Path("/m"), VLLMSettings(gpu_memory_utilization=1.5), 0)
+    with pytest.raises(ValueError, match="valid: hf, vllm"):
+        model_args("tgi", Path("/m"), "cpu")
+
+
+def test_backend_checks_fail_clearly(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import importlib.util
+
+    import torch
+
+    from rhocluster.evaluation import run
+    from rhocluster.evaluation.run import VLLMSettings, check_backend
+
+    real_find_spec = importlib.util.find_spec
+    installed = {"vllm": False}
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: (
+        (object() if installed["vllm"] else None) if name == "vllm" else real_find_spec(name, *a)
+    ))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(RuntimeError, match="vllm package is not installed.*evaluation.backend: hf"):
+        check_backend("vllm", "cpu")
+    installed["vllm"] = True
+    with pytest.raises(RuntimeError, match="no CUDA GPU is visible"):
+        check_backend("vllm", "cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    check_backend("vllm", "cpu", VLLMSettings(tensor_parallel_size=1))
+    with pytest.raises(RuntimeError, match="tensor_parallel_size is 2 but only 1 GPU"):
+        check_backend("vllm", "cpu", VLLMSettings(tensor_parallel_size=2))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(RuntimeError, match="CUDA is not available"):
+        check_backend("hf", "cuda")
+    check_backend("hf", "cpu")
+
+    # evaluate_model fails before lm-eval runs and writes nothing
+    installed["vllm"] = False
+    data = tmp_path / "d.jsonl"
+    data.write_text(json.dumps({"id": 0, "prompt": "p", "question": "q", "gold": "1"}) + "\n")
+    with pytest.raises(RuntimeError, match="vllm package is not installed"):
+        run.evaluate_model(tmp_path, "gsm8k", data, tmp_path / "o.json", tmp_path / "o.jsonl", backend="vllm")
+    with pytest.raises(ValueError, match="batch_size"):
+        run.evaluate_model(tmp_path, "gsm8k", data, tmp_path / "o.json", tmp_path / "o.jsonl", batch_size=0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.jsonl"]
+
+
+def test_command_line_batch_size_and_vllm_flags(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from rhocluster.evaluation import run
+
+    seen: dict[str, object] = {}
+
+    def fake(*args: object, **kwargs: object) -> dict[str, object]:
+        seen.update(kwargs)
+        return {"benchmark": "gsm8k", "accuracy": 0.0, "n": 1, "correct": 0}
+
+    monkeypatch.setattr(run, "evaluate_model", fake)
+    run.main([str(tmp_path), "gsm8k", "d.jsonl", "o.json", "o.jsonl", "--backend", "vllm", "--batch-size", "auto",
+              "--tensor-parallel-size", "2", "--max-model-len", "3072", "--seed", "5"])
+    assert seen["batch_size"] == "auto" and seen["seed"] == 5 and seen["backend"] == "vllm"
+    assert seen["vllm"] == run.VLLMSettings(2, "auto", 0.85, 3072)

@@ -43,6 +43,7 @@ from rhocluster.evaluation.benchmarks import MULTIPLE_CHOICE, check_benchmark
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 3.0  # the harness' per-comparison limit (pebble ProcessPool timeout=3)
+TIMEOUT_ENV = "RHO1_GRADE_TIMEOUT_S"  # overrides DEFAULT_TIMEOUT_S for the lm-eval tasks
 REL_TOL = 1e-4
 _WORKER_START_TIMEOUT_S = 120.0  # importing sympy on a loaded 2-core machine can be slow
 _WORKER_MEMORY_BYTES = 4 << 30  # a runaway integer power must not take the machine down
@@ -513,6 +514,20 @@ _WORKER = _Worker()
 atexit.register(_WORKER.stop)
 _TIMEOUTS = 0
 _TIMEOUT_LOCK = threading.Lock()
+
+
+def configured_timeout_s() -> float:
+    """Per-comparison time limit: ``$RHO1_GRADE_TIMEOUT_S`` if set, else the harness' 3 s."""
+    value = os.environ.get(TIMEOUT_ENV, "").strip()
+    if not value:
+        return DEFAULT_TIMEOUT_S
+    try:
+        timeout_s = float(value)
+    except ValueError:
+        raise ValueError(f"{TIMEOUT_ENV} must be a number of seconds, got {value!r}") from None
+    if not timeout_s > 0:
+        raise ValueError(f"{TIMEOUT_ENV} must be positive, got {value!r}")
+    return timeout_s
 
 
 def timeout_count() -> int:

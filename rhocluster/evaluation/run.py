@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import json
 import logging
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from rhocluster.data.atomic import atomic_path, save_json
 from rhocluster.evaluation.answers import extract_answer
 from rhocluster.evaluation.benchmarks import PROMPT_FILE, STOP_STRINGS, check_benchmark
+from rhocluster.evaluation.grading import configured_timeout_s
 from rhocluster.evaluation.lm_eval_tasks import TASKS_DIR, task_name
 from rhocluster.evaluation.lm_eval_tasks.utils import read_normalized
 
@@ -39,23 +42,106 @@ def _file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _model_args(backend: str, model_dir: Path, device: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class VLLMSettings:
+    """Engine settings of the vllm backend (config ``evaluation.vllm``)."""
+
+    tensor_parallel_size: int = 1
+    dtype: str = "auto"  # the checkpoint's dtype, as the harness runs vLLM
+    gpu_memory_utilization: float = 0.85
+    max_model_len: int | None = None  # None: the model's max_position_embeddings
+
+    @classmethod
+    def from_config(cls, section: dict[str, Any] | None) -> "VLLMSettings":
+        """Settings from a config mapping; unknown keys are an error naming them."""
+        section = dict(section or {})
+        unknown = sorted(set(section) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown vllm setting(s): {', '.join(unknown)}")
+        return cls(**section)
+
+
+def hf_model_args(model_dir: Path, device: str) -> dict[str, Any]:
+    """lm-eval ``hf`` model_args: float32 on CPU (half precision is slow and lossy there), the
+    checkpoint's dtype on GPU. The device goes in through simple_evaluate."""
+    return {"pretrained": str(model_dir), "dtype": "float32" if device == "cpu" else "auto"}
+
+
+def vllm_model_args(model_dir: Path, settings: VLLMSettings, seed: int) -> dict[str, Any]:
+    """lm-eval ``vllm`` model_args: engine settings plus a fixed seed (decoding is greedy anyway)."""
+    if settings.tensor_parallel_size < 1:
+        raise ValueError(f"tensor_parallel_size must be >= 1, got {settings.tensor_parallel_size}")
+    if not 0 < settings.gpu_memory_utilization <= 1:
+        raise ValueError(f"gpu_memory_utilization must be in (0, 1], got {settings.gpu_memory_utilization}")
+    args: dict[str, Any] = {
+        "pretrained": str(model_dir),
+        "dtype": settings.dtype,
+        "tensor_parallel_size": settings.tensor_parallel_size,
+        "gpu_memory_utilization": settings.gpu_memory_utilization,
+        "seed": int(seed),
+    }
+    if settings.max_model_len is not None:
+        args["max_model_len"] = int(settings.max_model_len)
+    return args
+
+
+def check_backend(backend: str, device: str, settings: VLLMSettings | None = None) -> None:
+    """Fail early, with what to do, when ``backend`` cannot run here.
+
+    vllm needs the ``vllm`` package and at least ``tensor_parallel_size`` CUDA GPUs; hf on a
+    ``cuda`` device needs CUDA.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
+    import torch
+
+    if backend == "vllm":
+        if importlib.util.find_spec("vllm") is None:
+            raise RuntimeError(
+                "evaluation.backend is 'vllm' but the vllm package is not installed: "
+                "pip install 'lm-eval[vllm]' on a CUDA machine, or set evaluation.backend: hf"
+            )
+        if not torch.cuda.is_available():
+            raise RuntimeError(
+                "evaluation.backend is 'vllm' but no CUDA GPU is visible (check CUDA_VISIBLE_DEVICES "
+                "and the SLURM gpus resource, resources.gpu_rules: true); on CPU use evaluation.backend: hf"
+            )
+        wanted = (settings or VLLMSettings()).tensor_parallel_size
+        if torch.cuda.device_count() < wanted:
+            raise RuntimeError(
+                f"evaluation.vllm.tensor_parallel_size is {wanted} but only {torch.cuda.device_count()} GPU(s) are visible"
+            )
+    elif device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"evaluation.device is {device!r} but CUDA is not available; use device: cpu")
+
+
+def model_args(
+    backend: str, model_dir: Path, device: str, settings: VLLMSettings | None = None, seed: int = 0
+) -> dict[str, Any]:
+    """lm-eval model_args of ``backend`` (see :func:`hf_model_args`, :func:`vllm_model_args`)."""
     if backend == "hf":
-        # float32 on CPU (half precision is slow and lossy there); the checkpoint's dtype on GPU
-        # (the device goes in through simple_evaluate, which adds it to these arguments)
-        return {"pretrained": str(model_dir), "dtype": "float32" if device == "cpu" else "auto"}
-    # vLLM as in the harness: the checkpoint's dtype, fixed seed (decoding is greedy anyway)
-    return {"pretrained": str(model_dir), "dtype": "auto", "seed": 0, "gpu_memory_utilization": 0.85}
+        return hf_model_args(model_dir, device)
+    if backend == "vllm":
+        return vllm_model_args(model_dir, settings or VLLMSettings(), seed)
+    raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
 
 
-def count_truncated_prompts(model_dir: Path, prompts: list[str], max_gen_toks: int) -> tuple[int, int]:
-    """(context budget, prompts over it): lm-eval keeps only the last ``positions - max_gen_toks``
-    prompt tokens, where the harness (vLLM) kept the whole prompt and shortened the generation."""
-    from transformers import AutoConfig, AutoTokenizer
+def _positions(model_dir: Path) -> int:
+    from transformers import AutoConfig
 
     config = AutoConfig.from_pretrained(model_dir)
-    positions = getattr(config, "max_position_embeddings", None) or 2048  # lm-eval's fallback too
-    budget = positions - max_gen_toks
+    return getattr(config, "max_position_embeddings", None) or 2048  # lm-eval's fallback too
+
+
+def count_truncated_prompts(
+    model_dir: Path, prompts: list[str], max_gen_toks: int, max_length: int | None = None
+) -> tuple[int, int]:
+    """(context budget, prompts over it): lm-eval keeps only the last ``max_length - max_gen_toks``
+    prompt tokens (``max_length``: the model's positions unless given), where the harness (vLLM)
+    kept the whole prompt and shortened the generation."""
+    from transformers import AutoTokenizer
+
+    budget = (max_length or _positions(model_dir)) - max_gen_toks
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     lengths = [len(ids) for ids in tokenizer(prompts)["input_ids"]]
     return budget, sum(length > budget for length in lengths)
@@ -69,27 +155,36 @@ def evaluate_model(
     out_predictions: Path,
     *,
     backend: str = "hf",
-    batch_size: int = 8,
+    batch_size: int | str = 8,
     max_gen_toks: int = 1024,
     device: str = "cpu",
     limit: int | None = None,
+    vllm: VLLMSettings | dict[str, Any] | None = None,
+    seed: int = 0,
 ) -> dict[str, Any]:
     """Run lm-eval on ``normalized_jsonl`` and write predictions and a summary.
 
-    ``out_predictions`` gets one jsonl row per item: ``id``, ``prompt_sha256`` (of the
-    prompt lm-eval actually sent), ``completion``, ``extracted_answer``, ``gold``,
-    ``verdict`` and ``timed_out``. ``out_json`` gets the returned summary: ``benchmark``,
-    ``model``, ``accuracy`` (percent), ``n``, ``correct``, ``timeouts``,
-    ``empty_predictions``, ``truncated_prompts`` (prompts longer than the model's positions
-    minus ``max_gen_toks``, which lm-eval left-truncates) and ``settings``.
+    ``backend`` is ``hf`` (``device`` cpu or cuda) or ``vllm`` (engine ``vllm`` settings,
+    ``seed``); ``batch_size`` an integer or ``"auto"``. ``out_predictions`` gets one jsonl row
+    per item: ``id``, ``prompt_sha256`` (of the prompt lm-eval actually sent), ``completion``,
+    ``extracted_answer``, ``gold``, ``verdict`` and ``timed_out``. ``out_json`` gets the
+    returned summary: ``benchmark``, ``model``, ``accuracy`` (percent), ``n``, ``correct``,
+    ``timeouts`` (comparisons that hit the grading time limit, counted wrong),
+    ``empty_predictions``, ``truncated_prompts`` (prompts longer than the context minus
+    ``max_gen_toks``, which lm-eval left-truncates) and ``settings``.
     """
     from lm_eval import __version__ as lm_eval_version
     from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
 
     check_benchmark(benchmark)
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
+    settings = vllm if isinstance(vllm, VLLMSettings) else VLLMSettings.from_config(vllm)
+    if not (batch_size == "auto" or (isinstance(batch_size, int) and batch_size >= 1)):
+        raise ValueError(f"batch_size must be a positive integer or 'auto', got {batch_size!r}")
+    check_backend(backend, device, settings)
+    if backend == "vllm" and batch_size != "auto":
+        log.warning("vllm with batch_size %s: lm-eval hands vLLM %s prompts at a time; 'auto' lets vLLM schedule them all",
+                    batch_size, batch_size)
     model_dir, normalized_jsonl = Path(model_dir), Path(normalized_jsonl)
     rows = read_normalized(normalized_jsonl)
     if not rows:
@@ -99,13 +194,14 @@ def evaluate_model(
         raise ValueError(f"{normalized_jsonl}: duplicate ids")
 
     task = task_name(benchmark)
+    args = model_args(backend, model_dir, device, settings, seed)
     # the task's rows come from this file (metadata reaches the task's custom_dataset hook)
     manager = TaskManager(include_path=str(TASKS_DIR), include_defaults=False, metadata={"data_files": str(normalized_jsonl)})
     results = simple_evaluate(
         model=backend,
-        model_args=_model_args(backend, model_dir, device),
+        model_args=args,
         tasks=[task],
-        batch_size="auto" if backend == "vllm" else batch_size,
+        batch_size=batch_size,
         device=device if backend == "hf" else None,
         limit=limit,
         log_samples=True,
@@ -141,9 +237,14 @@ def evaluate_model(
     n = len(predictions)
     correct = sum(p["verdict"] for p in predictions)
     prompts = [by_id[str(p["id"])]["prompt"] for p in predictions]
-    budget, truncated = count_truncated_prompts(model_dir, prompts, max_gen_toks)
+    max_length = settings.max_model_len if backend == "vllm" else None
+    budget, truncated = count_truncated_prompts(model_dir, prompts, max_gen_toks, max_length)
     if truncated:
         log.warning("%s: %d of %d prompts exceed %d tokens and were left-truncated", benchmark, truncated, n, budget)
+    timed_out = [str(p["id"]) for p in predictions if p["timed_out"]]
+    if timed_out:
+        log.warning("%s: %d answer(s) hit the grading time limit and count as wrong: ids %s",
+                    benchmark, len(timed_out), ", ".join(timed_out))
     summary = {
         "benchmark": benchmark,
         "model": str(model_dir),
@@ -155,8 +256,9 @@ def evaluate_model(
         "truncated_prompts": truncated,
         "settings": {
             "backend": backend,
-            "device": device,
-            "dtype": _model_args(backend, model_dir, device)["dtype"],
+            "device": device if backend == "hf" else "cuda",
+            "dtype": args["dtype"],
+            "model_args": {k: v for k, v in args.items() if k != "pretrained"},
             "batch_size": batch_size,
             "max_gen_toks": max_gen_toks,
             "context_tokens": budget,
@@ -164,6 +266,7 @@ def evaluate_model(
             "do_sample": False,
             "temperature": 0.0,
             "stop_strings": list(STOP_STRINGS),
+            "grade_timeout_s": configured_timeout_s(),
             "prompt_file": f"prompts/cot/{PROMPT_FILE[benchmark]}.md",
             "harness_commit": HARNESS_COMMIT,
             "lm_eval_task": task,
@@ -181,6 +284,10 @@ def evaluate_model(
     return summary
 
 
+def _batch_size(text: str) -> int | str:
+    return text if text == "auto" else int(text)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Command line: ``python -m rhocluster.evaluation.run MODEL_DIR BENCHMARK NORMALIZED OUT_JSON OUT_PRED``."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -190,16 +297,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("out_json", type=Path)
     parser.add_argument("out_predictions", type=Path)
     parser.add_argument("--backend", default="hf", choices=BACKENDS)
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=_batch_size, default=8, help="an integer or 'auto'")
     parser.add_argument("--max-gen-toks", type=int, default=1024)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tensor-parallel-size", type=int, default=1, help="vllm only")
+    parser.add_argument("--vllm-dtype", default="auto", help="vllm only")
+    parser.add_argument("--gpu-memory-utilization", type=float, default=0.85, help="vllm only")
+    parser.add_argument("--max-model-len", type=int, default=None, help="vllm only")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
+    vllm = VLLMSettings(args.tensor_parallel_size, args.vllm_dtype, args.gpu_memory_utilization, args.max_model_len)
     summary = evaluate_model(
         args.model_dir, args.benchmark, args.normalized_jsonl, args.out_json, args.out_predictions,
         backend=args.backend, batch_size=args.batch_size, max_gen_toks=args.max_gen_toks,
-        device=args.device, limit=args.limit,
+        device=args.device, limit=args.limit, vllm=vllm, seed=args.seed,
     )
     print(json.dumps({k: summary[k] for k in ("benchmark", "accuracy", "n", "correct")}))
 

@@ -1,1 +1,2 @@
-"""Tables and the README results table, regenerated from the workflow's files only."""
+"""Results from the workflow's files only: tables beside the published rows, bootstrap intervals and
+paired tests (``stats``), figures, and the README block between its markers."""

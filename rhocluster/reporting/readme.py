@@ -1,39 +1,114 @@
-"""Rewrite the README's results table between its markers, leaving every other byte untouched."""
+"""Rewrite the README's results block between its markers, leaving every other byte untouched."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from rhocluster.data.atomic import save_text
+from rhocluster.data.atomic import atomic_path
 
 START = "<!-- results-table:start -->"
 END = "<!-- results-table:end -->"
 
 
 def replace_between_markers(text: str, body: str, source: str = "README") -> str:
-    """Return ``text`` with the span between the markers replaced by ``body``; missing markers fail."""
-    i = text.find(START)
-    j = text.find(END)
-    if i < 0 or j < 0 or j < i:
-        raise ValueError(f"{source}: markers {START} ... {END} not found (in that order)")
-    return text[: i + len(START)] + "\n" + body.rstrip("\n") + "\n" + text[j:]
+    """``text`` with the span between the two markers replaced by ``body``.
+
+    Fails naming ``source`` unless each marker occurs exactly once, start before end. The body's
+    line endings follow the file's (CRLF if the file has any); bytes outside the markers are kept.
+    """
+    n_start, n_end = text.count(START), text.count(END)
+    if n_start != 1 or n_end != 1:
+        raise ValueError(f"{source}: need exactly one {START} and one {END}, found {n_start} and {n_end}")
+    i, j = text.index(START), text.index(END)
+    if j < i:
+        raise ValueError(f"{source}: {END} comes before {START}")
+    newline = "\r\n" if "\r\n" in text else "\n"
+    inner = body.strip("\n").replace("\r\n", "\n").replace("\n", newline)
+    return text[: i + len(START)] + newline + inner + newline + text[j:]
 
 
-def update_readme(readme: Path, body: str) -> bool:
-    """Rewrite ``readme`` in place (atomically); return whether it changed."""
-    old = readme.read_text()
+def _write_bytes(path: Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def _read_readme(readme: Path) -> str:
+    try:
+        # bytes, not read_text: no newline translation, so CRLF and lone CR survive
+        return readme.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"{readme}: cannot read the README whose results block the workflow rewrites ({err})") from err
+
+
+def update_readme(readme: Path | str, body: str) -> bool:
+    """Rewrite ``readme`` in place (atomically, byte-exact outside the markers); return whether it changed."""
+    readme = Path(readme)
+    old = _read_readme(readme)
     new = replace_between_markers(old, body, str(readme))
     if new != old:
-        save_text(readme, new)
+        _write_bytes(readme, new.encode("utf-8"))
     return new != old
 
 
-def readme_body(results_md: str, labels_md: str, run: str) -> str:
-    """The text that goes between the README markers."""
-    return (
-        f"<!-- written by the workflow (rule update_readme) from results/{run}/tables/; do not edit by hand -->\n\n"
-        + results_md.rstrip("\n")
-        + "\n\n"
-        + labels_md.rstrip("\n")
-        + "\n"
+def copy_figure(src: Path | str, dst: Path | str) -> bool:
+    """Copy ``src`` onto ``dst`` atomically unless the bytes are already equal; return whether it changed."""
+    data, dst = Path(src).read_bytes(), Path(dst)
+    if dst.exists() and dst.read_bytes() == data:
+        return False
+    _write_bytes(dst, data)
+    return True
+
+
+def relative_link(target: Path | str, readme: Path | str) -> str:
+    """``target`` relative to the README's folder, with forward slashes (a Markdown link)."""
+    return Path(os.path.relpath(Path(target), Path(readme).parent)).as_posix()
+
+
+def readme_body(
+    results_md: str,
+    labels_md: str,
+    run: str,
+    significance_md: str | None = None,
+    figure_link: str | None = None,
+) -> str:
+    """The text that goes between the README markers: results table, main figure, paired tests, labels."""
+    parts = [
+        f"<!-- written by the workflow (rule update_readme) from results/{run}/tables/; do not edit by hand -->",
+        results_md,
+    ]
+    if figure_link:
+        parts.append(
+            f"![Accuracy per benchmark and model, run {run}, with 95% bootstrap intervals]({figure_link})"
+        )
+    if significance_md:
+        parts.append(significance_md)
+    parts.append(labels_md)
+    return "\n\n".join(p.strip("\n") for p in parts) + "\n"
+
+
+def write_readme(
+    readme: Path | str,
+    run: str,
+    results_md: Path | str,
+    labels_md: Path | str,
+    significance_md: Path | str | None = None,
+    figure: Path | str | None = None,
+    figure_dest: Path | str | None = None,
+) -> tuple[bool, bool]:
+    """Copy ``figure`` to ``figure_dest`` (a committed path) and rewrite the README block from the
+    table files, with an image link to the copy; return (README changed, figure changed)."""
+    # markers first: a README that cannot take the block fails before anything is written
+    replace_between_markers(_read_readme(Path(readme)), "", str(readme))
+    link, figure_changed = None, False
+    if figure is not None and figure_dest is not None:
+        figure_changed = copy_figure(figure, figure_dest)
+        link = relative_link(figure_dest, readme)
+    body = readme_body(
+        Path(results_md).read_text(encoding="utf-8"),
+        Path(labels_md).read_text(encoding="utf-8"),
+        run,
+        significance_md=None if significance_md is None else Path(significance_md).read_text(encoding="utf-8"),
+        figure_link=link,
     )
+    return update_readme(readme, body), figure_changed

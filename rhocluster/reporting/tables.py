@@ -1,13 +1,17 @@
-"""Results tables: accuracy per model and benchmark, and kept fraction per ground-truth label."""
+"""Results tables: accuracy per model and benchmark beside the published rows, kept fraction per
+ground-truth label, and the bootstrap intervals and paired tests of ``rhocluster.reporting.stats``."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
+from rhocluster.data.atomic import save_text
+from rhocluster.reporting import stats
+from rhocluster.reporting.evals import load_evaluation, read_json
 from rhocluster.reporting.published import PUBLISHED
 
 # Column order of the seed proposal (numbers.md): GSM8K, SVAMP, ASDiv, MAWPS, TAB, MQA, MMLU STEM, SAT, MATH.
@@ -22,91 +26,130 @@ COLUMNS: dict[str, str] = {
     "sat_math": "SAT",
     "math": "MATH",
 }
-MODEL_LABELS: dict[str, str] = {
-    "base": "base",
-    "reference": "reference (HQ fine-tune)",
-    "ct": "CT (all tokens)",
-    "rho1": "Rho-1 SLM (top-60% excess loss, dynamic)",
-    "cluster": "cluster (balanced hierarchical sampling)",
-    "cluster_excess": "cluster_excess (balanced quota, excess loss in leaf)",
-    "random": "random (same budget)",
+# Row names of the tables are the model ids of the config and README; figure legends add these.
+MODEL_DESCRIPTIONS: dict[str, str] = {
+    "base": "no training",
+    "reference": "HQ fine-tune",
+    "ct": "all tokens",
+    "rho1": "top excess-loss tokens, dynamic",
+    "cluster": "balanced hierarchical sampling",
+    "cluster_excess": "balanced quota, excess loss in leaf",
+    "random": "same budget",
 }
+EvalPaths = Mapping[tuple[str, str], tuple[Path | str, Path | str]]
 
 
-def load_accuracies(eval_files: Mapping[tuple[str, str], Path]) -> pd.DataFrame:
-    """``{(model, benchmark): path}`` of evaluation JSONs -> DataFrame of accuracy (%) [model x benchmark]."""
-    rows: dict[str, dict[str, float]] = {}
-    for (model, bench), path in eval_files.items():
-        data = json.loads(Path(path).read_text())
-        if "accuracy" not in data:
-            raise ValueError(f"evaluation file {path} has no 'accuracy'")
-        rows.setdefault(model, {})[bench] = float(data["accuracy"])
-    return pd.DataFrame.from_dict(rows, orient="index")
+def model_label(model: str) -> str:
+    """A model id with its short description, for figure legends (the id itself when unknown)."""
+    return f"{model} ({MODEL_DESCRIPTIONS[model]})" if model in MODEL_DESCRIPTIONS else model
 
 
-def accuracy_table(acc: pd.DataFrame, models: Sequence[str], benchmarks: Sequence[str]) -> pd.DataFrame:
-    """Rows in ``models`` order, columns in the seed's order (only ``benchmarks``), plus the plain average."""
-    cols = [b for b in COLUMNS if b in benchmarks]
-    table = acc.reindex(index=list(models), columns=cols)
+def ordered_benchmarks(benchmarks: Sequence[str]) -> list[str]:
+    """``benchmarks`` in the seed's column order (unknown ids last, in their given order)."""
+    known = [b for b in COLUMNS if b in benchmarks]
+    return known + [b for b in benchmarks if b not in COLUMNS]
+
+
+def load_accuracies(evals: EvalPaths) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``{(model, benchmark): (summary.json, predictions.jsonl)}`` -> (accuracy %, n), each [model x benchmark].
+
+    Every summary is checked against its predictions; a benchmark whose item counts differ between
+    models fails, naming the files.
+    """
+    acc: dict[str, dict[str, float]] = {}
+    counts: dict[str, dict[str, int]] = {}
+    first: dict[str, tuple[int, Path | str]] = {}
+    for (model, bench), (summary_path, predictions_path) in evals.items():
+        summary, _ = load_evaluation(summary_path, predictions_path)
+        n = summary["n"]
+        if bench in first and first[bench][0] != n:
+            raise ValueError(f"{summary_path}: {n} items, but {first[bench][1]} has {first[bench][0]} for {bench}")
+        first.setdefault(bench, (n, summary_path))
+        acc.setdefault(model, {})[bench] = float(summary["accuracy"])
+        counts.setdefault(model, {})[bench] = n
+    return pd.DataFrame.from_dict(acc, orient="index"), pd.DataFrame.from_dict(counts, orient="index")
+
+
+def accuracy_table(acc: pd.DataFrame, models: Sequence[str], benchmarks: Sequence[str], source: str) -> pd.DataFrame:
+    """Rows in ``models`` order, benchmarks in the seed's order, ``avg``, then a ``source`` column."""
+    cols = ordered_benchmarks(benchmarks)
+    missing = [(m, b) for m in models for b in cols if m not in acc.index or b not in acc.columns or pd.isna(acc.at[m, b])]
+    if missing:
+        raise ValueError(f"no evaluation for (model, benchmark) {missing[:5]}")
+    table = acc.reindex(index=list(models), columns=cols).astype(float)
     table["avg"] = table[cols].mean(axis=1)
-    table.index = [MODEL_LABELS.get(m, m) for m in table.index]
+    table["source"] = source
     return table.rename(columns=COLUMNS)
 
 
 def published_table(benchmarks: Sequence[str]) -> pd.DataFrame:
-    """The published rows (numbers.md), same columns; avg over the shown benchmarks."""
-    cols = [b for b in COLUMNS if b in benchmarks]
-    table = pd.DataFrame.from_dict(PUBLISHED, orient="index").reindex(columns=cols)
-    table["avg"] = table[cols].mean(axis=1)
+    """The published rows (numbers.md), same columns; avg = plain mean over the shown benchmarks."""
+    cols = ordered_benchmarks(benchmarks)
+    table = pd.DataFrame([row.accuracy for row in PUBLISHED], index=[row.model for row in PUBLISHED])
+    table = table.reindex(columns=cols).astype(float)
+    table["avg"] = table[cols].mean(axis=1, skipna=False)
+    table["source"] = [row.source for row in PUBLISHED]
     return table.rename(columns=COLUMNS)
 
 
-def label_table(summaries: Mapping[str, Path]) -> pd.DataFrame:
+def label_table(summaries: Mapping[str, Path | str]) -> pd.DataFrame:
     """``{variant: train summary.json}`` -> kept fraction (%) of each ground-truth label, plus overall."""
     rows = {}
     for variant, path in summaries.items():
-        data = json.loads(Path(path).read_text())
+        data = read_json(Path(path))
+        if "kept_fraction" not in data:
+            raise ValueError(f"{path}: training summary lacks key kept_fraction")
         by_label = data.get("kept_fraction_by_label")
         if by_label is None:
             continue
-        row = {k: (None if v is None else 100.0 * v) for k, v in by_label.items()}
+        row = {k: (np.nan if v is None else 100.0 * v) for k, v in by_label.items()}
         row["all"] = 100.0 * data["kept_fraction"]
-        rows[MODEL_LABELS.get(variant, variant)] = row
+        rows[variant] = row
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
+def _cell(value: object, digits: int) -> str:
+    if isinstance(value, str):
+        return value
+    return "—" if pd.isna(value) else f"{value:.{digits}f}"
+
+
 def to_markdown(table: pd.DataFrame, first_col: str, digits: int = 1) -> str:
-    """GitHub Markdown table (no tabulate dependency); missing values print as an em dash."""
+    """GitHub Markdown table (no tabulate dependency); numbers to ``digits``, missing values as an em dash."""
     header = [first_col, *map(str, table.columns)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, row in table.iterrows():
-        cells = ["—" if pd.isna(v) else f"{v:.{digits}f}" for v in row.tolist()]
-        lines.append("| " + " | ".join([str(name), *cells]) + " |")
+        lines.append("| " + " | ".join([str(name), *(_cell(v, digits) for v in row.tolist())]) + " |")
     return "\n".join(lines) + "\n"
 
 
+def _csv(table: pd.DataFrame, index_label: str | None) -> str:
+    return table.to_csv(index=index_label is not None, index_label=index_label, float_format="%.4f", lineterminator="\n")
+
+
 def write_tables(
-    evals: Mapping[tuple[str, str], Path],
-    summaries: Mapping[str, Path],
+    evals: EvalPaths,
+    summaries: Mapping[str, Path | str],
     models: Sequence[str],
     benchmarks: Sequence[str],
     run: str,
-    out: Mapping[str, str],
+    out: Mapping[str, Path | str],
 ) -> None:
-    """Write ``results_md/results_csv`` (ours, then the published rows) and ``labels_md/labels_csv``."""
-    from rhocluster.data.atomic import save_text
-
-    ours = accuracy_table(load_accuracies(evals), models, benchmarks)
-    published = published_table(benchmarks)
+    """Write ``results_md``/``results_csv`` (ours, then the published rows, each row labelled with its
+    source) and ``labels_md``/``labels_csv``. ``evals``: ``{(model, benchmark): (summary, predictions)}``."""
+    acc, counts = load_accuracies(evals)
+    ours = accuracy_table(acc, models, benchmarks, f"this workflow, run {run}")
+    both = pd.concat([ours, published_table(benchmarks)])
+    cols = ordered_benchmarks(benchmarks)
+    n_line = ", ".join(f"{COLUMNS.get(b, b)} {int(counts[b].iloc[0])}" for b in cols)
     md = (
-        f"Few-shot CoT accuracy (%), run `{run}`, computed by the workflow:\n\n"
-        + to_markdown(ours, "model")
-        + "\nPublished (TinyLlama-1.1B scale, for the real config; from the Rho-1 paper and the seed proposal):\n\n"
-        + to_markdown(published, "published model")
+        f"Few-shot chain-of-thought accuracy (%), greedy decoding; avg is the plain mean of the columns. "
+        f"Rows from run `{run}` are computed by the workflow (items per benchmark: {n_line}); rows marked "
+        "*published* are copied from the papers (TinyLlama-1.1B scale; CT and Rho-1 after 15B tokens) and "
+        "compare with the real configuration, not with a tiny run.\n\n" + to_markdown(both, "model")
     )
     save_text(out["results_md"], md)
-    both = pd.concat([ours.assign(source=f"ours ({run})"), published.assign(source="published")])
-    save_text(out["results_csv"], both.to_csv(index_label="model", float_format="%.4f"))
+    save_text(out["results_csv"], _csv(both, "model"))
     labels = label_table(summaries)
     if labels.empty:
         labels_md = "No ground-truth token labels in this corpus.\n"
@@ -116,4 +159,73 @@ def write_tables(
             "(counted by the trainer over all tokens it saw):\n\n" + to_markdown(labels, "variant")
         )
     save_text(out["labels_md"], labels_md)
-    save_text(out["labels_csv"], labels.to_csv(index_label="variant", float_format="%.4f"))
+    save_text(out["labels_csv"], _csv(labels, "variant"))
+
+
+def _interval(estimate: float, low: float, high: float, signed: bool = False) -> str:
+    fmt = "+.1f" if signed else ".1f"
+    return f"{estimate:{fmt}} [{low:{fmt}}, {high:{fmt}}]"
+
+
+def _p(p: float) -> str:
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def ci_markdown(ci: pd.DataFrame, level: float, n_resamples: int) -> str:
+    """Accuracy with its interval, one row per model, benchmarks in columns."""
+    cells = ci.assign(cell=[_interval(*r) for r in ci[["accuracy", "ci_low", "ci_high"]].itertuples(index=False)])
+    wide = cells.pivot(index="model", columns="benchmark", values="cell")
+    wide = wide.reindex(index=list(dict.fromkeys(ci["model"])), columns=list(dict.fromkeys(ci["benchmark"])))
+    wide = wide.rename(columns=COLUMNS)
+    return (
+        f"Accuracy (%) with {100 * level:.0f}% percentile bootstrap intervals ({n_resamples} resamples of the "
+        "items of each benchmark; avg resamples the benchmarks independently). An interval collapses to a "
+        "point where every item got the same verdict (e.g. 0 of 12): that is the bootstrap's limit on few items, "
+        "not certainty.\n\n" + to_markdown(wide, "model")
+    )
+
+
+def significance_markdown(sig: pd.DataFrame, level: float, n_resamples: int) -> str:
+    """Paired differences against each baseline, one table per baseline."""
+    if sig.empty:
+        return "No paired comparisons (the baselines ct and rho1 are not among the variants).\n"
+    parts = [
+        f"Paired bootstrap of accuracy differences (percentage points, variant minus baseline): the same "
+        f"items are resampled for both models ({n_resamples} resamples); {100 * level:.0f}% percentile "
+        "interval, two-sided p-value, and * where the Holm-adjusted p-value (over all rows against that "
+        "baseline) is below 0.05.\n"
+    ]
+    for base, group in sig.groupby("baseline", sort=False):
+        cells = group.assign(
+            cell=[
+                _interval(d, lo, hi, signed=True) + f" p={_p(p)}" + ("*" if ph < 0.05 else "")
+                for d, lo, hi, p, ph in group[["diff", "ci_low", "ci_high", "p_value", "p_holm"]].itertuples(index=False)
+            ]
+        )
+        wide = cells.pivot(index="model", columns="benchmark", values="cell")
+        wide = wide.reindex(index=list(dict.fromkeys(group["model"])), columns=list(dict.fromkeys(group["benchmark"])))
+        parts.append(f"\nAgainst {base}:\n\n" + to_markdown(wide.rename(columns=COLUMNS), "variant"))
+    return "".join(parts)
+
+
+def write_significance(
+    evals: EvalPaths,
+    models: Sequence[str],
+    variants: Sequence[str],
+    baselines: Sequence[str],
+    benchmarks: Sequence[str],
+    out: Mapping[str, Path | str],
+    n_resamples: int = stats.DEFAULT_RESAMPLES,
+    seed: int = 0,
+    level: float = stats.LEVEL,
+) -> None:
+    """Write ``ci_md``/``ci_csv`` (accuracy intervals of every model) and ``significance_md``/``significance_csv``
+    (paired bootstrap of each variant against each baseline) from the predictions files."""
+    preds = stats.load_all_predictions(evals)
+    cols = ordered_benchmarks(benchmarks)
+    ci = stats.accuracy_intervals(preds, models, cols, n_resamples, seed, level)
+    sig = stats.paired_comparisons(preds, stats.comparisons(variants, baselines), cols, n_resamples, seed, level)
+    save_text(out["ci_md"], ci_markdown(ci, level, n_resamples))
+    save_text(out["ci_csv"], _csv(ci, None))
+    save_text(out["significance_md"], significance_markdown(sig, level, n_resamples))
+    save_text(out["significance_csv"], _csv(sig, None))

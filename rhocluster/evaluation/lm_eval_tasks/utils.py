@@ -8,6 +8,8 @@ Where a task's rows come from, first match wins:
 2. ``$RHO1_EVAL_DATA_DIR/<benchmark>.jsonl``: a folder of such files;
 3. ``$RHO1_HARNESS_DIR``: a math-evaluation-harness checkout (``data/``, ``prompts/cot/``),
    normalised on the fly.
+
+``$RHO1_GRADE_TIMEOUT_S`` sets the time limit of each symbolic comparison (default 3 s).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 import datasets
 
 from rhocluster.evaluation.benchmarks import check_benchmark, few_shot_prefix, load_harness_items, question_template
-from rhocluster.evaluation.grading import grade_verdict
+from rhocluster.evaluation.grading import configured_timeout_s, grade_verdict
 
 DATA_DIR_ENV = "RHO1_EVAL_DATA_DIR"
 HARNESS_DIR_ENV = "RHO1_HARNESS_DIR"
@@ -76,8 +78,8 @@ def load_rho1_dataset(benchmark: str, data_files: str | dict[str, str] | None = 
 
 
 def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, float]:
-    """Grade one completion with the harness-compatible grader."""
-    verdict = grade_verdict(doc["benchmark"], results[0], doc["gold"])
+    """Grade one completion with the harness-compatible grader (time limit: ``$RHO1_GRADE_TIMEOUT_S``, default 3 s)."""
+    verdict = grade_verdict(doc["benchmark"], results[0], doc["gold"], timeout_s=configured_timeout_s())
     return {
         "exact_match": float(verdict.correct),
         "timeout": float(verdict.timed_out),

@@ -1,0 +1,216 @@
+"""Bootstrap uncertainty of benchmark accuracies and of paired differences between models.
+
+Percentile bootstrap (Efron & Tibshirani 1993). A resample of ``n`` items drawn with replacement
+has the same distribution of its mean as multinomial counts over the *distinct* values, so
+``bootstrap_means`` draws those counts instead of ``n`` indices: exact, vectorised, and memory
+O(resamples x distinct values) (2 for verdicts, 3 for paired verdict differences).
+
+The paired bootstrap resamples problems jointly: it bootstraps the per-item differences
+``a_i - b_i``. Its two-sided p-value inverts the percentile interval, so that p < 1 - level exactly
+when that interval excludes 0 (up to the +1 correction that keeps p > 0).
+
+Every draw comes from a generator seeded by the config seed and the names of what it concerns
+(``rng_for``), so a row's numbers do not depend on which other models or benchmarks are present.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from rhocluster.reporting.evals import Predictions, check_same_items, load_evaluation
+
+DEFAULT_RESAMPLES = 10_000
+LEVEL = 0.95
+AVG = "avg"
+_MAX_CELLS = 1 << 22  # bound on one multinomial draw's array (resamples x distinct values)
+
+
+def rng_for(seed: int, *names: str) -> np.random.Generator:
+    """A generator seeded by ``seed`` and ``names`` (CRC32, stable across processes, unlike ``hash``)."""
+    return np.random.default_rng([int(seed), *(zlib.crc32(name.encode("utf-8")) for name in names)])
+
+
+def bootstrap_means(values: np.ndarray | Sequence[float], n_resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """float64 [n_resamples]: means of ``values`` (any shape, flattened, n > 0) resampled with replacement."""
+    x = np.asarray(values, dtype=np.float64).ravel()
+    if x.size == 0:
+        raise ValueError("cannot bootstrap an empty sample")
+    if n_resamples < 1:
+        raise ValueError(f"n_resamples must be >= 1, got {n_resamples}")
+    distinct, counts = np.unique(x, return_counts=True)
+    p = counts / x.size
+    out = np.empty(n_resamples, dtype=np.float64)
+    chunk = max(1, _MAX_CELLS // distinct.size)
+    for start in range(0, n_resamples, chunk):
+        m = min(chunk, n_resamples - start)
+        out[start : start + m] = rng.multinomial(x.size, p, size=m) @ distinct / x.size
+    return out
+
+
+def percentile_interval(draws: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
+    """The central ``level`` percentile interval of bootstrap ``draws``."""
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must lie in (0, 1), got {level}")
+    alpha = 1.0 - level
+    low, high = np.quantile(draws, [alpha / 2, 1.0 - alpha / 2])
+    return float(low), float(high)
+
+
+def bootstrap_p_value(draws: np.ndarray) -> float:
+    """Two-sided p-value of 'the statistic is 0' from bootstrap ``draws`` of it (percentile inversion).
+
+    p = min(1, 2 min(P*(d <= 0), P*(d >= 0))), each tail with the +1 correction (B + 1 denominator).
+    """
+    b = draws.size
+    below = (1 + np.count_nonzero(draws <= 0.0)) / (b + 1)
+    above = (1 + np.count_nonzero(draws >= 0.0)) / (b + 1)
+    return float(min(1.0, 2.0 * min(below, above)))
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate with its percentile bootstrap interval."""
+
+    estimate: float
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """mean(a) - mean(b) over the same items, its interval and two-sided p-value."""
+
+    diff: float
+    low: float
+    high: float
+    p_value: float
+
+
+def bootstrap_ci(
+    values: np.ndarray | Sequence[float], n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0, level: float = LEVEL
+) -> Interval:
+    """Mean of ``values`` with its percentile bootstrap interval."""
+    draws = bootstrap_means(values, n_resamples, np.random.default_rng(seed))
+    return Interval(float(np.mean(values)), *percentile_interval(draws, level))
+
+
+def paired_bootstrap(
+    a: np.ndarray | Sequence[float],
+    b: np.ndarray | Sequence[float],
+    n_resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+    level: float = LEVEL,
+) -> PairedDifference:
+    """Paired bootstrap of mean(a) - mean(b); ``a[i]`` and ``b[i]`` are scores on the same item i."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"paired samples need equal shapes, got {a.shape} and {b.shape}")
+    draws = bootstrap_means(a - b, n_resamples, np.random.default_rng(seed))
+    return PairedDifference(float(np.mean(a - b)), *percentile_interval(draws, level), bootstrap_p_value(draws))
+
+
+def holm(p_values: Sequence[float]) -> np.ndarray:
+    """Holm's step-down adjustment of a family of p-values (same order as given), capped at 1."""
+    p = np.asarray(p_values, dtype=np.float64)
+    m = p.size
+    order = np.argsort(p, kind="stable")
+    adjusted = np.maximum.accumulate(np.minimum(1.0, (m - np.arange(m)) * p[order]))
+    out = np.empty(m)
+    out[order] = adjusted
+    return out
+
+
+def load_all_predictions(
+    evals: Mapping[tuple[str, str], tuple[Path | str, Path | str]],
+) -> dict[tuple[str, str], Predictions]:
+    """``{(model, benchmark): (summary.json, predictions.jsonl)}`` -> checked predictions; all models
+    must hold the same items (and prompts) per benchmark."""
+    preds = {key: load_evaluation(summary, predictions)[1] for key, (summary, predictions) in evals.items()}
+    first: dict[str, Predictions] = {}
+    for (_, bench), p in preds.items():
+        if bench in first:
+            check_same_items(first[bench], p)
+        else:
+            first[bench] = p
+    return preds
+
+
+def accuracy_intervals(
+    preds: Mapping[tuple[str, str], Predictions],
+    models: Sequence[str],
+    benchmarks: Sequence[str],
+    n_resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+    level: float = LEVEL,
+) -> pd.DataFrame:
+    """Accuracy (%) and its bootstrap interval per model and benchmark, plus ``avg``, the plain mean
+    over benchmarks (benchmarks resampled independently). Columns: model, benchmark, n, accuracy,
+    ci_low, ci_high."""
+    rows = []
+    for model in models:
+        all_draws = []
+        for bench in benchmarks:
+            verdict = preds[model, bench].verdict
+            draws = 100.0 * bootstrap_means(verdict, n_resamples, rng_for(seed, "accuracy", model, bench))
+            all_draws.append(draws)
+            low, high = percentile_interval(draws, level)
+            rows.append((model, bench, verdict.size, 100.0 * verdict.mean(), low, high))
+        if len(benchmarks) > 1:
+            point = float(np.mean([r[3] for r in rows[-len(benchmarks) :]]))
+            low, high = percentile_interval(np.mean(all_draws, axis=0), level)
+            rows.append((model, AVG, sum(r[2] for r in rows[-len(benchmarks) :]), point, low, high))
+    return pd.DataFrame(rows, columns=["model", "benchmark", "n", "accuracy", "ci_low", "ci_high"])
+
+
+def comparisons(variants: Sequence[str], baselines: Sequence[str]) -> list[tuple[str, str]]:
+    """(variant, baseline) pairs: every variant against every baseline, each unordered pair once
+    (the first baseline listed wins, e.g. rho1 vs ct rather than ct vs rho1)."""
+    pairs: list[tuple[str, str]] = []
+    for base in baselines:
+        if base not in variants:
+            continue
+        for v in variants:
+            if v != base and (base, v) not in pairs:
+                pairs.append((v, base))
+    return pairs
+
+
+def paired_comparisons(
+    preds: Mapping[tuple[str, str], Predictions],
+    pairs: Sequence[tuple[str, str]],
+    benchmarks: Sequence[str],
+    n_resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+    level: float = LEVEL,
+) -> pd.DataFrame:
+    """Paired bootstrap of accuracy(model) - accuracy(baseline), in points, per benchmark and ``avg``.
+
+    Columns: model, baseline, benchmark, n, diff, ci_low, ci_high, p_value, p_holm (Holm-adjusted
+    within each baseline's family of tests, ``avg`` rows included).
+    """
+    rows = []
+    for model, base in pairs:
+        all_draws, diffs = [], []
+        for bench in benchmarks:
+            a, b = preds[model, bench], preds[base, bench]
+            check_same_items(a, b)
+            d = a.verdict.astype(np.float64) - b.verdict.astype(np.float64)
+            draws = 100.0 * bootstrap_means(d, n_resamples, rng_for(seed, "paired", model, base, bench))
+            all_draws.append(draws)
+            diffs.append(100.0 * d.mean())
+            rows.append((model, base, bench, d.size, diffs[-1], *percentile_interval(draws, level), bootstrap_p_value(draws)))
+        if len(benchmarks) > 1:
+            draws = np.mean(all_draws, axis=0)
+            n = sum(preds[model, bench].verdict.size for bench in benchmarks)
+            rows.append((model, base, AVG, n, float(np.mean(diffs)), *percentile_interval(draws, level), bootstrap_p_value(draws)))
+    table = pd.DataFrame(rows, columns=["model", "baseline", "benchmark", "n", "diff", "ci_low", "ci_high", "p_value"])
+    table["p_holm"] = np.nan
+    for _, idx in table.groupby("baseline", sort=False).groups.items():
+        table.loc[idx, "p_holm"] = holm(table.loc[idx, "p_value"].to_numpy())
+    return table

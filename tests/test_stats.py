@@ -1,0 +1,181 @@
+"""Bootstrap statistics against closed forms, and their determinism."""
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rhocluster.reporting import stats
+from rhocluster.reporting.evals import Predictions
+
+B = 10_000
+
+
+def bernoulli(n: int, p: float, seed: int = 0) -> np.ndarray:
+    """Exactly round(p n) ones among n, in random order."""
+    x = np.zeros(n, dtype=bool)
+    x[: round(p * n)] = True
+    return np.random.default_rng(seed).permutation(x)
+
+
+def preds(verdict: np.ndarray, name: str = "p") -> Predictions:
+    ids = tuple(str(i) for i in range(verdict.size))
+    return Predictions(Path(name), ids, np.asarray(verdict, bool), (None,) * verdict.size)
+
+
+def test_bootstrap_ci_of_bernoulli_mean_matches_normal_approximation():
+    n, p = 2000, 0.3
+    ci = stats.bootstrap_ci(bernoulli(n, p), n_resamples=B, seed=1)
+    half = 1.96 * math.sqrt(p * (1 - p) / n)
+    assert ci.estimate == pytest.approx(p)
+    assert ci.low == pytest.approx(p - half, abs=1.5e-3)
+    assert ci.high == pytest.approx(p + half, abs=1.5e-3)
+
+
+def test_bootstrap_means_have_the_plugin_variance_over_n():
+    # Var*(mean of a resample) = (1/n) * mean((x - mean x)^2), exactly, for any sample
+    x = np.random.default_rng(3).gamma(2.0, size=40)
+    draws = stats.bootstrap_means(x, 40_000, np.random.default_rng(0))
+    assert draws.mean() == pytest.approx(x.mean(), rel=1e-2)
+    assert draws.var() == pytest.approx(x.var() / x.size, rel=3e-2)
+
+
+def test_bootstrap_means_match_index_resampling_in_distribution():
+    x = np.array([0.0, 0.0, 1.0, 2.5, 2.5, 7.0])
+    rng = np.random.default_rng(5)
+    by_index = x[rng.integers(0, x.size, size=(50_000, x.size))].mean(axis=1)
+    ours = stats.bootstrap_means(x, 50_000, np.random.default_rng(6))
+    qs = [0.025, 0.25, 0.5, 0.75, 0.975]
+    np.testing.assert_allclose(np.quantile(ours, qs), np.quantile(by_index, qs), atol=0.1)
+    assert ours.std() == pytest.approx(by_index.std(), rel=2e-2)
+
+
+def test_bootstrap_means_do_not_depend_on_the_memory_bound(monkeypatch):
+    x = bernoulli(300, 0.4)
+    whole = stats.bootstrap_means(x, 1000, np.random.default_rng(9))
+    monkeypatch.setattr(stats, "_MAX_CELLS", 6)  # chunks of 3 resamples
+    np.testing.assert_array_equal(stats.bootstrap_means(x, 1000, np.random.default_rng(9)), whole)
+
+
+def test_paired_identical_predictions_give_zero_difference_and_p_one():
+    a = bernoulli(500, 0.37)
+    res = stats.paired_bootstrap(a, a.copy(), n_resamples=B, seed=2)
+    assert (res.diff, res.low, res.high, res.p_value) == (0.0, 0.0, 0.0, 1.0)
+
+
+def test_paired_known_shift():
+    n = 1000
+    a = bernoulli(n, 0.5, seed=4)
+    b = a.copy()
+    b[np.flatnonzero(~a)[:50]] = True  # b also solves 50 problems a misses: +5 points, no losses
+    res = stats.paired_bootstrap(b, a, n_resamples=B, seed=3)
+    d, se = 0.05, math.sqrt((0.05 - 0.05**2) / n)
+    assert res.diff == pytest.approx(d)
+    assert res.low == pytest.approx(d - 1.96 * se, abs=2e-3)
+    assert res.high == pytest.approx(d + 1.96 * se, abs=2e-3)
+    assert res.p_value == pytest.approx(2 / (B + 1))  # no resample reaches 0
+    back = stats.paired_bootstrap(a, b, n_resamples=B, seed=3)
+    assert back.diff == pytest.approx(-d)
+    assert back.low == pytest.approx(-res.high, abs=2e-3) and back.high == pytest.approx(-res.low, abs=2e-3)
+    assert back.p_value == res.p_value
+
+
+def test_paired_p_value_matches_the_normal_approximation():
+    # discordant pairs: 1045 only a right, 955 only b right, of 20000 (z = 2.01, p = 0.044); large
+    # counts keep the bootstrap's mass at exactly 0 (counted in both tails) negligible
+    n, n10, n01 = 20_000, 1045, 955
+    a = np.zeros(n, bool)
+    b = np.zeros(n, bool)
+    a[:n10] = True
+    b[n10 : n10 + n01] = True
+    a[5000:9000] = b[5000:9000] = True  # concordant right answers do not matter
+    d = (n10 - n01) / n
+    se = math.sqrt(((n10 + n01) / n - d**2) / n)
+    res = stats.paired_bootstrap(a, b, n_resamples=B, seed=11)
+    assert res.diff == pytest.approx(d)
+    assert res.p_value == pytest.approx(math.erfc(abs(d) / se / math.sqrt(2)), abs=8e-3)
+    assert res.low == pytest.approx(d - 1.96 * se, abs=2e-4) and res.high == pytest.approx(d + 1.96 * se, abs=2e-4)
+
+
+def test_p_value_agrees_with_the_interval():
+    rng = np.random.default_rng(0)
+    for shift in (0, 5, 10, 20, 40):
+        a = rng.random(400) < 0.4
+        b = a.copy()
+        flip = np.flatnonzero(~a)[:shift]
+        b[flip] = True
+        b[np.flatnonzero(a)[: shift // 2]] = False
+        res = stats.paired_bootstrap(b, a, n_resamples=B, seed=shift)
+        assert (res.p_value < 0.05) == (res.low > 0 or res.high < 0)
+
+
+def test_paired_needs_equal_shapes():
+    with pytest.raises(ValueError, match="equal shapes"):
+        stats.paired_bootstrap(np.ones(3), np.ones(4))
+    with pytest.raises(ValueError, match="empty"):
+        stats.bootstrap_ci(np.array([]))
+
+
+def test_determinism_under_the_seed():
+    x = bernoulli(321, 0.6)
+    one = stats.bootstrap_means(x, 500, stats.rng_for(7, "accuracy", "ct", "gsm8k"))
+    two = stats.bootstrap_means(x, 500, stats.rng_for(7, "accuracy", "ct", "gsm8k"))
+    other = stats.bootstrap_means(x, 500, stats.rng_for(8, "accuracy", "ct", "gsm8k"))
+    np.testing.assert_array_equal(one, two)
+    assert not np.array_equal(one, other)
+    assert stats.bootstrap_ci(x, 2000, seed=4) == stats.bootstrap_ci(x, 2000, seed=4)
+
+
+def test_a_rows_numbers_do_not_depend_on_the_other_rows():
+    benches = ["gsm8k", "math"]
+    p = {(m, b): preds(bernoulli(50, 0.2 + 0.1 * i + 0.05 * j, seed=i * 10 + j)) for i, m in enumerate(["ct", "rho1"]) for j, b in enumerate(benches)}
+    both = stats.accuracy_intervals(p, ["ct", "rho1"], benches, 2000, seed=1)
+    alone = stats.accuracy_intervals(p, ["rho1"], benches, 2000, seed=1)
+    np.testing.assert_array_equal(both[both.model == "rho1"].to_numpy(), alone.to_numpy())
+
+
+def test_accuracy_intervals_average_row():
+    p = {("m", b): preds(bernoulli(400, q, seed=k)) for k, (b, q) in enumerate([("x", 0.2), ("y", 0.6)])}
+    table = stats.accuracy_intervals(p, ["m"], ["x", "y"], B, seed=0)
+    assert table["benchmark"].tolist() == ["x", "y", "avg"]
+    avg = table.set_index("benchmark").loc["avg"]
+    assert avg["accuracy"] == pytest.approx(40.0)
+    assert avg["n"] == 800
+    # mean of two independent means: se = sqrt(se_x^2 + se_y^2) / 2
+    se = 100 * math.sqrt(0.2 * 0.8 / 400 + 0.6 * 0.4 / 400) / 2
+    assert avg["ci_low"] == pytest.approx(40 - 1.96 * se, abs=0.3)
+    assert avg["ci_high"] == pytest.approx(40 + 1.96 * se, abs=0.3)
+    assert (table["ci_low"] <= table["accuracy"]).all() and (table["accuracy"] <= table["ci_high"]).all()
+
+
+def test_paired_comparisons_table():
+    benches = ["x", "y"]
+    base = {b: bernoulli(200, 0.3, seed=k) for k, b in enumerate(benches)}
+    p = {}
+    for b in benches:
+        p["ct", b] = preds(base[b])
+        p["same", b] = preds(base[b].copy())
+        better = base[b].copy()
+        better[np.flatnonzero(~better)[:40]] = True
+        p["better", b] = preds(better)
+    pairs = stats.comparisons(["ct", "same", "better"], ["ct", "rho1"])
+    assert pairs == [("same", "ct"), ("better", "ct")]
+    table = stats.paired_comparisons(p, pairs, benches, B, seed=0).set_index(["model", "benchmark"])
+    assert table.loc[("same", "avg"), "diff"] == 0 and table.loc[("same", "avg"), "p_value"] == 1
+    assert table.loc[("better", "x"), "diff"] == pytest.approx(20.0)
+    assert table.loc[("better", "avg"), "p_holm"] < 0.05
+    assert (table["p_holm"] >= table["p_value"]).all() and (table["p_holm"] <= 1).all()
+
+
+def test_comparisons_each_pair_once():
+    pairs = stats.comparisons(["ct", "rho1", "cluster", "random"], ["ct", "rho1"])
+    assert pairs == [("rho1", "ct"), ("cluster", "ct"), ("random", "ct"), ("cluster", "rho1"), ("random", "rho1")]
+    assert stats.comparisons(["cluster"], ["ct", "rho1"]) == []
+
+
+def test_holm_by_hand():
+    adjusted = stats.holm([0.01, 0.04, 0.03, 0.005])
+    np.testing.assert_allclose(adjusted, [0.03, 0.06, 0.06, 0.02])
+    np.testing.assert_allclose(stats.holm([0.5, 0.9]), [1.0, 1.0])
+    assert stats.holm([]).size == 0
