@@ -5,23 +5,24 @@ rule pretrain_base:
         model=directory(f"{R}/models/base/mcore"),
         train_log=f"{R}/models/base/train_log.jsonl",
         summary=f"{R}/models/base/summary.json",
+        plot=report(f"{R}/models/base/loss.png", category="Training"),
     log:
         f"{LOGS}/train/base.log",
     benchmark:
         f"{BENCH}/train/base.tsv"
+    conda:
+        "../envs/training.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=24 * 60,
+        gpus=gpu(8),
     params:
         shards=shard_prefixes("pretrain"),
         shape=config["model"],
         training=train_config("base"),
         checkpoints=f"{R}/checkpoints/base",
         source=config["base"]["source"],
-    threads: 2
-    resources:
-        mem_mb=8000,
-        runtime=24 * 60,
-        gpus=gpu(8),
-    conda:
-        "../envs/training.yaml"
     script:
         "../scripts/train_base.py"
 
@@ -34,22 +35,23 @@ rule train_reference:
         model=directory(f"{R}/models/reference/mcore"),
         train_log=f"{R}/models/reference/train_log.jsonl",
         summary=f"{R}/models/reference/summary.json",
+        plot=report(f"{R}/models/reference/loss.png", category="Training"),
     log:
         f"{LOGS}/train/reference.log",
     benchmark:
         f"{BENCH}/train/reference.tsv"
-    params:
-        shards=shard_prefixes("hq"),
-        shape=config["model"],
-        training=train_config("reference"),
-        checkpoints=f"{R}/checkpoints/reference",
+    conda:
+        "../envs/training.yaml"
     threads: 2
     resources:
         mem_mb=8000,
         runtime=24 * 60,
         gpus=gpu(8),
-    conda:
-        "../envs/training.yaml"
+    params:
+        shards=shard_prefixes("hq"),
+        shape=config["model"],
+        training=train_config("reference"),
+        checkpoints=f"{R}/checkpoints/reference",
     script:
         "../scripts/train.py"
 
@@ -61,22 +63,23 @@ rule train_cpt:
         model=directory(f"{R}/models/{{variant}}/mcore"),
         train_log=f"{R}/models/{{variant}}/train_log.jsonl",
         summary=f"{R}/models/{{variant}}/summary.json",
+        plot=report(f"{R}/models/{{variant}}/loss.png", category="Training"),
     log:
         f"{LOGS}/train/{{variant}}.log",
     benchmark:
         f"{BENCH}/train/{{variant}}.tsv"
-    params:
-        shards=shard_prefixes("web"),
-        shape=config["model"],
-        training=cpt_training,
-        checkpoints=lambda wc: f"{R}/checkpoints/{wc.variant}",
+    conda:
+        "../envs/training.yaml"
     threads: 2
     resources:
         mem_mb=8000,
         runtime=3 * 24 * 60,
         gpus=gpu(8),
-    conda:
-        "../envs/training.yaml"
+    params:
+        shards=shard_prefixes("web"),
+        shape=config["model"],
+        training=cpt_training,
+        checkpoints=lambda wc: f"{R}/checkpoints/{wc.variant}",
     script:
         "../scripts/train.py"
 
@@ -91,11 +94,11 @@ rule export_hf:
         f"{LOGS}/export_hf/{{model}}.log",
     benchmark:
         f"{BENCH}/export_hf/{{model}}.tsv"
+    conda:
+        "../envs/training.yaml"
     threads: 1
     resources:
         mem_mb=8000,
         runtime=60,
-    conda:
-        "../envs/training.yaml"
     script:
         "../scripts/export_hf.py"

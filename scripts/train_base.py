@@ -2,21 +2,32 @@
 
 from pathlib import Path
 
-from rhocluster.training.run import import_hf_base, run_training
+from rhocluster.training.run import import_hf_base, launch_training
 from rhocluster.workflow import logged, set_threads
 
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]):
     set_threads(sm.threads)
     if sm.params.source == "pretrain":
-        run_training(
-            shape=sm.params.shape,
-            training=dict(sm.params.training),
-            shards=sm.params.shards,
-            out_dir=Path(sm.output.model),
-            train_log=Path(sm.output.train_log),
-            summary=Path(sm.output.summary),
-            checkpoints=Path(sm.params.checkpoints),
+        launch_training(
+            dict(
+                shape=dict(sm.params.shape),
+                training=dict(sm.params.training),
+                shards=list(sm.params.shards),
+                out_dir=sm.output.model,
+                train_log=sm.output.train_log,
+                summary=sm.output.summary,
+                plot=sm.output.plot,
+                checkpoints=sm.params.checkpoints,
+            ),
+            gpus=sm.resources.get("gpus", 0),
         )
     else:
-        import_hf_base(Path(sm.input[0]), sm.params.shape, Path(sm.output.model), Path(sm.output.train_log), Path(sm.output.summary))
+        import_hf_base(
+            Path(sm.input[0]),
+            sm.params.shape,
+            Path(sm.output.model),
+            Path(sm.output.train_log),
+            Path(sm.output.summary),
+            Path(sm.output.plot),
+        )

@@ -18,10 +18,13 @@ from rhocluster.model.checkpoint import (
     to_layout,
 )
 from rhocluster.model.megatron import (
+    SDPAttention,
+    SwiGLU,
     build_gpt_model,
     causal_attention_mask,
     init_distributed,
     lm_forward,
+    transformer_config,
 )
 from rhocluster.model.shape import TINYLLAMA, LlamaShape
 
@@ -135,6 +138,38 @@ def test_backward_reaches_every_parameter(device):
     lm_forward(model, tokens, torch.roll(tokens, -1, 1)).mean().backward()
     for name, p in model.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, name
+
+
+def test_fused_local_modules_match_megatron_stock_modules(model):
+    """SDPAttention + SwiGLU (+ our loss and RoPE shortcut) give Megatron's unfused results and gradients."""
+    stock = build_gpt_model(TINY, sdpa=False)
+    stock.load_state_dict(model.state_dict())
+    layer = model.decoder.layers[0]
+    assert isinstance(layer.self_attention.core_attention, SDPAttention)
+    assert isinstance(layer.mlp.activation_func, SwiGLU)
+    assert type(stock.decoder.layers[0].self_attention.core_attention) is not SDPAttention
+    tokens = torch.randint(0, TINY.vocab_size, (3, 20), generator=torch.Generator().manual_seed(5))
+    labels = torch.roll(tokens, -1, dims=1)
+    results = []
+    for m in (model, stock):
+        m.zero_grad()
+        loss = lm_forward(m, tokens, labels)
+        loss.mean().backward()
+        results.append((loss.detach(), {n: p.grad.clone() for n, p in m.named_parameters()}))
+        m.zero_grad()
+    (loss_a, grads_a), (loss_b, grads_b) = results
+    assert loss_a.shape == (3, 20) and loss_a.mean() > 3  # ~log(97) at init
+    torch.testing.assert_close(loss_a, loss_b, rtol=1e-5, atol=1e-5)
+    for name, grad in grads_a.items():
+        torch.testing.assert_close(grad, grads_b[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_recompute_reaches_transformer_config():
+    cfg = transformer_config(TINY, recompute=True)
+    assert (cfg.recompute_granularity, cfg.recompute_method, cfg.recompute_num_layers) == ("full", "uniform", 1)
+    assert transformer_config(TINY).recompute_granularity is None
+    bf16 = transformer_config(TINY, params_dtype=torch.bfloat16, host=False, local_modules=False)
+    assert bf16.bf16 and bf16.params_dtype == torch.bfloat16 and not bf16.use_cpu_initialization
 
 
 def test_recompute_without_cuda_warns(device):

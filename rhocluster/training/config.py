@@ -6,6 +6,10 @@ from dataclasses import asdict, dataclass, fields
 
 SELECTIONS = ("all", "mask", "slm")
 
+# Keys that may differ between a checkpoint and the run resuming from it: they change bookkeeping or
+# memory use, not the sequence of updates.
+RESUMABLE_CHANGES = frozenset({"log_every", "checkpoint_every", "peak_tflops", "recompute", "micro_batch"})
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -40,6 +44,12 @@ class TrainConfig:
             raise ValueError("training.steps, global_batch and micro_batch must be positive")
         if not 0.0 < self.slm_ratio <= 1.0:
             raise ValueError(f"training.slm_ratio={self.slm_ratio} must be in (0, 1]")
+        if self.tensor_parallel != 1 or self.pipeline_parallel != 1:
+            raise ValueError(
+                f"training.tensor_parallel={self.tensor_parallel}, pipeline_parallel={self.pipeline_parallel}: "
+                "only 1 is supported (checkpoints hold full tensors); data parallelism with Megatron's "
+                "distributed optimizer scales across GPUs and nodes, and TinyLlama-1.1B fits on one GPU"
+            )
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -53,6 +63,15 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def resume_mismatches(self, saved: dict) -> list[str]:
+        """Fields of a checkpoint's config that differ from this one and would change the run."""
+        current = self.to_dict()
+        return [
+            f"{k}: checkpoint {saved.get(k)!r} vs run {current[k]!r}"
+            for k in sorted(current)
+            if k not in RESUMABLE_CHANGES and saved.get(k, current[k]) != current[k]
+        ]
+
     def grad_accumulation(self, data_parallel: int) -> int:
         """Micro-batches per rank per step; the global batch must split evenly."""
         per_rank, rem = divmod(self.global_batch, data_parallel * self.micro_batch)
@@ -62,3 +81,32 @@ class TrainConfig:
                 f"micro_batch {self.micro_batch} x data-parallel size {data_parallel}"
             )
         return per_rank
+
+
+# Rho-1's continued pretraining of TinyLlama-1.1B (arXiv 2404.07965; reference/numbers.md): 15B tokens
+# seen, ~1M-token batches of 2048-token sequences, lr 8e-5 peak with cosine decay. A window holds
+# seq_len + 1 tokens, so each of the 512 windows of a step gives 2048 prediction targets.
+RHO1_SEQ_LEN = 2048
+RHO1_GLOBAL_BATCH = 512  # 512 x 2048 = 1,048,576 target tokens per step
+RHO1_TOKENS = 15_000_000_000
+
+
+def rho1_cpt_config(**overrides) -> TrainConfig:
+    """Rho-1's CPT settings as a TrainConfig (bf16, H100 peak for MFU); ``overrides`` replace fields."""
+    defaults = dict(
+        steps=round(RHO1_TOKENS / (RHO1_GLOBAL_BATCH * RHO1_SEQ_LEN)),  # 14,305 steps
+        global_batch=RHO1_GLOBAL_BATCH,
+        micro_batch=4,
+        lr=8e-5,
+        min_lr=8e-6,  # floor and warm-up are not in numbers.md: 10% of peak and ~0.5% of steps, our choice
+        warmup_steps=70,
+        weight_decay=0.1,
+        selection="slm",
+        slm_ratio=0.6,
+        checkpoint_every=500,
+        log_every=10,
+        bf16=True,
+        recompute=False,
+        peak_tflops=989.0,
+    )
+    return TrainConfig.from_dict({**defaults, **overrides})

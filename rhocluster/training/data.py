@@ -60,7 +60,13 @@ class TokenStream:
             return None
         if len(paths) != len(self.shards):
             raise ValueError(f"{len(paths)} {what} files for {len(self.shards)} shards")
-        return [load_aligned(p, s.shape, dtype, what) for p, s in zip(paths, self.shards)]
+        out = []
+        for path, shard in zip(paths, self.shards):
+            try:
+                out.append(load_aligned(path, shard.shape, dtype, what))
+            except ValueError as err:
+                raise ValueError(f"{err} (shard {shard.prefix})") from err
+        return out
 
     def order(self, seed: int, epoch: int) -> np.ndarray:
         """Permutation of all window indices for one epoch (seeded, variant-independent)."""

@@ -3,32 +3,63 @@
 One loop serves the base pretraining, the reference fine-tune and every CPT variant; they differ in
 their data and in ``TrainConfig.selection``. On CPU it runs the megatron-core ``GPTModel`` with gloo and
 a plain torch AdamW; with CUDA it wraps the same model in Megatron's DistributedDataParallel with the
-distributed optimizer and bf16.
+distributed optimizer (bf16 when configured). Under torchrun every rank runs this function; rank 0
+writes the log, the checkpoints and the outputs.
+
+Resumption is exact: the data position follows from the step, and a checkpoint holds the weights, the
+optimizer state, every rank's RNG states and the counters, so a run killed after checkpoint k and
+resumed reaches bitwise the same weights as an uninterrupted run (on the same hardware and world size).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
+import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
-from rhocluster.data.atomic import save_json
+from rhocluster.data.atomic import atomic_path, save_json
 from rhocluster.model.checkpoint import load_into_model, load_mcore, save_mcore
 from rhocluster.model.megatron import build_gpt_model, init_distributed, lm_forward
 from rhocluster.model.shape import LlamaShape
-from rhocluster.training.checkpoint import checkpoint_dirs, load_checkpoint, save_checkpoint
+from rhocluster.training.checkpoint import (
+    TrainCheckpoint,
+    capture_rng_state,
+    checkpoint_dirs,
+    load_checkpoint,
+    remove_stale,
+    restore_rng_state,
+    save_checkpoint,
+)
 from rhocluster.training.config import TrainConfig
 from rhocluster.training.data import Batch, TokenStream
-from rhocluster.training.flops import train_flops_per_token
+from rhocluster.training.flops import forward_flops_per_token, train_flops_per_token
 from rhocluster.training.schedule import cosine_lr
 from rhocluster.training.selection import slm_keep
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class StepInfo:
+    """What an ``on_step`` hook sees after each optimizer step, before that step's checkpoint is saved."""
+
+    step: int  # optimizer steps completed (1-based, as in the log and checkpoint names)
+    window_ids: np.ndarray  # int64 [windows per rank]: this rank's windows, in micro-batch order
+    keep: list[np.ndarray]  # bool [micro_batch, S-1] per micro-batch: the targets this step learned from
+    record: dict  # the step's log record (loss, loss_kept, kept_fraction, lr, grad_norm, ...)
+    model: torch.nn.Module
+
+
+StepHook = Callable[[StepInfo], None]
 
 
 def _model_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -42,6 +73,7 @@ class _Optimizer:
     def __init__(self, model: torch.nn.Module, cfg: TrainConfig, cuda: bool):
         self.cuda = cuda
         self.cfg = cfg
+        self.max_norm = cfg.grad_clip if cfg.grad_clip > 0 else math.inf
         if cuda:
             from megatron.core.optimizer import OptimizerConfig, get_megatron_optimizer
 
@@ -58,9 +90,9 @@ class _Optimizer:
                 params_dtype=torch.bfloat16 if cfg.bf16 else torch.float32,
                 use_distributed_optimizer=True,
             )
+            # Default overrides: no weight decay on 1-D parameters (wd_mult 0), as on CPU below.
             self.opt = get_megatron_optimizer(ocfg, [model])
         else:
-            # No weight decay on 1-D parameters (RMSNorm weights), as Megatron's optimizer does.
             decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
             no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
             self.params = decay + no_decay
@@ -74,9 +106,15 @@ class _Optimizer:
                 eps=cfg.adam_eps,
             )
 
+    def _chained(self) -> list:
+        return list(getattr(self.opt, "chained_optimizers", [self.opt]))
+
     def set_lr(self, lr: float) -> None:
         for group in self.opt.param_groups:
             group["lr"] = lr
+            if self.cuda:
+                # Megatron's param-group scheduler would apply wd_mult; we drive the groups directly.
+                group["weight_decay"] = self.cfg.weight_decay * group.get("wd_mult", 1.0)
 
     def zero_grad(self, model: torch.nn.Module) -> None:
         if self.cuda:
@@ -84,54 +122,103 @@ class _Optimizer:
         self.opt.zero_grad()
 
     def step(self, model: torch.nn.Module) -> float:
-        """Reduce gradients, clip, update; returns the gradient norm before clipping."""
+        """Average gradients over data-parallel ranks, clip, update; returns the gradient norm before
+        clipping. A non-finite norm on CPU skips the update (the caller stops the run)."""
         if self.cuda:
             model.finish_grad_sync()
             ok, grad_norm, _ = self.opt.step()
-            if not ok:
-                raise RuntimeError("Megatron optimizer step skipped (non-finite gradients)")
-            return float(grad_norm)
-        if torch.distributed.get_world_size() > 1:
-            for p in self.params:
-                if p.grad is not None:
-                    torch.distributed.all_reduce(p.grad)
-                    p.grad /= torch.distributed.get_world_size()
-        norm = torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip)
-        self.opt.step()
-        return float(norm)
+            return float(grad_norm) if ok and grad_norm is not None else float("nan")
+        world = dist.get_world_size()
+        if world > 1:
+            grads = [p.grad for p in self.params if p.grad is not None]
+            flat = torch.cat([g.reshape(-1) for g in grads])
+            dist.all_reduce(flat)
+            flat /= world
+            offset = 0
+            for g in grads:
+                g.copy_(flat[offset : offset + g.numel()].view_as(g))
+                offset += g.numel()
+        norm = float(torch.nn.utils.clip_grad_norm_(self.params, self.max_norm))
+        if math.isfinite(norm):
+            self.opt.step()
+        return norm
 
-    def state_dict(self) -> dict:
-        return self.opt.state_dict()
+    def state_for_checkpoint(self) -> tuple[dict, list | None]:
+        """``(state, shards)``: the torch optimizer state on CPU (shards None); on GPU the distributed
+        optimizer's common state and its parameter shards gathered on data-parallel rank 0 (None on the
+        other ranks). Collective on GPU, so every rank must call it."""
+        if not self.cuda:
+            return self.opt.state_dict(), None
+        return self.opt.state_dict(), [o.get_parameter_state_dp_zero() for o in self._chained()]
 
-    def load_state_dict(self, state: dict) -> None:
-        self.opt.load_state_dict(state)
+    def load_checkpoint_state(self, ckpt: TrainCheckpoint) -> None:
+        """Inverse of :meth:`state_for_checkpoint`; collective on GPU (rank 0 reads and scatters the
+        shards, so the full state is never in every rank's memory)."""
+        self.opt.load_state_dict(ckpt.optimizer_state)
+        if not self.cuda:
+            return
+        from megatron.core import parallel_state
+
+        first = parallel_state.get_data_parallel_rank() == 0
+        shards = ckpt.optimizer_shards() if first else None
+        if first and shards is None:
+            raise ValueError(f"checkpoint {ckpt.path}: optimizer_shards.pt is missing (written by a CPU run?)")
+        for i, o in enumerate(self._chained()):
+            o.load_parameter_state_from_dp_zero(shards[i] if first else None)
 
 
-def _keep_masks(
-    model: torch.nn.Module,
-    batches: list[Batch],
-    cfg: TrainConfig,
-    device: torch.device,
-) -> list[torch.Tensor]:
-    """Per micro-batch bool [b, S-1] masks of the target tokens this step learns from."""
-    valid = [torch.from_numpy(b.valid[:, 1:]).to(device) for b in batches]
-    if cfg.selection == "all":
-        return valid
-    if cfg.selection == "mask":
-        if any(b.keep is None for b in batches):
-            raise ValueError("selection 'mask' needs a mask file for every shard")
-        return [torch.from_numpy(b.keep[:, 1:]).to(device) for b in batches]
-    if any(b.ref_loss is None for b in batches):
-        raise ValueError("selection 'slm' needs a reference-loss file for every shard")
-    excess = []
-    with torch.no_grad():
-        for b in batches:
-            tokens = torch.from_numpy(b.tokens).to(device)
-            loss = lm_forward(model, tokens[:, :-1], tokens[:, 1:]).float()
-            excess.append(loss - torch.from_numpy(b.ref_loss[:, 1:]).to(device))
-    from megatron.core import parallel_state
+def _load_weights(model: torch.nn.Module, state: dict, ckpt_shape: LlamaShape, shape: LlamaShape, source: Path) -> None:
+    try:
+        load_into_model(model, state, ckpt_shape, shape)
+    except ValueError as err:
+        raise ValueError(f"checkpoint {source}: {err}") from err
 
-    return slm_keep(excess, valid, cfg.slm_ratio, parallel_state.get_data_parallel_group())
+
+def _check_resume(ckpt: TrainCheckpoint, cfg: TrainConfig, data_layout: dict) -> None:
+    """A checkpoint resumes only the run that wrote it: same trajectory settings, same data."""
+    problems = cfg.resume_mismatches(ckpt.trainer_state.get("config", {}))
+    saved_data = ckpt.trainer_state.get("data", {})
+    problems += [
+        f"data {k}: checkpoint {saved_data.get(k)!r} vs run {v!r}"
+        for k, v in data_layout.items()
+        if saved_data.get(k, v) != v
+    ]
+    if problems:
+        raise ValueError(
+            f"checkpoint {ckpt.path} belongs to another run ({'; '.join(problems)}); "
+            f"delete {ckpt.path.parent} to start afresh"
+        )
+    if ckpt.step > cfg.steps:
+        raise ValueError(f"checkpoint {ckpt.path} is at step {ckpt.step}, beyond training.steps={cfg.steps}")
+
+
+def _truncate_log(path: Path, upto: int) -> None:
+    """Keep the log records of steps <= ``upto`` (those a resumed run does not redo); a line cut short
+    by a kill is dropped."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    keep = []
+    if upto > 0 and path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                if json.loads(line)["step"] <= upto:
+                    keep.append(line)
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue
+    with atomic_path(path, ".jsonl") as tmp:
+        tmp.write_text("".join(line + "\n" for line in keep))
+
+
+def _all_reduce(t: torch.Tensor, group) -> torch.Tensor:
+    if dist.get_world_size(group) > 1:
+        dist.all_reduce(t, group=group)
+    return t
+
+
+def _selection_inputs_present(cfg: TrainConfig, stream: TokenStream) -> None:
+    if cfg.selection == "mask" and stream.masks is None:
+        raise ValueError("training.selection='mask' needs a mask file for every shard")
+    if cfg.selection == "slm" and stream.ref_losses is None:
+        raise ValueError("training.selection='slm' needs a reference-loss file for every shard")
 
 
 def train(
@@ -144,32 +231,44 @@ def train(
     summary_path: Path,
     init_from: Path | None = None,
     label_names: Sequence[str] | None = None,
+    on_step: StepHook | None = None,
 ) -> dict:
-    """Train and write the final weights (mcore format) to ``out_dir``; resume from ``ckpt_root`` if it holds a checkpoint.
+    """Train and write the final weights (mcore format) to ``out_dir``; resume from the newest complete
+    checkpoint under ``ckpt_root`` if there is one (``init_from`` is then ignored).
 
     ``log_path`` gets one JSON line per logged step; ``summary_path`` the run's totals, including the kept
-    fraction of every ground-truth label when the shards carry labels.
+    fraction of every ground-truth label when the shards carry labels. A non-finite loss or gradient
+    norm raises ``FloatingPointError`` naming the step, before the update and before any checkpoint of it.
     """
-    if cfg.tensor_parallel * cfg.pipeline_parallel != 1:
-        raise ValueError(
-            "tensor_parallel/pipeline_parallel > 1 are not supported by the trainer's checkpointing yet; "
-            "set both to 1 (data parallel scales across GPUs and nodes)"
-        )
+    _selection_inputs_present(cfg, stream)
     device = init_distributed(cfg.seed, cfg.tensor_parallel, cfg.pipeline_parallel)
     from megatron.core import parallel_state
 
     cuda = device.type == "cuda"
+    rank = dist.get_rank()
+    dp_group = parallel_state.get_data_parallel_group()
     dp_rank = parallel_state.get_data_parallel_rank()
     dp_size = parallel_state.get_data_parallel_world_size()
     accum = cfg.grad_accumulation(dp_size)
     per_rank = cfg.micro_batch * accum
     seq = stream.seq_len - 1
+    ckpt_root, log_path = Path(ckpt_root), Path(log_path)
+    data_layout = {"n_windows": stream.n_windows, "seq_len": stream.seq_len}
 
-    torch.manual_seed(cfg.seed)
+    if rank == 0:
+        for stale in remove_stale(ckpt_root):
+            log.warning("removed the unfinished checkpoint %s", stale)
+    dist.barrier()
+    existing = checkpoint_dirs(ckpt_root)
+    resume = load_checkpoint(existing[-1]) if existing else None
+
     model = build_gpt_model(shape, params_dtype=torch.bfloat16 if cfg.bf16 else torch.float32, recompute=cfg.recompute)
-    if init_from is not None:
+    if resume is not None:
+        _check_resume(resume, cfg, data_layout)
+        _load_weights(model, resume.model_state, resume.shape, shape, resume.path)
+    elif init_from is not None:
         state, ckpt_shape = load_mcore(Path(init_from))
-        load_into_model(model, state, ckpt_shape, shape)
+        _load_weights(model, state, ckpt_shape, shape, Path(init_from))
     model.to(device)
     if cuda:
         from megatron.core.distributed import DistributedDataParallel, DistributedDataParallelConfig
@@ -181,106 +280,114 @@ def train(
         )
     optimizer = _Optimizer(model, cfg, cuda)
 
+    # Like Megatron: the host RNGs start from the seed too, so a fresh run is reproducible and a resumed
+    # one continues the same streams.
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
     n_labels = len(label_names) if label_names else 0
-    counters = {
-        "tokens_seen": 0,
-        "tokens_kept": 0,
-        "label_valid": [0] * n_labels,
-        "label_kept": [0] * n_labels,
-    }
+    counters = {"tokens_seen": 0, "tokens_kept": 0, "label_valid": [0] * n_labels, "label_kept": [0] * n_labels}
     start = 0
-    existing = checkpoint_dirs(ckpt_root)
-    if existing:
-        state, ckpt_shape, opt_state, trainer_state = load_checkpoint(existing[-1])
-        load_into_model(getattr(model, "module", model), state, ckpt_shape, shape)
-        optimizer.load_state_dict(opt_state)
-        counters = trainer_state["counters"]
-        start = trainer_state["step"]
-        log.info("resumed from %s at step %d", existing[-1], start)
+    if resume is not None:
+        optimizer.load_checkpoint_state(resume)
+        counters = resume.trainer_state["counters"]
+        start = resume.step
+        restore_rng_state(resume.rng_states[rank] if rank < len(resume.rng_states) else resume.rng_states[0])
+        log.info("resumed from %s at step %d", resume.path, start)
+        del resume
+    if rank == 0:
+        _truncate_log(log_path, start)
+    dist.barrier()
 
-    flops_per_token = train_flops_per_token(shape, seq)
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    mode = "a" if start > 0 and log_path.exists() else "w"
+    two_pass = cfg.selection == "slm" and accum > 1
+    flops_per_token = train_flops_per_token(shape, seq) + (forward_flops_per_token(shape, seq) if two_pass else 0.0)
+    n_tokens = cfg.global_batch * seq
     last_loss = float("nan")
-    with open(log_path, mode) as log_fh:
+    log_fh = open(log_path, "a") if rank == 0 else None
+    busy, steps_since_log = 0.0, 0  # seconds of step work (no hooks, no checkpointing) since the last log
+    try:
         for step in range(start, cfg.steps):
             t0 = time.perf_counter()
+            done = step + 1
             lr = cosine_lr(step, lr=cfg.lr, min_lr=cfg.min_lr, warmup_steps=cfg.warmup_steps, total_steps=cfg.steps)
             optimizer.set_lr(lr)
             ids = stream.sample_ids(cfg.seed, step * cfg.global_batch + dp_rank * per_rank, per_rank)
             batches = [stream.batch(ids[i : i + cfg.micro_batch]) for i in range(0, per_rank, cfg.micro_batch)]
-            keeps = _keep_masks(model, batches, cfg, device)
-            kept_local = torch.tensor(float(sum(int(k.sum()) for k in keeps)), device=device)
-            kept_total = kept_local.clone()
-            if torch.distributed.get_world_size() > 1:
-                torch.distributed.all_reduce(kept_total)
-            denom = max(float(kept_total), 1.0)
+            tokens = [torch.from_numpy(b.tokens).to(device) for b in batches]
+            valid = [torch.from_numpy(b.valid[:, 1:]).to(device) for b in batches]
 
             optimizer.zero_grad(model)
-            sum_loss_all = torch.zeros((), device=device)
-            sum_loss_kept = torch.zeros((), device=device)
-            for b, keep in zip(batches, keeps):
-                tokens = torch.from_numpy(b.tokens).to(device)
-                loss = lm_forward(model, tokens[:, :-1], tokens[:, 1:]).float()
-                # Mean over the kept tokens of the whole global batch; gradients are averaged over
-                # data-parallel ranks, hence the factor dp_size.
-                objective = (loss * keep).sum() * (dp_size / denom)
-                objective.backward()
-                sum_loss_all += loss.detach().sum()
-                sum_loss_kept += (loss.detach() * keep).sum()
-            grad_norm = optimizer.step(model)
+            first_loss = None
+            if cfg.selection == "all":
+                keeps = valid
+            elif cfg.selection == "mask":
+                keeps = [torch.from_numpy(b.keep[:, 1:]).to(device) for b in batches]
+            else:
+                refs = [torch.from_numpy(b.ref_loss[:, 1:]).to(device) for b in batches]
+                if two_pass:
+                    # Several micro-batches per rank: rank the whole global batch under the current
+                    # weights first (no graph kept), then train.
+                    with torch.no_grad():
+                        excess = [lm_forward(model, t[:, :-1], t[:, 1:]) - r for t, r in zip(tokens, refs)]
+                else:
+                    # One micro-batch per rank: score and train on the same forward pass.
+                    first_loss = lm_forward(model, tokens[0][:, :-1], tokens[0][:, 1:])
+                    excess = [first_loss.detach() - refs[0]]
+                keeps = slm_keep(excess, valid, cfg.slm_ratio, dp_group)
+            kept_local = torch.stack([k.sum() for k in keeps]).sum().to(torch.float64)
+            kept_total = float(_all_reduce(kept_local.clone(), dp_group))
+            scale = dp_size / max(kept_total, 1.0)
 
-            stats = torch.stack([sum_loss_all, sum_loss_kept, kept_local])
-            if torch.distributed.get_world_size() > 1:
-                torch.distributed.all_reduce(stats)
-            n_tokens = cfg.global_batch * seq
-            loss_all = float(stats[0]) / n_tokens
-            loss_kept = float(stats[1]) / denom
-            if not (np.isfinite(loss_all) and np.isfinite(grad_norm)):
-                last = checkpoint_dirs(ckpt_root)
+            sum_all = torch.zeros((), dtype=torch.float64, device=device)
+            sum_kept = torch.zeros((), dtype=torch.float64, device=device)
+            for i, (tok, keep) in enumerate(zip(tokens, keeps)):
+                loss = first_loss if i == 0 and first_loss is not None else lm_forward(model, tok[:, :-1], tok[:, 1:])
+                # Mean over the kept tokens of the global batch. Gradients are averaged over data-parallel
+                # ranks (Megatron DDP, or our all-reduce on CPU), hence the factor dp_size in ``scale``.
+                kept_loss = torch.where(keep, loss, torch.zeros((), device=device))
+                (kept_loss.sum() * scale).backward()
+                sum_all += loss.detach().sum().double()
+                sum_kept += kept_loss.detach().sum().double()
+            stats = _all_reduce(torch.stack([sum_all, sum_kept, kept_local]), dp_group).tolist()
+            loss_all, loss_kept = stats[0] / n_tokens, stats[1] / max(kept_total, 1.0)
+            if not (math.isfinite(loss_all) and math.isfinite(loss_kept)):
                 raise FloatingPointError(
-                    f"step {step}: non-finite loss {loss_all} / grad norm {grad_norm}; "
-                    f"last good checkpoint: {last[-1] if last else 'none (initial weights)'}"
+                    f"step {done}: non-finite loss {loss_all} (kept tokens {loss_kept}); {_last_good(ckpt_root)}"
                 )
+            grad_norm = optimizer.step(model)
+            if not math.isfinite(grad_norm):
+                raise FloatingPointError(f"step {done}: non-finite gradient norm {grad_norm}; {_last_good(ckpt_root)}")
+
             last_loss = loss_all
             counters["tokens_seen"] += n_tokens
-            counters["tokens_kept"] += int(float(stats[2]))
+            counters["tokens_kept"] += int(stats[2])
             if n_labels:
-                for b, keep in zip(batches, keeps):
-                    lab = b.labels[:, 1:].ravel()
-                    counters["label_valid"] = (
-                        np.asarray(counters["label_valid"]) + np.bincount(lab, minlength=n_labels)
-                    ).tolist()
-                    counters["label_kept"] = (
-                        np.asarray(counters["label_kept"])
-                        + np.bincount(lab[keep.cpu().numpy().ravel()], minlength=n_labels)
-                    ).tolist()
-            elapsed = time.perf_counter() - t0
-            if step % cfg.log_every == 0 or step == cfg.steps - 1:
-                tps = n_tokens / elapsed
-                record = {
-                    "step": step + 1,
-                    "loss": loss_all,
-                    "loss_kept": loss_kept,
-                    "kept_fraction": float(stats[2]) / n_tokens,
-                    "lr": lr,
-                    "grad_norm": grad_norm,
-                    "tokens_per_s": tps,
-                    "mfu": tps * flops_per_token / (dp_size * cfg.peak_tflops * 1e12),
-                }
-                if dp_rank == 0:
+                _count_labels(counters, batches, keeps, n_labels, dp_group)
+
+            steps_since_log += 1
+            busy += time.perf_counter() - t0
+            tps = steps_since_log * n_tokens / max(busy, 1e-9)
+            record = {
+                "step": done,
+                "loss": loss_all,
+                "loss_kept": loss_kept,
+                "kept_fraction": stats[2] / n_tokens,
+                "lr": lr,
+                "grad_norm": grad_norm,
+                "tokens_per_s": tps,
+                "mfu": tps * flops_per_token / (dp_size * cfg.peak_tflops * 1e12),
+            }
+            if done % cfg.log_every == 0 or done in (1, cfg.steps):
+                if log_fh is not None:
                     log_fh.write(json.dumps(record) + "\n")
                     log_fh.flush()
-            done = step + 1
-            if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < cfg.steps and dp_rank == 0:
-                save_checkpoint(
-                    ckpt_root,
-                    done,
-                    _model_state(model),
-                    shape,
-                    optimizer.state_dict(),
-                    {"counters": counters, "config": cfg.to_dict()},
-                )
+                busy, steps_since_log = 0.0, 0
+            if on_step is not None:
+                on_step(StepInfo(done, ids, [k.cpu().numpy() for k in keeps], record, model))
+            if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < cfg.steps:
+                _save(ckpt_root, done, model, optimizer, shape, rank, counters, cfg, data_layout)
+    finally:
+        if log_fh is not None:
+            log_fh.close()
 
     summary = {
         "steps": cfg.steps,
@@ -297,7 +404,55 @@ def train(
             for name, k, v in zip(label_names, counters["label_kept"], counters["label_valid"])
         }
         summary["tokens_by_label"] = dict(zip(label_names, counters["label_valid"]))
-    if dp_rank == 0:
+    if rank == 0:
         save_mcore(_model_state(model), shape, Path(out_dir))
         save_json(summary_path, summary)
+    dist.barrier()
     return summary
+
+
+def _last_good(root: Path) -> str:
+    last = checkpoint_dirs(root)
+    return f"training stopped; last good checkpoint: {last[-1] if last else 'none (initial weights)'}"
+
+
+def _count_labels(counters: dict, batches: list[Batch], keeps: list[torch.Tensor], n_labels: int, group) -> None:
+    """Add the global batch's target tokens and kept tokens per ground-truth label to ``counters``."""
+    valid = np.zeros(n_labels, np.int64)
+    kept = np.zeros(n_labels, np.int64)
+    for b, keep in zip(batches, keeps):
+        lab = b.labels[:, 1:].ravel()
+        valid += np.bincount(lab, minlength=n_labels)[:n_labels]
+        kept += np.bincount(lab[keep.cpu().numpy().ravel()], minlength=n_labels)[:n_labels]
+    both = _all_reduce(torch.from_numpy(np.concatenate([valid, kept])).to(keeps[0].device), group).tolist()
+    counters["label_valid"] = [a + b for a, b in zip(counters["label_valid"], both[:n_labels])]
+    counters["label_kept"] = [a + b for a, b in zip(counters["label_kept"], both[n_labels:])]
+
+
+def _save(
+    root: Path,
+    step: int,
+    model: torch.nn.Module,
+    optimizer: _Optimizer,
+    shape: LlamaShape,
+    rank: int,
+    counters: dict,
+    cfg: TrainConfig,
+    data_layout: dict,
+) -> None:
+    """Checkpoint ``step``: every rank contributes its optimizer shard and RNG state, rank 0 writes."""
+    opt_state, opt_shards = optimizer.state_for_checkpoint()
+    rng_states: list = [None] * dist.get_world_size()
+    dist.all_gather_object(rng_states, capture_rng_state())
+    if rank == 0:
+        save_checkpoint(
+            root,
+            step,
+            _model_state(model),
+            shape,
+            opt_state,
+            rng_states,
+            {"counters": counters, "config": cfg.to_dict(), "data": data_layout, "world_size": len(rng_states)},
+            optimizer_shards=opt_shards,
+        )
+    dist.barrier()
