@@ -3,7 +3,10 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# A --configfile is a complete config (config/rho1-tinyllama.yaml); without one, the tiny default.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 validate(config, "config/schema.yaml")
@@ -13,6 +16,7 @@ report: "report/workflow.rst"
 
 
 include: "rules/common.smk"
+include: "rules/fetch.smk"
 include: "rules/corpus.smk"
 include: "rules/models.smk"
 include: "rules/scoring.smk"
@@ -20,6 +24,7 @@ include: "rules/clustering.smk"
 include: "rules/selection.smk"
 include: "rules/evaluation.smk"
 include: "rules/report.smk"
+include: "rules/plan.smk"
 
 
 rule all:

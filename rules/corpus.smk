@@ -1,44 +1,120 @@
-rule prepare_corpus:
-    output:
-        f"{R}/corpus/{{split}}/{{shard}}.jsonl",
-    log:
-        f"{LOGS}/prepare_corpus/{{split}}_{{shard}}.log",
-    benchmark:
-        f"{BENCH}/prepare_corpus/{{split}}_{{shard}}.tsv"
-    params:
-        synthetic=SYN,
-        seed=config["seed"],
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=30,
-    conda:
-        "../envs/corpus.yaml"
-    script:
-        "../scripts/prepare_corpus.py"
+# Documents (jsonl) and their tokenized shards. data.source picks where documents come from: the
+# generated corpora of the tiny default, or hub datasets fetched by rules/fetch.smk; tokenizer.source
+# picks a tokenizer trained here or the base model's own. Either way tokenize writes the same shards.
+
+if config["data"]["source"] == "synthetic":
+
+    rule prepare_corpus:
+        output:
+            f"{R}/corpus/{{split}}/{{shard}}.jsonl",
+        log:
+            f"{LOGS}/prepare_corpus/{{split}}_{{shard}}.log",
+        benchmark:
+            f"{BENCH}/prepare_corpus/{{split}}_{{shard}}.tsv"
+        conda:
+            "../envs/corpus.yaml"
+        threads: 1
+        resources:
+            mem_mb=2000,
+            runtime=30,
+        params:
+            synthetic=SYN,
+            seed=config["seed"],
+        script:
+            "../scripts/prepare_corpus.py"
+
+else:
+
+    rule prepare_web:
+        input:
+            f"{R}/downloads/owm.json",
+        output:
+            f"{R}/corpus/web/{{shard}}.jsonl",
+        log:
+            f"{LOGS}/prepare_web/{{shard}}.log",
+        benchmark:
+            f"{BENCH}/prepare_web/{{shard}}.tsv"
+        conda:
+            "../envs/hub.yaml"
+        threads: 1
+        resources:
+            mem_mb=8000,
+            runtime=60,
+        params:
+            n_shards=len(WEB_SHARDS),
+            text_field=config["data"]["web"].get("text_field", "text"),
+        script:
+            "../scripts/prepare_web.py"
+
+    rule prepare_hq:
+        input:
+            expand(f"{R}/downloads/hq/{{dataset}}.json", dataset=HQ_DATASETS),
+        output:
+            expand(f"{R}/corpus/hq/{{shard}}.jsonl", shard=HQ_SHARDS),
+        log:
+            f"{LOGS}/prepare_hq.log",
+        benchmark:
+            f"{BENCH}/prepare_hq.tsv"
+        conda:
+            "../envs/hub.yaml"
+        threads: 2
+        resources:
+            mem_mb=64000,
+            runtime=4 * 60,
+        params:
+            datasets=config["data"]["hq"]["datasets"],
+            seed=config["seed"],
+            cache_dir=f"{HUB['cache_dir']}/datasets",
+        script:
+            "../scripts/prepare_hq.py"
 
 
-rule train_tokenizer:
-    input:
-        expand(f"{R}/corpus/pretrain/{{shard}}.jsonl", shard=PRETRAIN_SHARDS),
-        expand(f"{R}/corpus/web/{{shard}}.jsonl", shard=WEB_SHARDS),
-        expand(f"{R}/corpus/hq/{{shard}}.jsonl", shard=HQ_SHARDS),
-    output:
-        directory(f"{R}/tokenizer"),
-    log:
-        f"{LOGS}/train_tokenizer.log",
-    benchmark:
-        f"{BENCH}/train_tokenizer.tsv"
-    params:
-        vocab_size=config["tokenizer"].get("vocab_size", 1024),
-    threads: 2
-    resources:
-        mem_mb=4000,
-        runtime=60,
-    conda:
-        "../envs/corpus.yaml"
-    script:
-        "../scripts/train_tokenizer.py"
+if config["tokenizer"]["source"] == "train":
+
+    rule train_tokenizer:
+        input:
+            expand(f"{R}/corpus/pretrain/{{shard}}.jsonl", shard=PRETRAIN_SHARDS),
+            expand(f"{R}/corpus/web/{{shard}}.jsonl", shard=WEB_SHARDS),
+            expand(f"{R}/corpus/hq/{{shard}}.jsonl", shard=HQ_SHARDS),
+        output:
+            directory(f"{R}/tokenizer"),
+        log:
+            f"{LOGS}/train_tokenizer.log",
+        benchmark:
+            f"{BENCH}/train_tokenizer.tsv"
+        conda:
+            "../envs/corpus.yaml"
+        threads: 2
+        resources:
+            mem_mb=4000,
+            runtime=60,
+        params:
+            vocab_size=config["tokenizer"].get("vocab_size", 1024),
+        script:
+            "../scripts/train_tokenizer.py"
+
+else:
+
+    rule import_tokenizer:
+        input:
+            config["base"]["hf_dir"],
+        output:
+            directory(f"{R}/tokenizer"),
+        log:
+            f"{LOGS}/import_tokenizer.log",
+        benchmark:
+            f"{BENCH}/import_tokenizer.tsv"
+        localrule: True
+        conda:
+            "../envs/corpus.yaml"
+        threads: 1
+        resources:
+            mem_mb=2000,
+            runtime=10,
+        params:
+            vocab_size=config["model"]["vocab_size"],
+        script:
+            "../scripts/import_tokenizer.py"
 
 
 rule tokenize:
@@ -51,15 +127,15 @@ rule tokenize:
         f"{LOGS}/tokenize/{{split}}_{{shard}}.log",
     benchmark:
         f"{BENCH}/tokenize/{{split}}_{{shard}}.tsv"
-    params:
-        prefix=lambda wc: f"{R}/shards/{wc.split}/{wc.shard}",
-        seq_len=config["data"]["seq_len"],
-        vocab_size=config["model"]["vocab_size"],
+    conda:
+        "../envs/corpus.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=120,
-    conda:
-        "../envs/corpus.yaml"
+    params:
+        prefix=lambda wc: f"{R}/shards/{wc.split}/{wc.shard}",
+        seq_len=config["data"]["seq_len"],
+        vocab_size=config["model"]["vocab_size"],
     script:
         "../scripts/tokenize.py"

@@ -122,7 +122,7 @@ def _complete_config(directory: Path) -> None:
 
 
 def load_tokenizer(path: Path) -> PreTrainedTokenizerFast:
-    """Load a tokenizer written by :func:`train_tokenizer`.
+    """Load a tokenizer written by :func:`train_tokenizer`, or Llama-2's (same unk/bos/eos ids, no pad).
 
     ``AutoTokenizer.from_pretrained`` encodes identically (BOS prepended, as lm-eval's
     default ``add_bos_token=None`` then uses) but reports ``add_bos_token=False``.
@@ -134,6 +134,8 @@ def load_tokenizer(path: Path) -> PreTrainedTokenizerFast:
     tok.add_bos_token = True
     tok.add_eos_token = False
     for name, (text, want) in SPECIAL_TOKENS.items():
+        if name == "pad_token" and tok.pad_token is None:
+            continue  # Llama-2's own tokenizer (tokenizer.source: hf) has the same ids but no pad token
         if getattr(tok, name) != text or tok.convert_tokens_to_ids(text) != want:
             raise ValueError(f"{path}: {name} is {getattr(tok, name)!r}, expected {text!r} with id {want}")
     return tok

@@ -1,0 +1,26 @@
+# The resource plan of the config (python -m rhocluster.planner): jobs, GPU-hours, disk and memory per
+# stage, from the model shape and token counts (measured once shards exist). Not part of `all`:
+#   snakemake plan --configfile config/rho1-tinyllama.yaml
+
+
+rule plan:
+    output:
+        md=f"{R}/plan.md",
+        json=f"{R}/plan.json",
+    log:
+        f"{LOGS}/plan.log",
+    benchmark:
+        f"{BENCH}/plan.tsv"
+    localrule: True
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        config=config,
+        results=lambda wc, output: str(Path(output.md).parent),
+        profile=config["plan"].get("profile"),
+    script:
+        "../scripts/plan.py"

@@ -1,0 +1,13 @@
+"""The reference model's mixture: every hub dataset rendered through its template, shuffled, sharded."""
+
+from rhocluster.corpus.hf import build_hq_mixture
+from rhocluster.hub import load_manifest
+from rhocluster.workflow import logged
+
+sm = snakemake  # noqa: F821
+with logged(sm.log[0]) as log:
+    manifests = [load_manifest(path) for path in sm.input]
+    counts = build_hq_mixture(
+        [dict(d) for d in sm.params.datasets], manifests, list(sm.output), sm.params.seed, sm.params.cache_dir
+    )
+    log.info("documents per dataset: %s", counts)

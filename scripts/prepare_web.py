@@ -1,0 +1,11 @@
+"""One shard of the hub web corpus (a contiguous row range of its parquet files) as jsonl documents."""
+
+from rhocluster.corpus.hf import write_web_shard
+from rhocluster.hub import load_manifest
+from rhocluster.workflow import logged
+
+sm = snakemake  # noqa: F821
+with logged(sm.log[0]) as log:
+    manifest = load_manifest(sm.input[0])
+    n = write_web_shard(manifest, sm.params.n_shards, int(sm.wildcards.shard), sm.output[0], sm.params.text_field)
+    log.info("web shard %s: %d documents", sm.wildcards.shard, n)

@@ -1,0 +1,115 @@
+"""The resource planner against hand-computed figures for TinyLlama-1.1B (N = 1,100,048,384) and
+against the DAG it plans."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from rhocluster.model.shape import TINYLLAMA
+from rhocluster.planner import load_config, main, make_plan, profile_gpus, render_markdown, token_counts
+from rhocluster.training.flops import train_flops_per_token
+from tests.conftest import REPO, change_config, copy_workflow, run_snakemake
+
+N = 1_100_048_384
+H100 = 989e12
+
+
+@pytest.fixture(scope="module")
+def real() -> dict:
+    return load_config([REPO / "config/rho1-tinyllama.yaml"], REPO / "config/schema.yaml")
+
+
+def stage(plan, name):
+    return next(s for s in plan.stages if s.name.startswith(name))
+
+
+def test_tinyllama_figures_match_hand_computation(real, tmp_path):
+    plan = make_plan(real, tmp_path)  # no shards there: the config's token estimates
+    assert plan.parameters == N
+    # CPT: 14,305 steps x 512 windows x 2,048 targets = 14,999,879,680 tokens per variant;
+    # 6 x N x tokens = 9.90036e19 FLOPs; / (989e12 x 0.5) / 3600 = 55.614 GPU-hours; x 5 variants.
+    cpt = stage(plan, "train CPT")
+    assert cpt.jobs == {"train_cpt": 5}
+    assert cpt.flops == pytest.approx(5 * 9.9003560413e19, rel=1e-9)
+    assert cpt.gpu_hours == pytest.approx(5 * 55.6137290, rel=1e-6)
+    # Reference: 1,431 x 512 x 2,048 = 1,500,512,256 tokens: 9.90382e18 FLOPs, 5.5633 GPU-hours.
+    ref = stage(plan, "train reference")
+    assert ref.flops == pytest.approx(9.903816494e18, rel=1e-9) and ref.gpu_hours == pytest.approx(5.5633168, rel=1e-6)
+    # Scoring: 2 x N x 14.7e9 tokens, reference and base = 6.46828e19 FLOPs at 40% MFU: 45.418 GPU-hours.
+    score = stage(plan, "score")
+    assert score.jobs == {"score_reference": 1000, "score_base": 1000}
+    assert score.gpu_hours == pytest.approx(45.4182430, rel=1e-6)
+    # Assignment: the reference forward pass (22.709 h) plus 2 x 14.7e9 x 16,384 x 64 FLOPs of
+    # centroid search at 50 TFLOP/s (0.171 h).
+    assert stage(plan, "assign").gpu_hours == pytest.approx(22.8803889, rel=1e-6)
+    # Evaluation: 7 models x 12,149 items x (1,000 + 256) tokens x 2N at 2% MFU = 3.3002 GPU-hours.
+    ev = stage(plan, "evaluate")
+    assert ev.jobs["evaluate"] == 63 and ev.gpu_hours == pytest.approx(3.3002072, rel=1e-6)
+    assert plan.total_gpu_hours == pytest.approx(278.0686451 + 5.5633168 + 45.4182430 + 22.8803889 + 3.3002072
+                                                 + stage(plan, "cluster levels").gpu_hours, rel=1e-6)
+    # Disk: per-token files of 14.7e9 tokens: two fp16 losses, int32 leaf + fp16 distance, 3 uint8 masks.
+    assert stage(plan, "assign").disk_bytes == pytest.approx(14.7e9 * 6)
+    assert stage(plan, "select tokens").disk_bytes == pytest.approx(14.7e9 * 3)
+    assert stage(plan, "fit projection").memory_bytes == pytest.approx(8000 * 1000 * 2048 * 4)
+
+
+def test_detailed_flops_reuse_the_trainer_formula(real):
+    real = {**real, "plan": {**real["plan"], "flops": "detailed"}}
+    plan = make_plan(real)
+    per_token = train_flops_per_token(TINYLLAMA, 2048)
+    # 6 x (N minus the 32,000 x 2,048 input embedding, a lookup) + 6 x 22 layers x 2,048 x 2,048 (attention)
+    assert per_token == 6 * (N - 32000 * 2048) + 6 * 22 * 2048 * 2048
+    assert stage(plan, "train CPT").flops == pytest.approx(5 * 14_999_879_680 * per_token)
+
+
+def test_wall_clock_hours_use_the_profiles_gpus(real):
+    gpus = profile_gpus(REPO / "profiles/slurm")
+    assert gpus["train_cpt"] == 16 and gpus["train_reference"] == 8 and gpus["score_reference"] == 1
+    plan = make_plan(real, gpus_per_job=gpus)
+    assert stage(plan, "train CPT").wall_hours == pytest.approx(55.6137290 / 16, rel=1e-6)
+    assert stage(plan, "score").wall_hours == pytest.approx(45.4182430 / 1000, rel=1e-6)
+    md = render_markdown(plan)
+    assert "| train CPT variants | train_cpt x5 | yes |" in md and "1,100,048,384 parameters" in md
+
+
+def test_token_counts_are_measured_once_shards_exist(real, tmp_path):
+    web = tmp_path / "shards/web"
+    web.mkdir(parents=True)
+    for i in range(10):  # 10 of 1000 shards, 7,000 windows of 2,049 tokens each
+        (web / f"{i:05d}.json").write_text(json.dumps({"n_windows": 7000, "seq_len": 2049}))
+    tokens, sources = token_counts(real, tmp_path)
+    assert tokens["web"] == 7000 * 2049 * 1000 and sources["web"] == "measured on 10 of 1000 shards"
+    assert tokens["hq"] == pytest.approx(5.35e8) and sources["hq"].startswith("config estimate")
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda cfg: None,
+        lambda cfg: cfg["scoring"].update(fused_pass=True, sample_windows_per_shard=8),
+        lambda cfg: cfg.update(variants=["ct", "cluster"]),
+    ],
+    ids=["tiny", "fused-pass", "two-variants"],
+)
+def test_plan_job_counts_match_the_tiny_dag(tmp_path, edit):
+    """The planner's job counts per rule are the dry run's, on the tiny default and variations."""
+    work = copy_workflow(tmp_path / "wf")
+    change_config(work, edit)
+    proc = run_snakemake(work, "-n", "--quiet", "rules", timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    table = proc.stdout.split("Job stats:")[1]
+    jobs = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
+    planned = make_plan(load_config([work / "config/config.yaml"], work / "config/schema.yaml")).jobs_per_rule()
+    assert {rule: jobs.get(rule, 0) for rule in planned} == planned
+
+
+def test_cli_writes_markdown_and_json(tmp_path, capsys):
+    out = tmp_path / "plan"
+    assert main(["--configfile", str(REPO / "config/rho1-tinyllama.yaml"), "--schema", str(REPO / "config/schema.yaml"),
+                 "--results", str(tmp_path), "--out", str(out)]) == 0
+    data = json.loads(out.with_suffix(".json").read_text())
+    assert data["parameters"] == N and data["jobs_per_rule"]["tokenize"] == 1016
+    assert out.with_suffix(".md").read_text() == capsys.readouterr().out

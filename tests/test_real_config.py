@@ -1,0 +1,109 @@
+"""The real experiment's config (config/rho1-tinyllama.yaml): complete on its own, Rho-1's settings, and
+a full DAG from a dry run with no data present, plain and through the SLURM profile, whose job counts
+are the ones the config implies (the planner's)."""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rhocluster.model.shape import TINYLLAMA, LlamaShape
+from rhocluster.planner import load_config, make_plan
+from rhocluster.training.config import rho1_cpt_config
+from tests.conftest import REPO, copy_workflow, run_snakemake
+
+CONFIG = REPO / "config/rho1-tinyllama.yaml"
+RAW = yaml.safe_load(CONFIG.read_text())
+
+
+@pytest.fixture(scope="module")
+def config() -> dict:
+    return load_config([CONFIG], REPO / "config/schema.yaml")
+
+
+def test_the_real_config_is_complete_on_its_own(config):
+    """Validated alone (no tiny default underneath), it sets every section and no tiny-only key."""
+    assert config["data"]["source"] == "hf" and "synthetic" not in RAW["data"]
+    assert config["tokenizer"]["source"] == "hf" and "vocab_size" not in RAW["tokenizer"]
+    assert config["base"]["source"] == "hf" and config["base"]["hub"]["repo"] == "TinyLlama/TinyLlama-1.1B-intermediate-step-1431k-3T"
+    assert config["data"]["web"]["repo"] == "open-web-math/open-web-math"
+    assert config["data"]["web"]["num_shards"] == 1000
+    assert config["evaluation"]["source"] == "fetch" and "tiny_items_per_benchmark" not in RAW["evaluation"]
+    assert config["evaluation"]["benchmarks"] == ["gsm8k", "svamp", "asdiv", "mawps", "tabmwp", "mathqa", "mmlu_stem", "sat_math", "math"]
+    assert config["variants"] == ["ct", "rho1", "cluster", "cluster_excess", "random"]
+    assert config["resources"]["gpu_rules"] is True and config["hub"]["allow_unpinned"] is False
+
+
+def test_the_real_config_has_rho1s_settings(config):
+    shape = LlamaShape.from_dict(config["model"])
+    assert shape == TINYLLAMA and shape.num_parameters() == 1_100_048_384
+    rho1 = rho1_cpt_config().to_dict()
+    cpt = config["cpt"]["training"]
+    for key in ("steps", "global_batch", "lr", "min_lr", "warmup_steps", "weight_decay", "bf16"):
+        assert cpt[key] == rho1[key], key
+    assert config["data"]["seq_len"] == 2048
+    assert cpt["steps"] * cpt["global_batch"] * config["data"]["seq_len"] == pytest.approx(15e9, rel=1e-4)
+    assert config["cpt"]["slm_ratio"] == 0.6 == config["selection"]["ratio"]
+    ref = config["reference"]["training"]
+    assert ref["lr"] == 5e-5 and ref["steps"] * ref["global_batch"] * 2048 == pytest.approx(3 * 0.5e9, rel=0.01)
+    hq = sum(d["approx_tokens"] for d in config["data"]["hq"]["datasets"])
+    assert 0.4e9 <= hq <= 0.6e9, "Rho-1's ~0.5B-token reference mixture"
+
+
+def job_stats(stdout: str) -> dict[str, int]:
+    table = stdout.split("Job stats:")[1]
+    jobs = {}
+    for line in table.splitlines()[3:]:
+        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if not m:
+            break
+        jobs[m.group(1)] = int(m.group(2))
+    return jobs
+
+
+def dry_run(work: Path, *args: str) -> dict[str, int]:
+    start = time.perf_counter()
+    proc = run_snakemake(work, "-n", "--quiet", "rules", "--configfile", "config/rho1-tinyllama.yaml", *args, timeout=600)
+    print(f"dry run {' '.join(args) or '(plain)'}: {time.perf_counter() - start:.1f} s", file=sys.stderr)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    return job_stats(proc.stdout)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    return copy_workflow(tmp_path_factory.mktemp("real"))
+
+
+def check_counts(jobs: dict[str, int], config: dict) -> None:
+    planned = make_plan(config).jobs_per_rule()
+    assert {rule: jobs.get(rule, 0) for rule in planned} == planned
+    assert jobs["prepare_web"] == 1000 and jobs["tokenize"] == 1000 + 16
+    assert jobs["evaluate"] == 7 * 9 and jobs["train_cpt"] == 5 and jobs["cluster_level"] == 4
+    assert not {"prepare_corpus", "train_tokenizer"} & set(jobs), "no tiny-only rules: the tiny config is not merged in"
+
+
+def test_dry_run_builds_the_full_dag(workdir, config):
+    check_counts(dry_run(workdir), config)
+
+
+def test_dry_run_through_the_slurm_profile(workdir, config):
+    check_counts(dry_run(workdir, "--profile", "profiles/slurm"), config)
+
+
+def test_a_configfile_is_complete_and_later_files_override_earlier_ones(tmp_path):
+    """The Snakefile reads config/config.yaml only without --configfile; list it to layer overrides."""
+    work = copy_workflow(tmp_path / "wf")
+    (work / "override.yaml").write_text("run: layered\n")
+    alone = run_snakemake(work, "-n", "--quiet", "rules", "--configfile", "override.yaml", timeout=300)
+    assert alone.returncode != 0 and "required property" in alone.stdout
+    layered = run_snakemake(
+        work, "-n", "--configfile", "config/config.yaml", "override.yaml", "--", "results/layered/tables/results.md",
+        timeout=300,
+    )
+    assert layered.returncode == 0, layered.stdout[-3000:]
+    assert "results/layered/shards/web/00000.bin" in layered.stdout
