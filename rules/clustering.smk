@@ -1,3 +1,6 @@
+# Hierarchical k-means (Vo et al.), one job per level, and the assignment of every token to a leaf.
+
+
 rule cluster_level:
     input:
         unpack(level_input),
@@ -30,6 +33,7 @@ rule assign:
         projection=f"{R}/embeddings/projection.npz",
         centroids=f"{R}/clusters/level_1/centroids.npy",
     output:
+        **ASSIGN_REF_LOSS,
         leaf=f"{R}/clusters/assign/{{shard}}.leaf.npy",
         dist=f"{R}/clusters/assign/{{shard}}.dist.npy",
     log:

@@ -7,9 +7,19 @@ LOGS = f"logs/{RUN}"
 BENCH = f"benchmarks/{RUN}"
 
 SYN = config["data"].get("synthetic", {})
-WEB_SHARDS = [f"{i:05d}" for i in range(SYN.get("web_shards", 4))]
-PRETRAIN_SHARDS = [f"{i:05d}" for i in range(SYN.get("pretrain_shards", 2))]
-HQ_SHARDS = ["00000"]
+if config["data"]["source"] == "hf":
+    # Hub data (rules/fetch.smk): the web corpus and the HQ mixture in configured shard counts; no
+    # generic pretraining corpus (the base model comes from the hub too).
+    WEB_SHARDS = [f"{i:05d}" for i in range(config["data"]["web"]["num_shards"])]
+    HQ_SHARDS = [f"{i:05d}" for i in range(config["data"]["hq"]["num_shards"])]
+    HQ_DATASETS = [d["name"] for d in config["data"]["hq"]["datasets"]]
+    PRETRAIN_SHARDS = []
+else:
+    WEB_SHARDS = [f"{i:05d}" for i in range(SYN.get("web_shards", 4))]
+    PRETRAIN_SHARDS = [f"{i:05d}" for i in range(SYN.get("pretrain_shards", 2))]
+    HQ_SHARDS = ["00000"]
+    HQ_DATASETS = []
+HUB = config["hub"]
 SHARDS = {"web": WEB_SHARDS, "hq": HQ_SHARDS, "pretrain": PRETRAIN_SHARDS}
 SHARD_SUFFIXES = [".bin", ".idx", ".labels.npy", ".json"]
 
@@ -74,6 +84,13 @@ def train_config(section):
     return {"seed": config["seed"], **config[section]["training"]}
 
 
+def base_training():
+    """Training config of the base model; empty when it is imported (``base.source: hf``)."""
+    if config["base"]["source"] != "pretrain":
+        return {}
+    return train_config("base")
+
+
 def cpt_training(wildcards):
     """Training config of a CPT variant: the shared CPT settings plus its token selection."""
     selection = {"ct": "all", "rho1": "slm"}.get(wildcards.variant, "mask")
@@ -105,14 +122,21 @@ def selection_inputs(wildcards):
         "leaves": expand(f"{R}/clusters/assign/{{shard}}.leaf.npy", shard=WEB_SHARDS),
         "levels": [f for level in LEVELS for f in level_files(level)],
     }
-    if wildcards.variant == "cluster_excess":
+    policy = leaf_policy(wildcards)
+    if policy == "excess_loss":
+        # scoring.fused_pass: the reference loss from assign's pass (a clustering-dependent job, so
+        # only cluster variants may read it; rho1 always reads score_reference's).
+        fused = config["scoring"].get("fused_pass", False)
+        ref = (
+            "clusters/assign/{shard}.refloss"
+            if fused
+            else "scores/reference/{shard}.loss"
+        )
         inputs["base_loss"] = expand(
             f"{R}/scores/base/{{shard}}.loss.npy", shard=WEB_SHARDS
         )
-        inputs["ref_loss"] = expand(
-            f"{R}/scores/reference/{{shard}}.loss.npy", shard=WEB_SHARDS
-        )
-    elif config["selection"].get("leaf_policy", "random") == "closest":
+        inputs["ref_loss"] = expand(f"{R}/{ref}.npy", shard=WEB_SHARDS)
+    elif policy == "closest":
         inputs["dist"] = expand(
             f"{R}/clusters/assign/{{shard}}.dist.npy", shard=WEB_SHARDS
         )
@@ -123,6 +147,18 @@ def leaf_policy(wildcards):
     if wildcards.variant == "cluster_excess":
         return "excess_loss"
     return config["selection"].get("leaf_policy", "random")
+
+
+def inspect_inputs(wildcards):
+    """Shards, leaf ids, the cluster tree, every static mask and the tokenizer (inspect_clusters)."""
+    static = [v for v in VARIANTS if v in ("cluster", "cluster_excess", "random")]
+    return {
+        "shards": all_shard_files("web"),
+        "leaves": expand(f"{R}/clusters/assign/{{shard}}.leaf.npy", shard=WEB_SHARDS),
+        "levels": [f for level in LEVELS for f in level_files(level)],
+        "masks": expand(f"{R}/masks/{{v}}/{{s}}.npy", v=static, s=WEB_SHARDS),
+        "tokenizer": f"{R}/tokenizer",
+    }
 
 
 def harness_dir():
@@ -156,7 +192,56 @@ def final_targets():
         f"{R}/tables/labels.md",
     ]
     targets += [f"{R}/clusters/summary_{v}.json" for v in CLUSTER_VARIANTS]
+    targets += [f"{R}/clusters/inspect/examples.html"] if CLUSTER_VARIANTS else []
     targets += REPORT_TARGETS  # figures and statistics, defined in rules/report.smk
     if config["report"].get("update_readme", True):
         targets.append(f"{R}/tables/readme.done")
     return targets
+
+
+def hub_fetch_name(job):
+    """Name of the hub source a pending fetch job downloads (keys of rhocluster.hub.config_sources)."""
+    if job.rule.name == "fetch_hq_dataset":
+        return f"hq/{job.wildcards.dataset}"
+    return {"fetch_owm": "owm", "fetch_base_model": "base"}.get(job.rule.name)
+
+
+def check_before_start():
+    """Stop before any job starts or is submitted when the run cannot succeed: hub sources
+    unpinned or unreachable, SLURM account/partition unset, GPUs against gpu_rules."""
+    from os.path import relpath
+
+    from snakemake.exceptions import WorkflowError
+    from rhocluster.hub import config_sources, preflight
+    from rhocluster.preflight import PendingJob, check_slurm, gpu_rules_of
+
+    jobs = list(workflow.dag.needrun_jobs())
+    sources = config_sources(config)
+    fetching = sorted({hub_fetch_name(job) for job in jobs} & set(sources))
+    configfiles = [relpath(f) for f in workflow.overwrite_configfiles]
+    problems = preflight(
+        [sources[name] for name in fetching],
+        HUB["cache_dir"],
+        allow_unpinned=HUB["allow_unpinned"],
+        config_path=" ".join(configfiles) or "config/config.yaml",
+    )
+    if getattr(workflow.executor_plugin, "name", None) == "slurm":
+        pending = [
+            PendingJob(job.rule.name, job.is_local, dict(job.resources.items()))
+            for job in jobs
+        ]
+        gpu_rules = config.get("resources", {}).get("gpu_rules", False)
+        problems += check_slurm(pending, gpu_rules, gpu_rules_of(config))
+    if problems:
+        raise WorkflowError(
+            "Stopped before starting any job:\n  - " + "\n  - ".join(problems)
+        )
+
+
+def hq_dataset(name):
+    """Config entry of one dataset of the HQ mixture (data.hq.datasets)."""
+    return next(d for d in config["data"]["hq"]["datasets"] if d["name"] == name)
+
+
+onstart:
+    check_before_start()

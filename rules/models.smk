@@ -20,7 +20,7 @@ rule pretrain_base:
     params:
         shards=shard_prefixes("pretrain"),
         shape=config["model"],
-        training=train_config("base"),
+        training=base_training(),
         checkpoints=f"{R}/checkpoints/base",
         source=config["base"]["source"],
     script:

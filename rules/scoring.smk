@@ -1,3 +1,20 @@
+# Reference-model passes over the web shards: per-token losses (reference and base) and the token
+# embedding sample that the cluster tree is fitted on.
+#
+# scoring.fused_pass decides where the reference model runs over the whole corpus:
+#   false (default): score_reference (loss + sample) and assign (leaf ids) are two full passes. A
+#     clustering change reruns assign only; the reference loss depends on no clustering parameter.
+#   true: assign also writes the reference loss from its own pass, read by the cluster variants only,
+#     and the sample comes from embed_sample, which runs just the windows holding sampled tokens (set
+#     scoring.sample_windows_per_shard to make that a small fraction). score_reference then runs only
+#     when rho1 is a variant: a run without rho1 saves one full reference pass.
+FUSED = config["scoring"].get("fused_pass", False)
+SAMPLE_DIR = f"{R}/embeddings/{'sampled' if FUSED else 'shards'}"
+ASSIGN_REF_LOSS = (
+    {"ref_loss": f"{R}/clusters/assign/{{shard}}.refloss.npy"} if FUSED else {}
+)
+
+
 rule score_reference:
     input:
         model=f"{R}/models/reference/hf",
@@ -21,6 +38,35 @@ rule score_reference:
         batch_size=config["scoring"].get("batch_size", 32),
         layer=config["scoring"].get("layer", -1),
         sample_tokens=config["scoring"].get("sample_tokens_per_shard", 3000),
+        sample_windows=config["scoring"].get("sample_windows_per_shard"),
+        seed=lambda wc: config["seed"] * 100003 + int(wc.shard),
+    script:
+        "../scripts/score.py"
+
+
+rule embed_sample:
+    input:
+        model=f"{R}/models/reference/hf",
+        shard=shard_files("web", "{shard}"),
+    output:
+        sample=f"{R}/embeddings/sampled/{{shard}}.npz",
+    log:
+        f"{LOGS}/embed_sample/{{shard}}.log",
+    benchmark:
+        f"{BENCH}/embed_sample/{{shard}}.tsv"
+    conda:
+        "../envs/training.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=60,
+        gpus=gpu(1),
+    params:
+        prefix=lambda wc: f"{R}/shards/web/{wc.shard}",
+        batch_size=config["scoring"].get("batch_size", 32),
+        layer=config["scoring"].get("layer", -1),
+        sample_tokens=config["scoring"].get("sample_tokens_per_shard", 3000),
+        sample_windows=config["scoring"].get("sample_windows_per_shard"),
         seed=lambda wc: config["seed"] * 100003 + int(wc.shard),
     script:
         "../scripts/score.py"
@@ -52,7 +98,7 @@ rule score_base:
 
 rule fit_projection:
     input:
-        expand(f"{R}/embeddings/shards/{{shard}}.npz", shard=WEB_SHARDS),
+        expand(f"{SAMPLE_DIR}/{{shard}}.npz", shard=WEB_SHARDS),
     output:
         sample=f"{R}/embeddings/sample.npy",
         index=f"{R}/embeddings/sample_index.npz",

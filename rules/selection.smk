@@ -1,3 +1,7 @@
+# Static token masks: balanced sampling of the cluster tree (cluster, cluster_excess), the random
+# control, and the inspection pages that show what the clusters hold and what each mask keeps.
+
+
 rule select_cluster_tokens:
     input:
         unpack(selection_inputs),
@@ -46,3 +50,39 @@ rule random_mask:
         seed=config["seed"],
     script:
         "../scripts/random_mask.py"
+
+
+rule inspect_clusters:
+    input:
+        unpack(inspect_inputs),
+    output:
+        figure=report(
+            f"{R}/clusters/inspect/cluster_sizes.png",
+            caption="../report/cluster_sizes.rst",
+            category="Clustering",
+        ),
+        html=report(
+            f"{R}/clusters/inspect/examples.html",
+            caption="../report/cluster_examples.rst",
+            category="Clustering",
+        ),
+        markdown=f"{R}/clusters/inspect/examples.md",
+    log:
+        f"{LOGS}/inspect_clusters.log",
+    benchmark:
+        f"{BENCH}/inspect_clusters.tsv"
+    conda:
+        "../envs/clustering.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        variants=[v for v in VARIANTS if v in ("cluster", "cluster_excess", "random")],
+        levels=[f"{R}/clusters/level_{level}" for level in LEVELS],
+        ratio=config["selection"].get("ratio", 0.6),
+        inspect=config["selection"].get("inspect", {}),
+        seed=config["seed"],
+        run=RUN,
+    script:
+        "../scripts/inspect_clusters.py"

@@ -8,6 +8,7 @@ from rhocluster.workflow import logged, set_threads
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]) as log:
     set_threads(sm.threads)
+    ref_loss = sm.output.get("ref_loss")
     stats = assign_shard(
         Path(sm.input.model),
         Path(sm.params.prefix),
@@ -15,6 +16,7 @@ with logged(sm.log[0]) as log:
         Path(sm.input.centroids),
         Path(sm.output.leaf),
         Path(sm.output.dist),
+        out_ref_loss=Path(ref_loss) if ref_loss else None,
         batch_size=sm.params.batch_size,
         layer=sm.params.layer,
         spherical=sm.params.spherical,

@@ -1,4 +1,4 @@
-"""Per-token loss of a model over one shard; for the reference model also the embedding sample."""
+"""Per-token loss of a model over one shard and/or the seeded embedding sample (one forward pass)."""
 
 from pathlib import Path
 
@@ -8,15 +8,16 @@ from rhocluster.workflow import logged, set_threads
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]) as log:
     set_threads(sm.threads)
-    sample = sm.output.get("sample")
+    loss, sample = sm.output.get("loss"), sm.output.get("sample")
     stats = score_shard(
         Path(sm.input.model),
         Path(sm.params.prefix),
-        Path(sm.output.loss),
+        Path(loss) if loss else None,
         Path(sample) if sample else None,
         batch_size=sm.params.batch_size,
         layer=sm.params.get("layer", -1),
         sample_tokens=sm.params.get("sample_tokens", 0),
+        sample_windows=sm.params.get("sample_windows"),
         seed=sm.params.get("seed", 0),
     )
     log.info("%s", stats)

@@ -134,3 +134,27 @@ def test_balanced_rejects_bad_input():
         balanced_leaf_quotas(np.array([1, 2]), np.array([[1, 0], [0, 0]]), 2)
     with pytest.raises(ValueError):
         balanced_leaf_quotas(np.array([1, 2]), anc, -1)
+
+
+def test_balanced_matches_brute_force_exhaustively_on_small_trees():
+    """Every 2-level tree of 4 leaves under <= 2 parents, leaf counts in 0..2, every budget."""
+    import itertools
+
+    for parents in itertools.product(range(2), repeat=4):
+        anc = np.stack([np.arange(4), parents], axis=1).astype(np.int32)
+        for counts in itertools.product(range(3), repeat=4):
+            c = np.array(counts, dtype=np.int64)
+            for total in range(int(c.sum()) + 2):
+                np.testing.assert_array_equal(balanced_leaf_quotas(c, anc, total), balanced_brute(c, anc, total))
+
+
+def test_caps_larger_than_small_clusters_and_ties():
+    # top clusters of 5 (leaves 2+3), 40 (leaves 20+20) and 5 (one leaf): budget 30 -> cap 20 at the
+    # top; the small clusters keep everything, the 20 left go to the big one, split 10/10 (a tie).
+    counts = np.array([2, 3, 20, 20, 5], dtype=np.int64)
+    anc = np.array([[0, 0], [1, 0], [2, 1], [3, 1], [4, 2]], dtype=np.int32)
+    assert balanced_leaf_quotas(counts, anc, 30).tolist() == [2, 3, 10, 10, 5]
+    # an odd unit left over at a tie goes to the lower index
+    assert balanced_leaf_quotas(counts, anc, 31).tolist() == [2, 3, 11, 10, 5]
+    # budget above the total keeps everything
+    assert balanced_leaf_quotas(counts, anc, 1000).tolist() == counts.tolist()

@@ -7,6 +7,7 @@ import pytest
 from rhocluster.clustering.hierarchy import (
     LevelData,
     check_hierarchy,
+    fit_and_save_level,
     fit_hierarchy,
     fit_level,
     leaf_ancestors,
@@ -125,3 +126,45 @@ def test_fit_level_weights_validation(points):
         fit_level(points[:100], 4, weights=np.ones(99, dtype=np.int64))
     res = fit_level(points[:100], 4, weights=np.full(100, 3, dtype=np.int64))
     assert res.sizes.sum() == 300
+
+
+def test_fit_and_save_level_names_level_and_both_numbers(tmp_path, fitted):
+    save_level(fitted[1], tmp_path / "level_2", {})  # 8 clusters
+    np.save(tmp_path / "sample.npy", np.zeros((5, 3), np.float32))
+    with pytest.raises(ValueError, match=r"level 1: k=7 clusters requested but only n=5 points \(sampled tokens\)"):
+        fit_and_save_level(tmp_path / "sample.npy", tmp_path / "level_1", 1, {"k": 7})
+    with pytest.raises(ValueError, match=r"level 3: k=9 .* only n=8 points \(clusters at level 2\)"):
+        fit_and_save_level(
+            tmp_path / "level_2/centroids.npy", tmp_path / "level_3", 3, {"k": 9},
+            child_sizes_path=tmp_path / "level_2/sizes.npy",
+        )
+    assert not (tmp_path / "level_1").exists() and not (tmp_path / "level_3").exists()
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_levels_from_files_chain_and_stay_consistent(tmp_path, points, weighted):
+    np.save(tmp_path / "sample.npy", points)
+    src, sizes = tmp_path / "sample.npy", None
+    dirs = []
+    for level, k in enumerate(KS, start=1):
+        d = tmp_path / f"level_{level}"
+        params = {"k": k, "n_iter": 10, "weighted": weighted, "resampling_rounds": 1 if level == 1 else 0}
+        fit_and_save_level(src, d, level, params, child_sizes_path=sizes, seed=level)
+        src, sizes = d / "centroids.npy", d / "sizes.npy"
+        dirs.append(d)
+    levels, anc = load_hierarchy(dirs)
+    # every leaf has one ancestor per level and sizes add up level to level
+    assert anc.shape == (KS[0], len(KS)) and [lv.k for lv in levels] == KS
+    assert all(int(lv.sizes.sum()) == len(points) for lv in levels)
+    assert levels[1].summary["meta"]["weighted"] is weighted
+
+
+def test_weighted_upper_level_follows_the_sizes(fitted):
+    # weighting by child sizes moves upper centroids towards the populous children
+    sizes = fitted[0].sizes
+    plain = fit_level(fitted[0].centroids, 8, weights=sizes, seed=0)
+    heavy = fit_level(fitted[0].centroids, 8, weights=sizes, weighted=True, seed=0)
+    assert plain.sizes.sum() == heavy.sizes.sum() == sizes.sum()
+    assert not np.array_equal(plain.centroids, heavy.centroids)
+    with pytest.raises(ValueError, match="weighted=True needs"):
+        fit_level(fitted[0].centroids, 8, weighted=True)

@@ -153,3 +153,37 @@ def test_kmeanspp_subsample_and_duplicates():
     assert all((np.abs(x - r).sum(1) == 0).any() for r in c)
     dup = np.zeros((30, 2), dtype=np.float32)  # all points identical: must not loop or crash
     assert kmeanspp_init(dup, 5, np.random.default_rng(0)).shape == (5, 2)
+
+
+def test_weighted_single_cluster_is_the_weighted_mean(mixture):
+    x = mixture[:40]
+    w = np.arange(1, 41, dtype=np.float64)
+    res = kmeans(x, 1, weights=w)
+    np.testing.assert_allclose(res.centroids[0], (x * w[:, None]).sum(0) / w.sum(), rtol=1e-4, atol=1e-4)
+    d2 = ((x - res.centroids[0]) ** 2).sum(1)
+    assert res.inertia == pytest.approx(float((d2 * w).sum()), rel=1e-4)  # the weighted objective
+
+
+def test_weights_pull_centroids_towards_heavy_points():
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(0, 1, (200, 2)), rng.normal(10, 1, (200, 2))]).astype(np.float32)
+    w = np.where(np.arange(400) < 200, 1.0, 50.0)  # the cluster at 10 weighs 50x more
+    plain = kmeans(x, 6, seed=0)
+    heavy = kmeans(x, 6, seed=0, weights=w)
+    assert (heavy.centroids[:, 0] > 5).sum() > (plain.centroids[:, 0] > 5).sum()
+    np.testing.assert_array_equal(heavy.sizes, np.bincount(heavy.assignment, minlength=6))  # sizes count points
+    with pytest.raises(ValueError, match="weights"):
+        kmeans(x, 2, weights=-w)
+    with pytest.raises(ValueError, match="weights"):
+        kmeans(x, 2, weights=w[:10])
+
+
+def test_subsampled_training_is_deterministic_and_close(mixture):
+    full = kmeans(mixture, 40, seed=0, n_iter=20)
+    sub = kmeans(mixture, 40, seed=0, n_iter=20, max_points_per_centroid=32)  # 1280 of 4000 points
+    again = kmeans(mixture, 40, seed=0, n_iter=20, max_points_per_centroid=32)
+    assert sub.centroids.tobytes() == again.centroids.tobytes()
+    check_result(sub, mixture, 40)  # assignment and inertia still over every point
+    assert sub.inertia < 1.05 * full.inertia
+    with pytest.raises(ValueError, match="max_points_per_centroid"):
+        kmeans(mixture, 4, max_points_per_centroid=0)

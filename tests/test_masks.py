@@ -190,3 +190,81 @@ def test_mask_summary_values():
     assert lv2["entropy_before_nats"] == 0.0 and lv2["entropy_before_normalised"] == 0.0
     with pytest.raises(ValueError):
         mask_summary(np.array([1, 1, 1]), np.array([2, 0, 0]), anc)
+
+
+# --- the select_tokens stage on real shard files -------------------------------------------------
+
+
+@pytest.fixture
+def stage_inputs(tmp_path):
+    """Three shards of random tokens, their leaf ids and a saved 2-level tree of 12 leaves."""
+    from rhocluster.clustering.hierarchy import fit_hierarchy, save_level
+    from rhocluster.data.atomic import save_npy
+    from rhocluster.data.shards import write_shard
+
+    rng = np.random.default_rng(0)
+    prefixes, leaves = [], []
+    for i, w in enumerate([9, 14, 5]):
+        prefix = tmp_path / "shards" / f"{i:05d}"
+        write_shard(prefix, rng.integers(0, 50, size=(w, 17)), None, 50, 1, 0)
+        ids = rng.choice(12, size=(w, 17), p=np.r_[np.full(4, 0.2), np.full(8, 0.025)]).astype(np.int32)
+        ids[:, 0] = -1
+        save_npy(tmp_path / f"leaf{i}.npy", ids)
+        prefixes.append(str(prefix))
+        leaves.append(str(tmp_path / f"leaf{i}.npy"))
+    levels = fit_hierarchy(rng.normal(size=(200, 4)).astype(np.float32), [12, 3], seed=0)
+    dirs = []
+    for lv, res in enumerate(levels, start=1):
+        save_level(res, tmp_path / f"level_{lv}", {})
+        dirs.append(str(tmp_path / f"level_{lv}"))
+    return tmp_path, prefixes, leaves, dirs
+
+
+def test_stage_masks_align_and_keep_the_ratio(stage_inputs):
+    from rhocluster.data.shards import Shard
+    from rhocluster.selection.stage import select_cluster_masks, write_random_mask
+
+    tmp, prefixes, leaves, dirs = stage_inputs
+    outs = [str(tmp / f"mask{i}.npy") for i in range(3)]
+    summary = select_cluster_masks(prefixes, leaves, dirs, outs, str(tmp / "summary.json"), ratio=0.6, policy="random", seed=1)
+    total = sum(Shard(p).n_windows * 16 for p in prefixes)
+    assert summary["kept"] == round(0.6 * total)
+    for prefix, out in zip(prefixes, outs):
+        mask = np.load(out)
+        assert mask.shape == Shard(prefix).shape and mask.dtype == np.uint8 and not mask[:, 0].any()
+    for i, prefix in enumerate(prefixes):
+        frac = write_random_mask(prefix, str(tmp / f"random{i}.npy"), 0.6, 1, i)
+        assert abs(frac - 0.6) <= 0.005
+    on_disk = json.loads((tmp / "summary.json").read_text())
+    assert on_disk["levels"]["levels"][0]["entropy_after_nats"] >= 0
+
+
+def test_stage_rejects_misaligned_leaf_ids_naming_the_file(stage_inputs):
+    from rhocluster.data.atomic import save_npy
+    from rhocluster.selection.stage import select_cluster_masks
+
+    tmp, prefixes, leaves, dirs = stage_inputs
+    save_npy(leaves[1], np.zeros((14, 16), np.int32))
+    with pytest.raises(ValueError, match=r"leaf ids file .*leaf1.npy: shape \(14, 16\) does not match its shard \(14, 17\)"):
+        select_cluster_masks(prefixes, leaves, dirs, [str(tmp / f"m{i}.npy") for i in range(3)], str(tmp / "s.json"),
+                             ratio=0.6, policy="random", seed=0)
+    save_npy(leaves[1], np.zeros((14, 17), np.int32))  # position 0 must be -1
+    with pytest.raises(ValueError, match="expected -1 exactly at position 0"):
+        select_cluster_masks(prefixes, leaves, dirs, [str(tmp / f"m{i}.npy") for i in range(3)], str(tmp / "s.json"),
+                             ratio=0.6, policy="random", seed=0)
+    assert not list(tmp.glob("m*.npy"))
+
+
+def test_stage_rejects_a_shard_disagreeing_with_its_index(stage_inputs):
+    from rhocluster.selection.stage import select_cluster_masks, write_random_mask
+
+    tmp, prefixes, leaves, dirs = stage_inputs
+    meta_path = tmp / "shards/00002.json"
+    meta = json.loads(meta_path.read_text())
+    meta["n_windows"] = 6
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match=f"shard {prefixes[2]}: index has 5 windows, metadata says 6"):
+        select_cluster_masks(prefixes, leaves, dirs, [str(tmp / f"m{i}.npy") for i in range(3)], str(tmp / "s.json"),
+                             ratio=0.6, policy="random", seed=0)
+    with pytest.raises(ValueError, match=f"shard {prefixes[2]}: index has 5 windows"):
+        write_random_mask(prefixes[2], str(tmp / "r.npy"), 0.6, 0, 2)

@@ -1,20 +1,29 @@
 """assign stage: every token's nearest level-1 centroid, from a streaming pass of the reference model.
 
 Embeddings of the whole corpus never touch disk: each batch's hidden states are projected and searched
-(faiss) in memory, and only int32 leaf ids and float16 distances are written.
+(faiss) in memory, and only int32 leaf ids and float16 distances are written, batch by batch
+(:class:`~rhocluster.scoring.rows.NpyRowWriter`), so memory is bounded by the batch however large
+the shard. The LM head is not run unless the reference loss is wanted too.
+
+Fused pass (``scoring.fused_pass`` in the workflow): the same forward pass can also write the reference
+model's per-token loss (``out_ref_loss``), at the cost of the LM head only. That file is a by-product of
+a job that depends on the level-1 clustering, so the workflow lets only the cluster variants read it
+(``cluster_excess``); Rho-1 and everything else keep reading ``score_reference``'s loss, which depends on
+no clustering parameter. See ``rules/scoring.smk`` for when the switch saves a pass.
 """
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
 
 from rhocluster.clustering.kmeans import assign_nearest
-from rhocluster.data.atomic import save_npy
 from rhocluster.data.shards import Shard
 from rhocluster.scoring.forward import default_device, load_causal_lm, stream_shard
 from rhocluster.scoring.projection import Projection
+from rhocluster.scoring.rows import NpyRowWriter
 
 
 def assign_shard(
@@ -25,30 +34,55 @@ def assign_shard(
     out_leaf: Path,
     out_dist: Path,
     *,
+    out_ref_loss: Path | None = None,
     batch_size: int = 32,
     layer: int = -1,
     spherical: bool = False,
     device: str | None = None,
+    model=None,
 ) -> dict:
-    """Write leaf ids int32 [W, S] (-1 at position 0) and squared distances float16 [W, S] (NaN at 0)."""
+    """Write leaf ids int32 [W, S] (-1 at position 0) and distances float16 [W, S] (NaN at 0).
+
+    Distances are squared L2 to the leaf centroid, or ``1 - cos`` when ``spherical``, in the projected
+    space. ``out_ref_loss``: also write the model's per-token loss (float16 [W, S], NaN at 0) from the
+    same pass. ``model``: an already loaded model (benchmarks) instead of ``model_dir``.
+    """
     shard = Shard(shard_prefix)
     projection = Projection.load(projection_path)
-    centroids = np.load(centroids_path).astype(np.float32)
-    model = load_causal_lm(model_dir, device or default_device())
-    leaf = np.full(shard.shape, -1, dtype=np.int32)
-    dist = np.full(shard.shape, np.nan, dtype=np.float16)
-    for start, _, hidden in stream_shard(model, shard, batch_size, layer):
-        b, s, d = hidden.shape
-        x = projection.apply(hidden[:, 1:].reshape(-1, d).cpu().numpy())
-        if x.shape[1] != centroids.shape[1]:
-            raise ValueError(
-                f"shard {shard_prefix}: projected width {x.shape[1]} != centroid width {centroids.shape[1]} "
-                f"({centroids_path})"
-            )
-        ids, d2 = assign_nearest(x, centroids, spherical=spherical)
-        leaf[start : start + b, 1:] = ids.reshape(b, s - 1)
-        dist[start : start + b, 1:] = d2.reshape(b, s - 1).astype(np.float16)
-    save_npy(out_leaf, leaf)
-    save_npy(out_dist, dist)
-    counts = np.bincount(leaf[leaf >= 0], minlength=len(centroids))
-    return {"n_tokens": int((leaf >= 0).sum()), "leaves_used": int((counts > 0).sum())}
+    centroids = np.ascontiguousarray(np.load(centroids_path), dtype=np.float32)
+    model = model if model is not None else load_causal_lm(model_dir, device or default_device())
+    hidden_size = int(model.config.hidden_size)
+    if projection.out_dim(hidden_size) != centroids.shape[1]:
+        raise ValueError(
+            f"shard {shard_prefix}: projected width {projection.out_dim(hidden_size)} (model {model_dir}, "
+            f"{projection_path}) != centroid width {centroids.shape[1]} ({centroids_path})"
+        )
+    k = centroids.shape[0]
+    counts = np.zeros(k, np.int64)
+    w, s = shard.shape
+    with (
+        NpyRowWriter(out_leaf, shard.shape, np.int32) as leaf_out,
+        NpyRowWriter(out_dist, shard.shape, np.float16) as dist_out,
+        NpyRowWriter(out_ref_loss, shard.shape, np.float16) if out_ref_loss is not None else nullcontext() as loss_out,
+    ):
+        for batch in stream_shard(model, shard, batch_size, layer=layer, need_loss=loss_out is not None):
+            b, _, d = batch.hidden.shape
+            x = projection.apply(batch.hidden[:, 1:].reshape(-1, d).cpu().numpy())
+            if not np.isfinite(x).all():
+                raise ValueError(
+                    f"shard {shard_prefix}: NaN/inf in the hidden states of layer {layer} "
+                    f"(windows {int(batch.windows[0])}-{int(batch.windows[-1])}, model {model_dir})"
+                )
+            ids, d2 = assign_nearest(x, centroids, spherical=spherical)
+            leaf = np.full((b, s), -1, np.int32)
+            leaf[:, 1:] = ids.reshape(b, s - 1)
+            dist = np.full((b, s), np.nan, np.float16)
+            dist[:, 1:] = d2.reshape(b, s - 1)
+            leaf_out.write(leaf)
+            dist_out.write(dist)
+            counts += np.bincount(ids, minlength=k)
+            if loss_out is not None:
+                if not np.isfinite(batch.loss[:, 1:]).all():
+                    raise ValueError(f"shard {shard_prefix}: non-finite token losses from {model_dir}")
+                loss_out.write(batch.loss)
+    return {"n_tokens": int(counts.sum()), "leaves_used": int((counts > 0).sum()), "windows": w}

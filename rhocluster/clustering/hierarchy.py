@@ -28,6 +28,7 @@ from rhocluster.clustering.kmeans import KMeansResult, kmeans
 __all__ = [
     "LevelData",
     "fit_level",
+    "fit_and_save_level",
     "fit_hierarchy",
     "save_level",
     "load_level",
@@ -63,21 +64,72 @@ def _aggregate(assignment: np.ndarray, weights: np.ndarray, k: int) -> np.ndarra
     return out
 
 
-def fit_level(points: np.ndarray, k: int, *, weights: np.ndarray | None = None, **kmeans_kwargs) -> KMeansResult:
+def fit_level(
+    points: np.ndarray, k: int, *, weights: np.ndarray | None = None, weighted: bool = False, **kmeans_kwargs
+) -> KMeansResult:
     """k-means of one level. points: float [n, d] (level 1: token sample; level l: centroids of
     level l-1). weights: optional int64 [n] leaf-point counts of the input points (the sizes of
-    level l-1); k-means itself stays unweighted (Vo et al.), but the returned ``sizes`` are the
-    aggregated weights, so that every level counts sample tokens.
+    level l-1). By default k-means itself stays unweighted (Vo et al.: every child centroid
+    counts once, so upper levels cover the concept space instead of following its density);
+    ``weighted=True`` weights each centroid by its size. Either way the returned ``sizes`` are
+    the aggregated weights, so that every level counts sample tokens.
     """
-    res = kmeans(points, k, **kmeans_kwargs)
-    if weights is None:
+    w = None
+    if weights is not None:
+        w = np.asarray(weights)
+        n = np.asarray(points).shape[0]
+        if w.shape != (n,):
+            raise ValueError(f"weights must have shape ({n},), got {w.shape}")
+        if not np.issubdtype(w.dtype, np.integer) or (w < 0).any():
+            raise ValueError("weights must be non-negative integers (leaf-point counts)")
+    elif weighted:
+        raise ValueError("weighted=True needs the child sizes as weights")
+    res = kmeans(points, k, weights=w if weighted else None, **kmeans_kwargs)
+    if w is None:
         return res
-    w = np.asarray(weights)
-    if w.shape != (res.assignment.shape[0],):
-        raise ValueError(f"weights must have shape ({res.assignment.shape[0]},), got {w.shape}")
-    if not np.issubdtype(w.dtype, np.integer) or (w < 0).any():
-        raise ValueError("weights must be non-negative integers (leaf-point counts)")
     return dataclasses.replace(res, sizes=_aggregate(res.assignment, w.astype(np.int64), res.centroids.shape[0]))
+
+
+def fit_and_save_level(
+    points_path: Path,
+    out_dir: Path,
+    level: int,
+    params: dict,
+    *,
+    child_sizes_path: Path | None = None,
+    seed: int = 0,
+    spherical: bool = False,
+) -> KMeansResult:
+    """The cluster_level stage: fit level ``level`` from its points file and save it (see module doc).
+
+    params: the level's config (``k``, ``n_iter``, ``init``, ``init_sample``, ``resampling_rounds``,
+    ``resampling_fraction``, ``weighted``, ``max_points_per_centroid``). Errors name the level.
+    """
+    points = np.load(points_path, mmap_mode="r")
+    weights = np.load(child_sizes_path) if child_sizes_path is not None else None
+    k = int(params["k"])
+    if k > points.shape[0]:
+        what = "sampled tokens" if level == 1 else f"clusters at level {level - 1}"
+        raise ValueError(
+            f"level {level}: k={k} clusters requested but only n={points.shape[0]} points ({what}) "
+            f"in {points_path} (need k <= n)"
+        )
+    result = fit_level(
+        np.asarray(points, dtype=np.float32),
+        k,
+        weights=weights,
+        weighted=bool(params.get("weighted", False)) and level > 1,
+        n_iter=params.get("n_iter", 20),
+        seed=seed,
+        init=params.get("init", "kmeans++"),
+        spherical=spherical,
+        resampling_rounds=params.get("resampling_rounds", 0),
+        resampling_fraction=params.get("resampling_fraction", 0.5),
+        max_points_per_centroid=params.get("max_points_per_centroid"),
+        init_sample=params.get("init_sample"),
+    )
+    save_level(result, Path(out_dir), {"level": int(level), "seed": int(seed), "spherical": bool(spherical), **params})
+    return result
 
 
 def fit_hierarchy(points: np.ndarray, ks: list[int], **kmeans_kwargs) -> list[KMeansResult]:

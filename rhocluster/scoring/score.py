@@ -1,82 +1,164 @@
-"""score stage: per-token loss of a model over a shard, and a seeded sample of token embeddings."""
+"""score stage: per-token loss of a model over a shard, and a seeded sample of token embeddings.
+
+Both come from one streaming forward pass (:mod:`rhocluster.scoring.forward`); the loss is written
+block by block, so memory does not grow with the shard. Without a loss output (``embed_sample``, the
+fused-pass mode of the workflow) only the windows that hold sampled tokens are run.
+"""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
+from typing import Iterator, Sequence
 
 import numpy as np
+import torch
 
-from rhocluster.data.atomic import atomic_path, save_npy
+from rhocluster.data.atomic import atomic_path
 from rhocluster.data.shards import Shard
 from rhocluster.scoring.forward import default_device, load_causal_lm, stream_shard
+from rhocluster.scoring.rows import NpyRowWriter
+
+_F16_MAX = float(np.finfo(np.float16).max)
 
 
-def sample_positions(shape: tuple[int, int], n: int, seed: int) -> np.ndarray:
-    """Sorted flat indices of ``n`` distinct target positions (never position 0 of a window); seeded."""
+def sample_positions(shape: tuple[int, int], n: int, seed: int, windows: int | None = None) -> np.ndarray:
+    """Sorted flat indices (int64) of ``n`` distinct target positions (never position 0 of a window); seeded.
+
+    ``windows``: draw the tokens from that many seeded windows only (so that a sample-only pass runs a
+    fraction of the shard); None draws uniformly from every window.
+    """
     w, s = shape
     n_valid = w * (s - 1)
-    if n_valid == 0:
+    if n_valid == 0 or n <= 0:
         return np.zeros(0, np.int64)
-    pick = np.sort(np.random.default_rng(seed).choice(n_valid, size=min(n, n_valid), replace=False))
-    return (pick // (s - 1)) * s + pick % (s - 1) + 1
+    rng = np.random.default_rng(seed)
+    if windows is None or windows >= w:
+        pick = np.sort(rng.choice(n_valid, size=min(n, n_valid), replace=False))
+        return (pick // (s - 1)) * s + pick % (s - 1) + 1
+    if windows < 1:
+        raise ValueError(f"sample windows must be >= 1, got {windows}")
+    chosen = np.sort(rng.choice(w, size=windows, replace=False))
+    pool = windows * (s - 1)
+    pick = np.sort(rng.choice(pool, size=min(n, pool), replace=False))
+    return chosen[pick // (s - 1)] * s + pick % (s - 1) + 1
 
 
 def score_shard(
     model_dir: Path,
     shard_prefix: Path,
-    out_loss: Path,
+    out_loss: Path | None,
     out_sample: Path | None = None,
     *,
     batch_size: int = 32,
     layer: int = -1,
     sample_tokens: int = 0,
+    sample_windows: int | None = None,
     seed: int = 0,
     device: str | None = None,
 ) -> dict:
-    """Write the per-token loss (float16 [W, S], NaN at position 0) and optionally an embedding sample.
+    """Write the per-token loss (float16 [W, S], NaN at position 0) and/or an embedding sample.
 
-    The sample (``.npz``: ``positions`` int64 flat indices into [W, S], ``embeddings`` float16 [n, d]) holds
-    hidden_states[layer] of ``sample_tokens`` seeded target positions. Both come from one forward pass.
+    The sample (``.npz``: ``positions`` int64 sorted flat indices into [W, S], ``embeddings`` float16
+    [n, d] (float32 if a value overflows float16), ``layer``, ``shard``) holds hidden_states[layer] of
+    ``sample_tokens`` seeded target positions. Both come from one forward pass; with ``out_loss=None``
+    only the windows holding sampled positions are run. Errors name the shard (and the layer).
     """
     shard = Shard(shard_prefix)
-    model = load_causal_lm(model_dir, device or default_device())
-    want_sample = out_sample is not None and sample_tokens > 0
-    positions = sample_positions(shard.shape, sample_tokens, seed) if want_sample else np.zeros(0, np.int64)
-    loss = np.empty(shard.shape, dtype=np.float16)
-    emb: list[np.ndarray] = []
+    if out_loss is None and out_sample is None:
+        raise ValueError("score_shard: nothing to write (no loss and no sample path)")
+    want_sample = out_sample is not None
+    positions = (
+        sample_positions(shard.shape, sample_tokens, seed, sample_windows) if want_sample else np.zeros(0, np.int64)
+    )
+    embed = positions.size > 0
     s = shard.seq_len
-    for start, batch_loss, hidden in stream_shard(model, shard, batch_size, layer if want_sample else None):
-        b = batch_loss.shape[0]
-        loss[start : start + b] = batch_loss.astype(np.float16)
-        if want_sample:
-            lo, hi = np.searchsorted(positions, [start * s, (start + b) * s])
-            local = positions[lo:hi] - start * s
-            emb.append(hidden[local // s, local % s].cpu().numpy())
-    finite = np.isfinite(loss[:, 1:])
-    if not finite.all():
-        raise ValueError(f"shard {shard_prefix}: {int((~finite).sum())} non-finite token losses from {model_dir}")
-    save_npy(out_loss, loss)
-    stats = {"n_tokens": int(loss[:, 1:].size), "mean_loss": float(loss[:, 1:].astype(np.float64).mean())}
+    run_windows = None if out_loss is not None else np.unique(positions // s)
+    model = load_causal_lm(model_dir, device or default_device())
+    emb: list[np.ndarray] = []
+    total, n_tokens = 0.0, 0
+    with NpyRowWriter(out_loss, shard.shape, np.float16) if out_loss is not None else nullcontext() as writer:
+        for batch in stream_shard(
+            model,
+            shard,
+            batch_size,
+            layer=layer if embed else None,
+            need_loss=out_loss is not None,
+            windows=run_windows,
+        ):
+            if embed:
+                idx = batch.windows
+                lo, hi = np.searchsorted(positions, [idx[0] * s, (idx[-1] + 1) * s])
+                local = positions[lo:hi]
+                rows = np.searchsorted(idx, local // s)
+                h = batch.hidden
+                e = h[torch.from_numpy(rows).to(h.device), torch.from_numpy(local % s).to(h.device)].cpu().numpy()
+                if not np.isfinite(e).all():
+                    raise ValueError(
+                        f"shard {shard_prefix}: NaN/inf in the sampled hidden states of layer {layer} "
+                        f"(windows {int(idx[0])}-{int(idx[-1])}, model {model_dir})"
+                    )
+                emb.append(e)
+            if writer is not None:
+                loss = batch.loss
+                finite = np.isfinite(loss[:, 1:])
+                if not finite.all():
+                    raise ValueError(
+                        f"shard {shard_prefix}: {int((~finite).sum())} non-finite token losses in windows "
+                        f"{int(batch.windows[0])}-{int(batch.windows[-1])} from {model_dir}"
+                    )
+                writer.write(loss.astype(np.float16))
+                total += float(loss[:, 1:].sum(dtype=np.float64))
+                n_tokens += loss[:, 1:].size
+    stats: dict = {"windows_run": shard.n_windows if run_windows is None else int(run_windows.size)}
+    if out_loss is not None:
+        stats.update(n_tokens=n_tokens, mean_loss=total / max(1, n_tokens))
     if want_sample:
         embeddings = np.concatenate(emb) if emb else np.zeros((0, 0), np.float32)
-        if not np.isfinite(embeddings).all():
-            raise ValueError(f"shard {shard_prefix}: NaN/inf in sampled hidden states of layer {layer}")
+        fits = bool(np.abs(embeddings).max(initial=0.0) <= _F16_MAX)
         with atomic_path(out_sample, ".npz") as tmp:
             with open(tmp, "wb") as fh:
-                np.savez(fh, positions=positions, embeddings=embeddings.astype(np.float16))
-        stats["n_sampled"] = int(len(positions))
+                np.savez(
+                    fh,
+                    positions=positions,
+                    embeddings=embeddings.astype(np.float16 if fits else np.float32),
+                    layer=np.array(layer),
+                    shard=np.array(str(shard_prefix)),
+                )
+        stats.update(n_sampled=int(len(positions)), sample_dtype="float16" if fits else "float32")
     return stats
 
 
-def pool_samples(sample_paths: list[Path]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Concatenate per-shard samples: (embeddings float32 [n, d], shard index int32 [n], flat position int64 [n])."""
-    embs, shards, positions = [], [], []
+def iter_samples(sample_paths: Sequence[Path | str]) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """Per-shard samples one at a time: (shard index, embeddings float32 [n_i, d], flat positions int64 [n_i]).
+
+    Raises ValueError naming the file, its shard and layer if a sample holds NaN/inf or disagrees in width.
+    """
+    width = None
     for i, path in enumerate(sample_paths):
         with np.load(path) as z:
             e = z["embeddings"].astype(np.float32)
-            if not np.isfinite(e).all():
-                raise ValueError(f"embedding sample {path} contains NaN/inf")
+            positions = z["positions"]
+            where = f"shard {z['shard']}, layer {int(z['layer'])}" if "layer" in z else "shard index " + str(i)
+        if e.shape[0] != positions.shape[0]:
+            raise ValueError(f"embedding sample {path} ({where}): {e.shape[0]} rows for {positions.shape[0]} positions")
+        if not np.isfinite(e).all():
+            raise ValueError(f"embedding sample {path} ({where}) contains NaN/inf")
+        if e.shape[0]:
+            if width is not None and e.shape[1] != width:
+                raise ValueError(f"embedding sample {path} ({where}) has width {e.shape[1]}, others {width}")
+            width = e.shape[1]
+        yield i, e, positions
+
+
+def pool_samples(sample_paths: Sequence[Path | str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Concatenate per-shard samples (small inputs, tests): (embeddings float32 [n, d], shard int32 [n], position int64 [n])."""
+    embs, shards, positions = [], [], []
+    for i, e, pos in iter_samples(sample_paths):
+        if e.shape[0]:
             embs.append(e)
-            positions.append(z["positions"])
+            positions.append(pos)
             shards.append(np.full(len(e), i, np.int32))
+    if not embs:
+        raise ValueError(f"no sampled tokens in {len(sample_paths)} sample files")
     return np.concatenate(embs), np.concatenate(shards), np.concatenate(positions)

@@ -1,0 +1,28 @@
+"""Cluster-size figure and example tokens of a handful of leaf clusters, for the report."""
+
+from rhocluster.selection.inspect import inspect_clusters
+from rhocluster.workflow import logged, set_threads
+
+sm = snakemake  # noqa: F821
+with logged(sm.log[0]) as log:
+    set_threads(sm.threads)
+    prefixes = [p[: -len(".bin")] for p in sm.input.shards if p.endswith(".bin")]
+    masks = {v: [p for p in sm.input.masks if f"/masks/{v}/" in p] for v in sm.params.variants}
+    summary = inspect_clusters(
+        prefixes,
+        list(sm.input.leaves),
+        list(sm.params.levels),
+        masks,
+        sm.input.tokenizer,
+        sm.output.figure,
+        sm.output.html,
+        sm.output.markdown,
+        ratio=sm.params.ratio,
+        n_clusters=sm.params.inspect.get("clusters", 6),
+        per_cluster=sm.params.inspect.get("examples_per_cluster", 6),
+        left=sm.params.inspect.get("context_left", 24),
+        right=sm.params.inspect.get("context_right", 4),
+        seed=sm.params.seed,
+        run=sm.params.run,
+    )
+    log.info("%s", summary)

@@ -1,0 +1,193 @@
+"""assign: leaf ids equal brute-force nearest centroids of the projected hidden states; the fused
+reference loss equals score_shard's; memory does not grow with the shard; bad input names the shard."""
+
+from __future__ import annotations
+
+import gc
+import json
+import shutil
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from rhocluster.clustering.assign import assign_shard
+from rhocluster.data.shards import Shard, write_shard
+from rhocluster.scoring.forward import load_causal_lm
+from rhocluster.scoring.projection import Projection, fit_projection
+from rhocluster.scoring.score import score_shard
+from tests.test_scoring import SEQ, VOCAB, hf_reference, make_model, make_shards, make_tokenizer
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("assign")
+    tok = make_tokenizer(root / "tokenizer")
+    model = make_model(root / "model", seed=5)
+    shards = make_shards(root / "shards", tok, n_shards=1, docs=80, seed=2)
+    _, hidden = hf_reference(model, Shard(shards[0]).windows())
+    final = hidden[-1].numpy()
+    rng = np.random.default_rng(0)
+    proj = fit_projection(final.reshape(-1, 32)[rng.choice(final.size // 32, 400, replace=False)], "pca", 8, "l2", 0)
+    proj.save(root / "projection.npz")
+    x = proj.apply(final[:, 1:].reshape(-1, 32))
+    np.save(root / "centroids.npy", x[rng.choice(len(x), 12, replace=False)] + rng.normal(0, 0.01, (12, 8)).astype(np.float32))
+    return {"root": root, "model": model, "shard": shards[0], "final": final, "projection": proj}
+
+
+def brute_force(x: np.ndarray, c: np.ndarray, spherical: bool) -> tuple[np.ndarray, np.ndarray]:
+    x, c = x.astype(np.float64), c.astype(np.float64)
+    if spherical:
+        x = x / np.linalg.norm(x, axis=1, keepdims=True)
+        c = c / np.linalg.norm(c, axis=1, keepdims=True)
+        d = 1.0 - x @ c.T
+    else:
+        d = ((x[:, None, :] - c[None]) ** 2).sum(-1)
+    return d.argmin(1), d
+
+
+@pytest.mark.parametrize("spherical", [False, True])
+def test_leaf_ids_equal_brute_force_nearest_centroid(world, tmp_path, spherical):
+    root = world["root"]
+    stats = assign_shard(
+        world["model"], world["shard"], root / "projection.npz", root / "centroids.npy",
+        tmp_path / "leaf.npy", tmp_path / "dist.npy", batch_size=5, spherical=spherical,
+    )
+    leaf, dist = np.load(tmp_path / "leaf.npy"), np.load(tmp_path / "dist.npy")
+    shape = Shard(world["shard"]).shape
+    assert leaf.shape == dist.shape == shape and leaf.dtype == np.int32 and dist.dtype == np.float16
+    assert (leaf[:, 0] == -1).all() and np.isnan(dist[:, 0]).all()
+    x = world["projection"].apply(world["final"][:, 1:].reshape(-1, 32))
+    ids, d = brute_force(x, np.load(root / "centroids.npy"), spherical)
+    got = leaf[:, 1:].reshape(-1)
+    rows = np.arange(len(got))
+    # identical up to float32 near-ties (the chosen centroid is then within 1e-5 of the best)
+    assert (got == ids).mean() > 0.999
+    np.testing.assert_array_less(d[rows, got] - d[rows, ids], 1e-5)
+    np.testing.assert_allclose(dist[:, 1:].reshape(-1).astype(np.float64), d[rows, ids], rtol=2e-3, atol=2e-3)
+    assert stats["n_tokens"] == shape[0] * (SEQ - 1)
+
+
+def test_fused_reference_loss_equals_score_shard(world, tmp_path):
+    root = world["root"]
+    assign_shard(
+        world["model"], world["shard"], root / "projection.npz", root / "centroids.npy",
+        tmp_path / "leaf.npy", tmp_path / "dist.npy", out_ref_loss=tmp_path / "ref.npy", batch_size=6,
+    )
+    score_shard(world["model"], world["shard"], tmp_path / "loss.npy", batch_size=6)
+    assert (tmp_path / "ref.npy").read_bytes() == (tmp_path / "loss.npy").read_bytes()
+    # and the leaf ids do not depend on whether the loss is computed in the same pass
+    assign_shard(
+        world["model"], world["shard"], root / "projection.npz", root / "centroids.npy",
+        tmp_path / "leaf2.npy", tmp_path / "dist2.npy", batch_size=6,
+    )
+    assert (tmp_path / "leaf.npy").read_bytes() == (tmp_path / "leaf2.npy").read_bytes()
+
+
+def repeat_shard(src: Path, dest: Path, times: int) -> Path:
+    s = Shard(src)
+    write_shard(dest, np.tile(s.windows(), (times, 1)), None, VOCAB, s.meta.n_documents * times, 0)
+    return dest
+
+
+def test_memory_stays_flat_as_the_shard_grows(world, tmp_path):
+    """Python-side peak allocation (numpy) of assign is the same for 2x and 16x the windows: nothing
+    proportional to the shard is held (a whole [W, S] int32 + float16 would add 6 bytes per token)."""
+    root = world["root"]
+    model = load_causal_lm(world["model"])
+    peaks, tokens = [], []
+    for times in (1, 2, 16):  # the first run only warms up (one-time allocations of torch/transformers)
+        prefix = repeat_shard(world["shard"], tmp_path / f"x{times}", times)
+        tokens.append(Shard(prefix).n_windows * SEQ)
+        gc.collect()
+        tracemalloc.start()
+        assign_shard(
+            world["model"], prefix, root / "projection.npz", root / "centroids.npy",
+            tmp_path / f"l{times}.npy", tmp_path / f"d{times}.npy", batch_size=16, model=model,
+        )
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    # Cyclic garbage of transformers' per-call objects adds a little per batch until the collector
+    # runs; holding the outputs whole would add 6 bytes per extra token at least.
+    growth = peaks[2] - peaks[1]
+    assert growth < 0.5 * 6 * (tokens[2] - tokens[1]), (peaks, tokens)
+
+
+# --- bad input ------------------------------------------------------------------------------------
+
+
+def test_shard_disagreeing_with_its_index_fails_naming_it(world, tmp_path):
+    prefix = tmp_path / "00003"
+    for suffix in (".bin", ".idx", ".labels.npy", ".json"):
+        shutil.copy(f"{world['shard']}{suffix}", f"{prefix}{suffix}")
+    meta = json.loads(Path(f"{prefix}.json").read_text())
+    meta["seq_len"] += 1
+    Path(f"{prefix}.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match=f"shard {prefix}: window 0 has {SEQ} tokens, expected {SEQ + 1}"):
+        assign_shard(
+            world["model"], prefix, world["root"] / "projection.npz", world["root"] / "centroids.npy",
+            tmp_path / "l.npy", tmp_path / "d.npy",
+        )
+    assert not (tmp_path / "l.npy").exists()
+
+
+def test_centroid_width_mismatch_names_both(world, tmp_path):
+    np.save(tmp_path / "c.npy", np.zeros((4, 5), np.float32))
+    with pytest.raises(ValueError, match=r"projected width 8 .* != centroid width 5"):
+        assign_shard(
+            world["model"], world["shard"], world["root"] / "projection.npz", tmp_path / "c.npy",
+            tmp_path / "l.npy", tmp_path / "d.npy",
+        )
+    Projection("l2", None, None).save(tmp_path / "identity.npz")  # identity keeps the model width 32
+    with pytest.raises(ValueError, match="projected width 32"):
+        assign_shard(
+            world["model"], world["shard"], tmp_path / "identity.npz", tmp_path / "c.npy",
+            tmp_path / "l.npy", tmp_path / "d.npy",
+        )
+
+
+# --- the fused pass in the workflow ---------------------------------------------------------------
+
+
+def planned(workdir: Path) -> dict[str, int]:
+    """Rule -> jobs of a dry run of the whole workflow in ``workdir``."""
+    import re
+
+    from tests.conftest import run_snakemake
+
+    proc = run_snakemake(workdir, "-n", timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    jobs = {}
+    for line in proc.stdout.split("Job stats:")[1].splitlines()[3:]:
+        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if not m:
+            break
+        jobs[m.group(1)] = int(m.group(2))
+    return jobs
+
+
+def test_fused_pass_drops_the_full_reference_scoring_without_rho1(tmp_path):
+    from tests.conftest import change_config, copy_workflow
+
+    work = copy_workflow(tmp_path / "wf")
+
+    def fused(cfg):
+        cfg["scoring"]["fused_pass"] = True
+        cfg["scoring"]["sample_windows_per_shard"] = 100
+        cfg["variants"] = [v for v in cfg["variants"] if v != "rho1"]
+
+    change_config(work, fused)
+    jobs = planned(work)
+    n_web = yaml_web_shards(work)
+    assert "score_reference" not in jobs  # no full reference pass besides assign's
+    assert jobs["embed_sample"] == jobs["assign"] == n_web and jobs["score_base"] == n_web
+
+
+def yaml_web_shards(work: Path) -> int:
+    import yaml
+
+    return yaml.safe_load((work / "config/config.yaml").read_text())["data"]["synthetic"]["web_shards"]
