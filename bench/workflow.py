@@ -6,6 +6,7 @@ concurrent jobs, which Snakemake's per-job ``benchmark:`` files cannot show), th
 per-job benchmark files by rule.
 
     python bench/workflow.py --cores 2 --json bench/workflow.json
+    python bench/workflow.py --in-place          # run in the repository (results/, README) instead
     python bench/workflow.py --summarize .      # only the per-rule table of an existing run
 """
 
@@ -105,11 +106,16 @@ def main() -> None:
     ap.add_argument("--summarize", type=Path, help="only summarize the benchmark files of a finished run in this dir")
     ap.add_argument("--run", default="tiny", help="run name (config key `run`)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary run directory")
+    ap.add_argument("--in-place", action="store_true", help="run in the repository itself (writes results/ and README)")
     ap.add_argument("--json", type=Path, help="write the figures here as JSON")
     args, extra = ap.parse_known_args()
     total = None
     if args.summarize:
         workdir = args.summarize
+    elif args.in_place:
+        workdir = REPO
+        total = run_workflow(workdir, args.cores, extra)
+        total["cores"] = psutil.cpu_count() if args.cores == "all" else int(args.cores)
     else:
         workdir = Path(tempfile.mkdtemp(prefix="rhocluster-bench-"))
         for name in WORKFLOW_FILES:
@@ -124,7 +130,7 @@ def main() -> None:
     print(markdown(rows, total))
     if args.json:
         args.json.write_text(json.dumps({"total": total, "rules": rows}, indent=2) + "\n")
-    if not args.summarize and not args.keep:
+    if not args.summarize and not args.in_place and not args.keep:
         shutil.rmtree(workdir)
     if total and total["returncode"] != 0:
         sys.exit(total["returncode"])

@@ -90,7 +90,7 @@ def test_cpu_profile_is_the_gpu_profile_without_gpus():
 
 def test_a_bare_profile_name_is_not_looked_up_in_profiles(monkeypatch, tmp_path):
     """`--profile slurm` searches ./slurm and the user/site config dirs; `--profile profiles/slurm`
-    (or a link in ~/.config/snakemake) is the one step docs/real-run.md gives."""
+    (or a link in ~/.config/snakemake) is the one step README.md ("Running the real experiment") gives."""
     from snakemake.cli import get_profile_dir
 
     monkeypatch.chdir(REPO)
@@ -185,10 +185,12 @@ def slurm_cluster(tmp_path_factory):
     if missing:
         if not shutil.which("apt-get"):
             pytest.skip(f"{missing} not installed and no apt-get")
-        proc = subprocess.run(
-            ["apt-get", "install", "-y", "slurm-wlm", "munge"], env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900,
-        )
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        install = ["apt-get", "install", "-y", "slurm-wlm", "munge"]
+        proc = subprocess.run(install, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900)
+        if proc.returncode != 0:  # stale or missing package lists on a fresh machine
+            subprocess.run(["apt-get", "update"], env=env, capture_output=True, timeout=600)
+            proc = subprocess.run(install, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900)
         if proc.returncode != 0:
             pytest.skip(f"apt-get install slurm-wlm munge failed: {proc.stdout[-500:]}")
     # The job step (snakemake-executor-plugin-slurm-jobstep) drops SLURM_* variables, SLURM_CONF too,
