@@ -45,8 +45,10 @@ def test_shards_are_fixed_windows_with_labels(tiny_run):
             flat = tokens.ravel()
             specials = flat[(flat == 1) | (flat == 2)]
             assert len(specials) >= 2 and not np.any(specials[1:] == specials[:-1])
-            labels = shard.labels()
-            assert labels.shape == tokens.shape and labels.dtype == np.uint8
+            assert shard.meta.has_labels == (split == "web"), "only the web corpus carries ground truth"
+            if split == "web":
+                labels = shard.labels()
+                assert labels.shape == tokens.shape and labels.dtype == np.uint8
     # Web documents carry ground-truth labels for every token; each label occurs.
     labels = web_shard(tiny_run, WEB[0]).labels()
     assert set(range(len(LABELS))) <= set(np.unique(labels).tolist()) <= set(range(len(LABELS))) | {NO_LABEL}
@@ -66,21 +68,28 @@ def test_reference_losses_align_with_windows(tiny_run):
 
 
 def test_cluster_tree_is_consistent(tiny_run):
+    """level_l/parents.npy maps each input point of level l (level 1: sampled tokens; level l > 1:
+    the centroids of level l-1) to its level-l cluster; sizes count sampled tokens at every level."""
     levels = CONFIG["clustering"]["levels"]
-    n_points = None
+    n_inputs = None
+    leaf_to_top = None
     for l, spec in enumerate(levels, start=1):
         d = tiny_run / R / "clusters" / f"level_{l}"
         centroids, parents, sizes = (np.load(d / f) for f in ("centroids.npy", "parents.npy", "sizes.npy"))
-        assert centroids.shape[0] == spec["k"] == sizes.shape[0]
-        assert np.isfinite(centroids).all()
-        if n_points is not None:
-            assert sizes.sum() == n_points, f"level {l} sizes must add up to the level below"
-        n_points = int(sizes.sum())
-        if l < len(levels):
-            assert parents.shape == (spec["k"],)
-            assert parents.min() >= 0 and parents.max() < levels[l]["k"]
         summary = json.loads((d / "summary.json").read_text())
-        assert summary["k"] == spec["k"] and summary["inertia"] >= 0
+        assert centroids.shape[0] == spec["k"] == sizes.shape[0] == summary["k"]
+        assert np.isfinite(centroids).all() and summary["inertia"] >= 0
+        assert parents.dtype == np.int32 and parents.min() >= 0 and parents.max() < spec["k"]
+        if l == 1:
+            n_inputs = parents.shape[0]
+            np.testing.assert_array_equal(sizes, np.bincount(parents, minlength=spec["k"]))
+            leaf_to_top = np.arange(spec["k"])
+            leaf_sizes = sizes
+        else:
+            assert parents.shape == (levels[l - 2]["k"],)
+            leaf_to_top = parents[leaf_to_top]  # one ancestor per level for every leaf
+            np.testing.assert_array_equal(sizes, np.bincount(leaf_to_top, weights=leaf_sizes, minlength=spec["k"]))
+        assert sizes.sum() == n_inputs, f"level {l} sizes must add up to the sample"
 
 
 def test_leaf_ids_cover_every_target(tiny_run):
