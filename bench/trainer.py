@@ -1,11 +1,11 @@
 """Throughput of our Megatron-core trainer against a plain Hugging Face training loop (CPU).
 
 Both train the same Llama shape from the same initial weights on the same windows in the same order,
-with the same AdamW (decay on matrices only), cosine schedule and gradient clipping, for the same number
-of steps. Our side is ``rhocluster.training.trainer.train`` as the workflow runs it (data loading, token
-selection, logging included); the HF side is ``LlamaForCausalLM`` (SDPA attention) with a plain
-cross-entropy on its logits. Step times are
-taken between consecutive steps, alternating the two loops over several rounds, and the median after
+with the same AdamW (torch's fused CPU kernel, decay on matrices only), cosine schedule and gradient
+clipping, for the same number of steps. Our side is ``rhocluster.training.trainer.train`` as the
+workflow runs it (data loading, token selection, logging included); the HF side is
+``LlamaForCausalLM`` (SDPA attention, no KV cache) with a plain cross-entropy on its logits. Step
+times are taken between consecutive steps, alternating the two loops over several rounds, and the median after
 warm-up is reported. MFU divides model FLOPs (``training.flops``) by the peak of a large fp32 GEMM
 measured on this machine with the same thread count.
 
@@ -101,6 +101,7 @@ def run_hf(shape: LlamaShape, cfg: TrainConfig, shard: Path, init_state: dict) -
         lr=cfg.lr,
         betas=(cfg.adam_beta1, cfg.adam_beta2),
         eps=cfg.adam_eps,
+        fused=True,  # the implementation our trainer uses on CPU (rhocluster.training.trainer._Optimizer)
     )
     stream = TokenStream([shard], with_labels=False)
     marks, losses = [time.perf_counter()], []
@@ -112,7 +113,10 @@ def run_hf(shape: LlamaShape, cfg: TrainConfig, shard: Path, init_state: dict) -
         ids = stream.sample_ids(cfg.seed, step * cfg.global_batch, cfg.global_batch)
         tokens = torch.from_numpy(stream.batch(ids).tokens)
         opt.zero_grad()
-        logits = model(input_ids=tokens[:, :-1]).logits
+        # use_cache=False: LlamaConfig defaults to use_cache=True, which makes every training forward
+        # build a DynamicCache and concatenate each layer's keys and values into it, work a training
+        # loop has no use for (our trainer keeps no KV cache).
+        logits = model(input_ids=tokens[:, :-1], use_cache=False).logits
         # Every next token is a target, as in our trainer (HF's labels= would drop the last one).
         loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), tokens[:, 1:].flatten())
         loss.backward()

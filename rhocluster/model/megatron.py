@@ -3,6 +3,13 @@
 megatron-core 0.16.1 assumes CUDA in three places this module works around on a host without CUDA:
 the RNG tracker (``torch.cuda.get_rng_state``), the global attention-score buffer and the RoPE
 frequencies (both placed on ``torch.cuda.current_device()``).
+
+Without CUDA (no Transformer Engine) the local layer spec's modules are Megatron's reference
+implementations, written for clarity rather than for a CPU: the Host* subclasses and autograd functions
+below compute the same thing (same parameters, state dict and initialisation) with fewer passes over the
+activations. They take over only in the plain case (one tensor-parallel rank, no biases, causal
+attention without an explicit mask, float32 where noted) and hand everything else to Megatron; with CUDA
+the model is Megatron's / TE's own.
 """
 
 from __future__ import annotations
@@ -21,6 +28,9 @@ from megatron.core.models.gpt import GPTModel
 from megatron.core.models.gpt.gpt_layer_specs import get_gpt_layer_local_spec
 from megatron.core.tensor_parallel import model_parallel_cuda_manual_seed
 from megatron.core.transformer import TransformerConfig
+from megatron.core.transformer.attention import SelfAttention
+from megatron.core.transformer.identity_op import IdentityOp
+from megatron.core.transformer.mlp import MLP
 from megatron.core.transformer.dot_product_attention import DotProductAttention
 from megatron.core.utils import GlobalMemoryBuffer
 
@@ -114,11 +124,376 @@ class SwiGLU(torch.nn.Module):
         return _SwiGLUFunction.apply(x)
 
 
+def _tensor_parallel_size() -> int:
+    if not parallel_state.model_parallel_is_initialized():
+        return 1
+    return parallel_state.get_tensor_model_parallel_world_size()
+
+
+class _RMSNormFunction(torch.autograd.Function):
+    """``torch.rms_norm`` over the last dimension of a float32 tensor, with a hand-written backward.
+
+    Without CUDA torch computes RMSNorm by its decomposition (pow, mean, add, rsqrt, two products) and
+    differentiates that (~12 passes over the activation). Here the forward takes the sum of squares in
+    one ``vecdot`` pass (the same numbers) and the backward needs 7 passes for the same gradients up to
+    rounding.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:  # type: ignore[override]
+        rstd = torch.linalg.vecdot(x, x).unsqueeze(-1).div_(x.shape[-1]).add_(eps).rsqrt_()
+        ctx.save_for_backward(x, weight, rstd)
+        return torch.mul(x, rstd).mul_(weight)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        x, weight, rstd = ctx.saved_tensors
+        width = x.shape[-1]
+        g = grad.reshape(-1, width)
+        r = rstd.reshape(-1, 1)
+        x_hat = x.reshape(-1, width) * r
+        g_x_hat = g * x_hat
+        grad_w = g_x_hat.sum(0) if ctx.needs_input_grad[1] else None
+        grad_x = None
+        if ctx.needs_input_grad[0]:
+            # d/dx of w * x * r(x) with r = (mean(x^2) + eps)^-1/2:  r * (g*w - x_hat * mean(g*w*x_hat))
+            c = torch.mv(g_x_hat, weight).div_(width).unsqueeze(-1)
+            grad_x = torch.mul(g, weight).addcmul_(x_hat, c, value=-1).mul_(r).view(x.shape)
+        return grad_x, grad_w, None
+
+
+class HostRMSNorm(torch.nn.RMSNorm):
+    """``torch.nn.RMSNorm`` (what Megatron's local spec builds without apex) computed by
+    :class:`_RMSNormFunction` for float32. Same parameters and state dict; other cases go to torch."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        if (
+            self.weight is None
+            or len(self.normalized_shape) != 1
+            or x.dtype != torch.float32
+            or self.weight.dtype != torch.float32
+            or x.shape[-1] != self.normalized_shape[0]
+        ):
+            return super().forward(x)
+        eps = self.eps if self.eps is not None else torch.finfo(x.dtype).eps
+        return _RMSNormFunction.apply(x, self.weight, eps)
+
+
+class _SwiGLUMLPFunction(torch.autograd.Function):
+    """``linear_fc2(silu(x @ W_gate^T) * (x @ W_up^T))`` with ``linear_fc1.weight = [W_gate; W_up]``.
+
+    Megatron computes ``linear_fc1`` as one GEMM whose [tokens, 2 * ffn] output interleaves gate and
+    up row by row, so the activation and its backward work on strided halves (and the backward
+    concatenates the two gradients again). Here gate and up are two GEMMs on the two halves of the
+    same weight, every elementwise pass runs on contiguous tensors, the weight gradient is written
+    into one [2 * ffn, hidden] tensor and the input gradient is one GEMM plus one accumulating GEMM.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ffn = w2.shape[1]
+        x2 = x.reshape(-1, x.shape[-1])
+        gate = torch.mm(x2, w1[:ffn].t())
+        up = torch.mm(x2, w1[ffn:].t())
+        silu_gate = F.silu(gate)
+        act = silu_gate * up
+        out = torch.mm(act, w2.t())
+        ctx.save_for_backward(x2, w1, w2, gate, up, silu_gate, act)
+        ctx.input_shape = x.shape
+        return out.view(*x.shape[:-1], w2.shape[0])
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        x2, w1, w2, gate, up, silu_gate, act = ctx.saved_tensors
+        ffn = w2.shape[1]
+        g = grad.reshape(-1, grad.shape[-1])
+        grad_w2 = torch.mm(g.t(), act) if ctx.needs_input_grad[2] else None
+        grad_act = torch.mm(g, w2)
+        grad_up = grad_act * silu_gate
+        grad_gate = grad_act.mul_(up)  # reuses grad_act's storage: d(silu(gate)) = grad_act * up
+        torch.ops.aten.silu_backward.grad_input(grad_gate, gate, grad_input=grad_gate)
+        grad_w1 = None
+        if ctx.needs_input_grad[1]:
+            grad_w1 = torch.empty_like(w1)
+            torch.mm(grad_gate.t(), x2, out=grad_w1[:ffn])
+            torch.mm(grad_up.t(), x2, out=grad_w1[ffn:])
+        grad_x = None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.mm(grad_gate, w1[:ffn]).addmm_(grad_up, w1[ffn:]).view(ctx.input_shape)
+        return grad_x, grad_w1, grad_w2
+
+
+class HostMLP(MLP):
+    """Megatron's MLP whose SwiGLU feed-forward runs as :class:`_SwiGLUMLPFunction` on the weights of
+    its own ``linear_fc1`` / ``linear_fc2`` (same parameters, state dict and initialisation).
+
+    Only the plain float32 case (one tensor-parallel rank, no biases, no sequence parallelism, SiLU
+    gate without clamp or offset, no per-token scale) takes this path; anything else is Megatron's.
+    """
+
+    _host_path = False
+
+    def _init_host_path(self) -> None:
+        config = self.config
+        self._host_path = (
+            _tensor_parallel_size() == 1
+            and config.gated_linear_unit
+            and config.activation_func is F.silu
+            and getattr(config, "activation_func_clamp_value", None) is None
+            and not getattr(config, "glu_linear_offset", 0.0)
+            and not config.sequence_parallel
+            and not config.bias_activation_fusion
+            and config.fp8 is None
+            and getattr(self.linear_fc1, "bias", None) is None
+            and getattr(self.linear_fc2, "bias", None) is None
+            and isinstance(self.activation_func, SwiGLU)
+            and self.linear_fc1.weight.shape[0] == 2 * self.linear_fc2.weight.shape[1]
+        )
+
+    def forward(self, hidden_states, per_token_scale=None, **kwargs):  # type: ignore[override]
+        if (
+            not self._host_path
+            or per_token_scale is not None
+            or hidden_states.dtype != torch.float32
+            or self.linear_fc1.weight.dtype != torch.float32
+        ):
+            return super().forward(hidden_states, per_token_scale=per_token_scale, **kwargs)
+        out = _SwiGLUMLPFunction.apply(hidden_states, self.linear_fc1.weight, self.linear_fc2.weight)
+        return out, None
+
+
+def _rope_into(out: torch.Tensor, t: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> None:
+    """``out = t * cos + rotate_half(t) * sin`` with ``rotate_half(t) = cat(-t2, t1)``, written into
+    ``out`` without the concatenation."""
+    half = t.shape[-1] // 2
+    torch.mul(t, cos, out=out)
+    out[..., :half].addcmul_(t[..., half:], sin[..., :half], value=-1)
+    out[..., half:].addcmul_(t[..., :half], sin[..., half:])
+
+
+def _rope_backward_into(out: torch.Tensor, g: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> None:
+    """The transpose of :func:`_rope_into`: ``out = g * cos + rotate_half^T(g * sin)``."""
+    half = g.shape[-1] // 2
+    torch.mul(g, cos, out=out)
+    out[..., :half].addcmul_(g[..., half:], sin[..., half:])
+    out[..., half:].addcmul_(g[..., :half], sin[..., :half], value=-1)
+
+
+class _QKVRopeFunction(torch.autograd.Function):
+    """Megatron's split of the fused QKV projection ``[s, b, groups, (q_per_group + 2) * dim]`` into
+    query [s, b, heads, dim], key and value [s, b, groups, dim], with RoPE applied to query and key.
+
+    The outputs have Megatron's shapes but batch-first memory (query as [b, s, heads, dim], key and
+    value as [b, groups, s, dim]), the layout in which the CPU flash-attention kernel reads them with
+    the fewest cache misses (as the HF Llama attention hands them over). The backward writes the three
+    gradients straight into one buffer in the projection's layout (autograd of split + rotate_half
+    would concatenate three times per tensor).
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx, mixed: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, q_per_group: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        s, b, groups, width = mixed.shape
+        dim = width // (q_per_group + 2)
+        qd = q_per_group * dim
+        query = mixed.new_empty(b, s, groups, q_per_group, dim).transpose(0, 1)
+        key = mixed.new_empty(b, groups, s, dim).permute(2, 0, 1, 3)
+        value = mixed.new_empty(b, groups, s, dim).permute(2, 0, 1, 3)
+        q_in = mixed[..., :qd].unflatten(-1, (q_per_group, dim))  # [s, b, groups, q_per_group, dim]
+        _rope_into(query, q_in, cos.unsqueeze(-2), sin.unsqueeze(-2))
+        _rope_into(key, mixed[..., qd : qd + dim], cos, sin)
+        value.copy_(mixed[..., qd + dim :])
+        ctx.save_for_backward(cos, sin)
+        ctx.q_per_group = q_per_group
+        return query.flatten(2, 3), key, value
+
+    @staticmethod
+    def backward(ctx, grad_query, grad_key, grad_value):  # type: ignore[override]
+        cos, sin = ctx.saved_tensors
+        q_per_group = ctx.q_per_group
+        s, b, heads, dim = grad_query.shape
+        groups = heads // q_per_group
+        qd = q_per_group * dim
+        grad = grad_query.new_empty(s, b, groups, qd + 2 * dim)
+        _rope_backward_into(
+            grad[..., :qd].unflatten(-1, (q_per_group, dim)),
+            grad_query.reshape(s, b, groups, q_per_group, dim),
+            cos.unsqueeze(-2),
+            sin.unsqueeze(-2),
+        )
+        _rope_backward_into(grad[..., qd : qd + dim], grad_key, cos, sin)
+        grad[..., qd + dim :].copy_(grad_value)
+        return grad, None, None, None
+
+
+class HostSelfAttention(SelfAttention):
+    """Megatron's SelfAttention whose plain float32 training/scoring forward (causal, no mask, RoPE on
+    every channel, one tensor-parallel rank, no biases) projects with ``F.linear`` on its own weights,
+    splits and rotates with :class:`_QKVRopeFunction` and attends with :class:`SDPAttention`: the same
+    computation as Megatron's forward without its copies. Any other call is Megatron's forward.
+    """
+
+    _host_path = False
+
+    def _init_host_path(self) -> None:
+        from megatron.core.transformer.attention import _yarn_get_concentration_factor_from_config
+
+        config = self.config
+        self._host_path = (
+            _tensor_parallel_size() == 1
+            and isinstance(self.core_attention, SDPAttention)
+            and getattr(self.linear_qkv, "bias", None) is None
+            and getattr(self.linear_proj, "bias", None) is None
+            and (self.q_layernorm is None or isinstance(self.q_layernorm, IdentityOp))
+            and (self.k_layernorm is None or isinstance(self.k_layernorm, IdentityOp))
+            and not config.attention_output_gate
+            and not config.apply_rope_fusion
+            and not config.rotary_interleaved
+            and not config.multi_latent_attention
+            and not config.no_rope_freq
+            and not config.sequence_parallel
+            and not config.test_mode
+            and not config.flash_decode
+            and config.context_parallel_size == 1
+            and config.fp8 is None
+            and not self.checkpoint_core_attention
+            and not getattr(self, "offload_qkv_linear", False)
+            and not getattr(self, "offload_core_attention", False)
+            and not getattr(self, "offload_attn_proj", False)
+            and _yarn_get_concentration_factor_from_config(config) == 1.0
+            and self.num_attention_heads_per_partition % self.num_query_groups_per_partition == 0
+        )
+
+    def forward(  # type: ignore[override]
+        self,
+        hidden_states,
+        attention_mask,
+        key_value_states=None,
+        inference_context=None,
+        rotary_pos_emb=None,
+        rotary_pos_cos=None,
+        rotary_pos_sin=None,
+        rotary_pos_cos_sin=None,
+        attention_bias=None,
+        packed_seq_params=None,
+        sequence_len_offset=None,
+        *,
+        inference_params=None,
+    ):
+        freqs = rotary_pos_emb[0] if isinstance(rotary_pos_emb, tuple) else rotary_pos_emb
+        if isinstance(rotary_pos_emb, tuple) and rotary_pos_emb[1] is not freqs:
+            freqs = None
+        dim = self.hidden_size_per_attention_head
+        if not (
+            self._host_path
+            and hidden_states.dtype == torch.float32
+            and self.linear_qkv.weight.dtype == torch.float32
+            and attention_mask is None
+            and key_value_states is None
+            and inference_context is None
+            and inference_params is None
+            and rotary_pos_cos is None
+            and rotary_pos_sin is None
+            and rotary_pos_cos_sin is None
+            and attention_bias is None
+            and packed_seq_params is None
+            and sequence_len_offset is None
+            and freqs is not None
+            and freqs.dim() == 4
+            and freqs.shape[0] == hidden_states.shape[0]
+            and freqs.shape[1:] == (1, 1, dim)
+        ):
+            return super().forward(
+                hidden_states,
+                attention_mask,
+                key_value_states=key_value_states,
+                inference_context=inference_context,
+                rotary_pos_emb=rotary_pos_emb,
+                rotary_pos_cos=rotary_pos_cos,
+                rotary_pos_sin=rotary_pos_sin,
+                rotary_pos_cos_sin=rotary_pos_cos_sin,
+                attention_bias=attention_bias,
+                packed_seq_params=packed_seq_params,
+                sequence_len_offset=sequence_len_offset,
+                inference_params=inference_params,
+            )
+        s, b, _ = hidden_states.shape
+        groups = self.num_query_groups_per_partition
+        mixed = F.linear(hidden_states, self.linear_qkv.weight).view(s, b, groups, -1)
+        # As Megatron's unfused RoPE: cos/sin of the float frequencies, in the activations' dtype.
+        cos, sin = torch.cos(freqs).to(mixed.dtype), torch.sin(freqs).to(mixed.dtype)
+        q_per_group = self.num_attention_heads_per_partition // groups
+        query, key, value = _QKVRopeFunction.apply(mixed, cos, sin, q_per_group)
+        context = self.core_attention(query, key, value, None, attn_mask_type=self.attn_mask_type)
+        return F.linear(context, self.linear_proj.weight), None
+
+
+_HOST_CLASSES: dict[type, type] = {torch.nn.RMSNorm: HostRMSNorm, MLP: HostMLP, SelfAttention: HostSelfAttention}
+
+
+def _use_host_modules(model: torch.nn.Module) -> None:
+    """Turn the RMSNorm, MLP and SelfAttention modules of a freshly built local-spec model into their
+    Host* subclasses. Only the class changes (the subclasses add no parameters, buffers or
+    submodules), so weights, state dict and initialisation stay Megatron's; building them through the
+    layer spec instead would make Megatron's TransformerLayer warn about an unknown MLP type."""
+    for module in model.modules():
+        host = _HOST_CLASSES.get(type(module))
+        if host is not None:
+            module.__class__ = host
+            if hasattr(module, "_init_host_path"):
+                module._init_host_path()
+
+
+class _LMHeadCrossEntropyFunction(torch.autograd.Function):
+    """Per-token cross-entropy [b, s] of the output layer ``hidden [s, b, h] @ weight^T`` against
+    ``labels`` [b, s] (the vocabulary whole on this rank), with the logits never leaving this function.
+
+    Forward: logits, log-softmax, the label's negative log-probability; the softmax is kept (in the
+    logits' storage) for the backward, which scales it by the incoming per-token gradient in place and
+    subtracts that gradient at the labels: one pass over the [tokens, vocab] tensor where autograd of
+    ``F.cross_entropy`` zero-fills a one-hot buffer and runs a separate log-softmax backward. The
+    softmax is consumed by the backward, so a second backward through the same graph raises.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx, hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor, for_backward: bool
+    ) -> torch.Tensor:
+        s, b, width = hidden.shape
+        h2 = hidden.reshape(s * b, width)
+        target = labels.t().reshape(s * b, 1)
+        logits = torch.mm(h2, weight.t())
+        log_probs = torch.log_softmax(logits, -1)
+        loss = log_probs.gather(1, target).neg_()
+        if for_backward:  # (scoring under no_grad skips the softmax)
+            probs = torch.exp(log_probs, out=logits)
+            ctx.save_for_backward(h2, weight, target, probs)
+            ctx.hidden_shape = hidden.shape
+            ctx.consumed = False
+        return loss.view(s, b).t().contiguous()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        if ctx.consumed:
+            raise RuntimeError("the fused LM-head cross-entropy supports one backward pass per forward")
+        ctx.consumed = True
+        h2, weight, target, probs = ctx.saved_tensors
+        g = grad.t().reshape(-1, 1)
+        grad_logits = probs.mul_(g).scatter_add_(1, target, g.neg())  # softmax * g - onehot * g
+        grad_hidden = torch.mm(grad_logits, weight).view(ctx.hidden_shape) if ctx.needs_input_grad[0] else None
+        grad_weight = torch.mm(grad_logits.t(), h2) if ctx.needs_input_grad[1] else None
+        return grad_hidden, grad_weight, None, None
+
+
 class LlamaGPTModel(GPTModel):
     """GPTModel whose per-token loss, with the whole vocabulary on one rank (tensor_parallel=1), is
     torch's fused log-softmax + NLL on the [s, b, vocab] logits: the same numbers as Megatron's
-    vocab-parallel cross-entropy with fewer passes over the largest activation. Parameters and state
-    dict are GPTModel's."""
+    vocab-parallel cross-entropy with fewer passes over the largest activation. On a host without
+    CUDA (local spec) the output layer and that loss run together as :class:`_LMHeadCrossEntropyFunction`
+    when labels are given. Parameters and state dict are GPTModel's."""
+
+    _host_loss = False  # set by build_gpt_model for the host fallback modules
 
     def compute_language_model_loss(self, labels: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         if parallel_state.get_tensor_model_parallel_world_size() > 1 or self.config.cross_entropy_loss_fusion:
@@ -126,6 +501,33 @@ class LlamaGPTModel(GPTModel):
         s, b, vocab = logits.shape
         loss = F.cross_entropy(logits.float().view(s * b, vocab), labels.t().reshape(-1), reduction="none")
         return loss.view(s, b).t().contiguous()  # [b, s], like Megatron's
+
+    def _postprocess(self, hidden_states, *args, **kwargs):  # type: ignore[override]
+        from megatron.core.config_logger import has_config_logger_enabled
+
+        labels = kwargs.get("labels")
+        weight = self.output_layer.weight if self.post_process else None
+        if (
+            not self._host_loss
+            or args
+            or labels is None
+            or kwargs.get("inference_context") is not None
+            or kwargs.get("mtp_in_postprocess")
+            or self.config.mtp_num_layers is not None
+            or self.share_embeddings_and_output_weights
+            or getattr(self.output_layer, "bias", None) is not None
+            or self.output_layer.sequence_parallel
+            or _tensor_parallel_size() > 1
+            or self.config.cross_entropy_loss_fusion
+            or has_config_logger_enabled(self.config)
+            or hidden_states.dtype != torch.float32
+            or weight is None
+            or weight.dtype != torch.float32
+            or labels.shape != (hidden_states.shape[1], hidden_states.shape[0])
+        ):
+            return super()._postprocess(hidden_states, *args, **kwargs)
+        for_backward = torch.is_grad_enabled() and (hidden_states.requires_grad or weight.requires_grad)
+        return _LMHeadCrossEntropyFunction.apply(hidden_states, weight, labels, for_backward)
 
 
 def _rope_without_pass_through_copy() -> None:
@@ -149,6 +551,7 @@ def _rope_without_pass_through_copy() -> None:
         return (t * cos_) + (rope_utils._rotate_half(t, rotary_interleaved) * sin_)
 
     apply._rhocluster = True  # type: ignore[attr-defined]
+    apply.megatron_original = original  # type: ignore[attr-defined]  # for the tests
     rope_utils._apply_rotary_pos_emb_bshd = apply
 
 
@@ -279,7 +682,11 @@ def build_gpt_model(
 
     transformer_engine: True forces the TE layer spec, False the local spec, None picks TE when it is
     importable and CUDA is available. The local spec computes attention with :class:`SDPAttention` and
-    the MLP activation with :class:`SwiGLU` (``sdpa=False`` keeps Megatron's own unfused modules).
+    the MLP activation with :class:`SwiGLU`; on a host without CUDA its RMSNorms, MLPs and
+    self-attentions also become :class:`HostRMSNorm`, :class:`HostMLP` and :class:`HostSelfAttention`
+    and the output layer + loss one :class:`_LMHeadCrossEntropyFunction` (same parameters and state
+    dict; each checked against the stock module in tests/test_model.py). ``sdpa=False`` keeps
+    Megatron's own unfused modules throughout.
     recompute: full activation recomputation (GPU only; on a host without CUDA Megatron's checkpointing
     cannot save RNG states, so it is switched off with a warning; results are identical, only memory
     use differs).
@@ -337,6 +744,9 @@ def build_gpt_model(
             rotary_base=shape.rope_theta,
             use_cpu_initialization=True,
         )
+    if not cuda and not use_te and sdpa:
+        _use_host_modules(model)
+        model._host_loss = True
     setattr(model, _TE_ATTR, use_te)
     setattr(model, _SDPA_ATTR, not use_te and sdpa)
     return model
@@ -387,4 +797,9 @@ def lm_forward(
     implicit = uses_transformer_engine(model) or bool(getattr(inner, _SDPA_ATTR, False))
     mask = None if implicit else causal_attention_mask(s, tokens.device)
     out = model(input_ids=tokens, position_ids=position_ids, attention_mask=mask, labels=labels)
+    if labels is None and _tensor_parallel_size() > 1:
+        # Under tensor parallelism each rank holds a slice of the vocabulary.
+        from megatron.core.tensor_parallel import gather_from_tensor_model_parallel_region
+
+        out = gather_from_tensor_model_parallel_region(out)
     return out.float()

@@ -52,6 +52,7 @@ class TokenStream:
         sizes = np.array([s.n_windows for s in self.shards], dtype=np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(sizes)])
         self.n_windows = int(self.offsets[-1])
+        self._orders: dict[tuple[int, int], np.ndarray] = {}
         if self.n_windows == 0:
             raise ValueError("training shards hold no windows")
 
@@ -69,8 +70,20 @@ class TokenStream:
         return out
 
     def order(self, seed: int, epoch: int) -> np.ndarray:
-        """Permutation of all window indices for one epoch (seeded, variant-independent)."""
-        return np.random.default_rng([seed, epoch]).permutation(self.n_windows)
+        """Permutation of all window indices for one epoch (seeded, variant-independent; read-only).
+
+        The last two orders are kept: the trainer asks for the same epoch at every step, and drawing a
+        permutation of millions of windows takes tens to hundreds of milliseconds.
+        """
+        key = (seed, epoch)
+        cached = self._orders.get(key)
+        if cached is None:
+            cached = np.random.default_rng([seed, epoch]).permutation(self.n_windows)
+            cached.flags.writeable = False
+            if len(self._orders) >= 2:
+                self._orders.pop(next(iter(self._orders)))
+            self._orders[key] = cached
+        return cached
 
     def sample_ids(self, seed: int, start: int, count: int) -> np.ndarray:
         """Global window ids at positions ``start .. start+count`` of the endless epoch-by-epoch stream."""
