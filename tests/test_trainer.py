@@ -27,7 +27,7 @@ from rhocluster.training.config import TrainConfig, rho1_cpt_config
 from rhocluster.training.data import TokenStream
 from rhocluster.training.run import launch_training, run_training
 from rhocluster.training.selection import slm_keep
-from rhocluster.training.trainer import StepInfo, train
+from rhocluster.training.trainer import StepInfo, _Optimizer, train
 
 REPO = Path(__file__).resolve().parents[1]
 SHAPE = LlamaShape(
@@ -228,12 +228,48 @@ def test_data_order_is_identical_across_variants(data, tmp_path):
     assert flat[:20] == stream.order(3, 0).tolist() and sorted(flat[:20]) == list(range(20))
     assert flat[20:] == stream.order(3, 1)[:4].tolist()
     assert stream.order(4, 0).tolist() != stream.order(3, 0).tolist()  # the seed matters
+    # Orders are cached (read-only, the last two) and equal to a fresh draw.
+    assert stream.order(3, 0) is stream.order(3, 0) and not stream.order(3, 0).flags.writeable
+    assert np.array_equal(stream.order(3, 0), np.random.default_rng([3, 0]).permutation(20))
+    assert len(stream._orders) <= 2
     # The variants differ in the tokens they learn from only.
     masks = [np.load(p) for p in data["masks"]]
     mask_kept = [masks[0 if w < 12 else 1][w if w < 12 else w - 12][1:].mean() for w in flat]
     assert kept["all"] == 1.0
     assert kept["mask"] == pytest.approx(float(np.mean(mask_kept)))
     assert kept["slm"] == pytest.approx(math.ceil(0.6 * 64) / 64)
+
+
+def test_cpu_optimizer_matches_stock_adamw(device):
+    """The trainer's CPU optimizer (torch's fused AdamW kernel, decay on matrices only) makes the
+    same updates as torch's default AdamW implementation, including the learning-rate changes."""
+    cfg = config(lr=1e-2, weight_decay=0.1)
+    ours_model, stock_model = build_gpt_model(SHAPE), build_gpt_model(SHAPE)
+    stock_model.load_state_dict(ours_model.state_dict())
+    ours = _Optimizer(ours_model, cfg, cuda=False)
+    assert all(group["fused"] for group in ours.opt.param_groups)
+    decay = [p for p in stock_model.parameters() if p.ndim >= 2]
+    no_decay = [p for p in stock_model.parameters() if p.ndim < 2]
+    stock = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_eps,
+    )
+    assert not any(group["fused"] or group["foreach"] for group in stock.param_groups)
+    gen = torch.Generator().manual_seed(9)
+    for step in range(4):
+        lr = cfg.lr / (step + 1)
+        ours.set_lr(lr)
+        for group in stock.param_groups:
+            group["lr"] = lr
+        for a, b in zip(ours_model.parameters(), stock_model.parameters()):
+            a.grad = torch.randn(a.shape, generator=gen) * 0.1
+            b.grad = a.grad.clone()
+        norm = ours.step(ours_model)
+        want = float(torch.nn.utils.clip_grad_norm_(list(stock_model.parameters()), cfg.grad_clip))
+        stock.step()
+        assert norm == pytest.approx(want, rel=1e-6)
+        for (name, a), b in zip(ours_model.named_parameters(), stock_model.parameters()):
+            torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6, msg=lambda m: f"{name}: {m}")
 
 
 # --- checkpoints and exact resumption -------------------------------------------------------------
@@ -308,8 +344,10 @@ def test_resume_after_kill_is_bitwise_identical(data, tmp_path, monkeypatch):
     run(data, crashed, cfg)
     assert_same_weights(tmp_path / "full" / "model", crashed / "model")
     # The optimizer state written after resuming equals the uninterrupted run's.
-    a = load_checkpoint(tmp_path / "full" / "ckpt" / "step_00000006").optimizer_state
-    b = load_checkpoint(crashed / "ckpt" / "step_00000006").optimizer_state
+    a_states = load_checkpoint(tmp_path / "full" / "ckpt" / "step_00000006").optimizer_state
+    b_states = load_checkpoint(crashed / "ckpt" / "step_00000006").optimizer_state
+    assert len(a_states) == len(b_states) == 1  # one per tensor-parallel rank
+    a, b = a_states[0], b_states[0]
     assert a["param_groups"] == b["param_groups"] and len(a["state"]) == 3 + 6 * SHAPE.num_layers
     for i, state in a["state"].items():
         for key in ("step", "exp_avg", "exp_avg_sq"):
@@ -436,6 +474,43 @@ def test_two_data_parallel_ranks_under_torchrun_match_one_process(data, tmp_path
         torch.testing.assert_close(w1[key], w2[key], rtol=0, atol=1e-5)
 
 
+def test_tensor_parallel_ranks_under_torchrun_match_one_process_and_resume_exactly(data, tmp_path):
+    """torchrun with 2 CPU ranks as one tensor-parallel group (gloo) trains like one process from the
+    same initial weights; its checkpoint (full weights, one optimizer state per rank) resumes bitwise."""
+    init = tmp_path / "init"
+    save_mcore(build_gpt_model(SHAPE).state_dict(), SHAPE, init)
+    one = launch_training(spec(data, tmp_path / "one") | {"init": str(init)}, gpus=0, env={})
+    tp_spec = spec(data, tmp_path / "tp", tensor_parallel=2, checkpoint_every=2) | {
+        "init": str(init),
+        "keep_checkpoints": True,
+    }
+    two = launch_training(tp_spec, gpus=2, env={})
+    assert one["data_parallel"] == 1 and two["data_parallel"] == 1  # both ranks in one model replica
+    assert two["tokens_kept"] == one["tokens_kept"] and two["kept_fraction_by_label"] == one["kept_fraction_by_label"]
+    for a, b in zip(read_log(tmp_path / "one" / "log.jsonl"), read_log(tmp_path / "tp" / "log.jsonl"), strict=True):
+        assert a["kept_fraction"] == b["kept_fraction"]
+        # One process runs the fused CPU modules, the tensor-parallel ranks Megatron's own: equal up to
+        # float32 rounding, which the updates carry into later steps.
+        for key, rel in (("loss", 1e-5), ("loss_kept", 1e-5), ("grad_norm", 1e-4)):
+            assert a[key] == pytest.approx(b[key], rel=rel), (a["step"], key)
+    w1 = load_file(tmp_path / "one" / "model" / "model.safetensors")
+    w2 = load_file(tmp_path / "tp" / "model" / "model.safetensors")
+    assert w1.keys() == w2.keys()
+    for key in w1:
+        # Adam divides by sqrt(v): where a gradient is ~0 its rounding moves the weight by up to ~lr, so the
+        # bound is a tenth of lr (3e-3); a wrong shard or merge order moves weights by O(0.1-1).
+        torch.testing.assert_close(w1[key], w2[key], rtol=0, atol=3e-4)
+
+    ckpt = load_checkpoint(tmp_path / "tp" / "ckpt" / "step_00000002")
+    assert len(ckpt.optimizer_state) == 2 and len(ckpt.rng_states) == 2
+    first_run = {k: v.clone() for k, v in w2.items()}
+    (tmp_path / "tp" / "model" / "model.safetensors").unlink()
+    launch_training(tp_spec, gpus=2, env={})  # resumes from step 2 and redoes step 3
+    resumed = load_file(tmp_path / "tp" / "model" / "model.safetensors")
+    for key in first_run:
+        assert torch.equal(first_run[key], resumed[key]), key
+
+
 # --- configuration --------------------------------------------------------------------------------
 
 
@@ -461,10 +536,14 @@ def test_real_config_trains_with_rho1_defaults():
         assert getattr(ours, key) == getattr(preset, key), key
 
 
-def test_config_refuses_model_parallelism_and_unknown_keys():
-    with pytest.raises(ValueError, match="tensor_parallel=2"):
-        config(tensor_parallel=2)
-    with pytest.raises(ValueError, match="pipeline_parallel=2"):
+def test_config_refuses_pipeline_parallelism_bad_tensor_parallelism_and_unknown_keys(data, tmp_path):
+    with pytest.raises(ValueError, match="pipeline_parallel=2: only 1 is supported"):
         config(pipeline_parallel=2)
+    with pytest.raises(ValueError, match="tensor_parallel=0"):
+        config(tensor_parallel=0)
+    with pytest.raises(ValueError, match="tensor_parallel=3 does not divide vocab_size=64, num_attention_heads=4"):
+        run(data, tmp_path, config(tensor_parallel=3))
+    with pytest.raises(ValueError, match="tensor_parallel=2 does not divide the 1 processes"):
+        run(data, tmp_path, config(tensor_parallel=2))
     with pytest.raises(ValueError, match="bogus"):
         TrainConfig.from_dict({**config().to_dict(), "bogus": 1})

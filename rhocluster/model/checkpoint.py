@@ -17,6 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from rhocluster.model.shape import LlamaShape
+from rhocluster.model.tensor_parallel import shard_state_dict
 
 WEIGHTS_FILE = "model.safetensors"
 SHAPE_FILE = "shape.json"
@@ -155,9 +156,10 @@ def load_into_model(
     shape_of_checkpoint: LlamaShape,
     expected_shape: LlamaShape,
 ) -> None:
-    """Copy ``state_dict`` into ``model`` (casting to the model's dtype/device), after checking that the
-    checkpoint has the expected architecture and every tensor matches the model (strict, ignoring
-    ``_extra_state``). Either layer-spec layout loads into either kind of model."""
+    """Copy ``state_dict`` (full tensors) into ``model`` (casting to the model's dtype/device), after
+    checking that the checkpoint has the expected architecture and every tensor matches the model
+    (strict, ignoring ``_extra_state``). Either layer-spec layout loads into either kind of model; under
+    tensor parallelism each rank takes its shard."""
     if shape_of_checkpoint != expected_shape:
         raise ValueError(
             f"checkpoint architecture {shape_of_checkpoint} does not match expected {expected_shape} "
@@ -165,15 +167,19 @@ def load_into_model(
         )
     from megatron.core import parallel_state
 
-    if parallel_state.model_parallel_is_initialized() and (
-        parallel_state.get_tensor_model_parallel_world_size() > 1
-        or parallel_state.get_pipeline_model_parallel_world_size() > 1
-    ):
-        raise ValueError("load_into_model supports tensor_parallel=1 and pipeline_parallel=1 only (full tensors)")
+    tp_size, tp_rank = 1, 0
+    if parallel_state.model_parallel_is_initialized():
+        if parallel_state.get_pipeline_model_parallel_world_size() > 1:
+            raise ValueError("load_into_model supports pipeline_parallel=1 only")
+        tp_size = parallel_state.get_tensor_model_parallel_world_size()
+        tp_rank = parallel_state.get_tensor_model_parallel_rank()
     model_sd = {k: v for k, v in model.state_dict().items() if not is_extra_state(k)}
     source = to_layout(
         {k: v for k, v in state_dict.items() if not is_extra_state(k)}, transformer_engine=is_te_layout(model_sd)
     )
+    if tp_size > 1:
+        check_tensors(source, mcore_tensor_shapes(shape_of_checkpoint, transformer_engine=is_te_layout(model_sd)), "checkpoint")
+        source = shard_state_dict(source, tp_rank, tp_size)
     check_tensors(source, {k: tuple(v.shape) for k, v in model_sd.items()}, "checkpoint vs model")
     result = model.load_state_dict(source, strict=False)
     leftover = [k for k in result.missing_keys if not is_extra_state(k)] + list(result.unexpected_keys)

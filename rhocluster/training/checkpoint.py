@@ -1,7 +1,8 @@
 """Training checkpoints: ``step_XXXXXXXX/`` directories that appear only when complete.
 
-Each holds the model in our mcore format (``model/``), the optimizer state (``optimizer.pt``; with
-Megatron's distributed optimizer only its small common part, the gathered parameter shards going to
+Each holds the model in our mcore format (``model/``, full tensors whatever the tensor-parallel size),
+the optimizer state, a list with one entry per tensor-parallel rank (``optimizer.pt``; with Megatron's
+distributed optimizer only its small common part, the gathered parameter shards going to
 ``optimizer_shards.pt``, which only data-parallel rank 0 reads back), the RNG states of every rank
 (``rng.pt``) and ``trainer.json`` (step, counters, config, data layout). The ``.pt`` files are read
 with ``weights_only=True``. A directory is built under a hidden temporary name
@@ -36,7 +37,7 @@ class TrainCheckpoint:
     path: Path
     model_state: dict[str, torch.Tensor]
     shape: LlamaShape
-    optimizer_state: dict
+    optimizer_state: list[dict]  # one per tensor-parallel rank
     rng_states: list[dict]  # one per rank of the run that wrote it
     trainer_state: dict
 
@@ -45,7 +46,8 @@ class TrainCheckpoint:
         return int(self.trainer_state["step"])
 
     def optimizer_shards(self) -> list | None:
-        """The distributed optimizer's gathered parameter state (None when the run had none)."""
+        """The distributed optimizer's gathered parameter state per tensor-parallel rank (None when the
+        run had none)."""
         path = self.path / "optimizer_shards.pt"
         return torch.load(path, map_location="cpu", weights_only=True) if path.exists() else None
 
@@ -100,7 +102,7 @@ def save_checkpoint(
     step: int,
     model_state: dict[str, torch.Tensor],
     shape: LlamaShape,
-    optimizer_state: dict,
+    optimizer_state: list[dict],
     rng_states: list[dict],
     trainer_state: dict,
     keep_last: int = 2,

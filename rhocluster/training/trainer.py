@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -27,9 +28,10 @@ import torch
 import torch.distributed as dist
 
 from rhocluster.data.atomic import atomic_path, save_json
-from rhocluster.model.checkpoint import load_into_model, load_mcore, save_mcore
+from rhocluster.model.checkpoint import is_extra_state, load_into_model, load_mcore, save_mcore
 from rhocluster.model.megatron import build_gpt_model, init_distributed, lm_forward
 from rhocluster.model.shape import LlamaShape
+from rhocluster.model.tensor_parallel import check_tensor_parallel, gather_state_dict
 from rhocluster.training.checkpoint import (
     TrainCheckpoint,
     capture_rng_state,
@@ -62,13 +64,26 @@ class StepInfo:
 StepHook = Callable[[StepInfo], None]
 
 
-def _model_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+def _model_state(model: torch.nn.Module) -> dict[str, torch.Tensor] | None:
+    """The full float32 weights on the host of global rank 0, None on the other ranks. Collective over
+    the tensor-parallel group of data-parallel rank 0, whose ranks each hold a shard."""
+    from megatron.core import parallel_state
+
+    if parallel_state.get_data_parallel_rank() != 0:
+        return None
     inner = getattr(model, "module", model)
-    return {k: v.detach().to("cpu", torch.float32) for k, v in inner.state_dict().items() if torch.is_tensor(v)}
+    local = {k: v for k, v in inner.state_dict().items() if torch.is_tensor(v) and not is_extra_state(k)}
+    full = gather_state_dict(
+        local,
+        parallel_state.get_tensor_model_parallel_group(),
+        parallel_state.get_tensor_model_parallel_world_size(),
+    )
+    return full if dist.get_rank() == 0 else None
 
 
 class _Optimizer:
-    """torch AdamW on CPU, Megatron's distributed optimizer on GPU, behind one small interface."""
+    """torch AdamW (fused CPU kernel) on CPU, Megatron's distributed optimizer on GPU, behind one small
+    interface."""
 
     def __init__(self, model: torch.nn.Module, cfg: TrainConfig, cuda: bool):
         self.cuda = cuda
@@ -104,6 +119,9 @@ class _Optimizer:
                 lr=cfg.lr,
                 betas=(cfg.adam_beta1, cfg.adam_beta2),
                 eps=cfg.adam_eps,
+                # torch's fused CPU kernel: the same update (bitwise, see tests/test_trainer.py) in one
+                # pass per parameter instead of ~10 elementwise kernels.
+                fused=True,
             )
 
     def _chained(self) -> list:
@@ -128,43 +146,87 @@ class _Optimizer:
             model.finish_grad_sync()
             ok, grad_norm, _ = self.opt.step()
             return float(grad_norm) if ok and grad_norm is not None else float("nan")
-        world = dist.get_world_size()
-        if world > 1:
+        from megatron.core import parallel_state
+
+        dp_size = parallel_state.get_data_parallel_world_size()
+        if dp_size > 1:
             grads = [p.grad for p in self.params if p.grad is not None]
             flat = torch.cat([g.reshape(-1) for g in grads])
-            dist.all_reduce(flat)
-            flat /= world
+            dist.all_reduce(flat, group=parallel_state.get_data_parallel_group())
+            flat /= dp_size
             offset = 0
             for g in grads:
                 g.copy_(flat[offset : offset + g.numel()].view_as(g))
                 offset += g.numel()
-        norm = float(torch.nn.utils.clip_grad_norm_(self.params, self.max_norm))
+        if parallel_state.get_tensor_model_parallel_world_size() == 1:
+            norm = float(torch.nn.utils.clip_grad_norm_(self.params, self.max_norm))
+        else:
+            norm = self._clip_tensor_parallel()
         if math.isfinite(norm):
             self.opt.step()
         return norm
 
-    def state_for_checkpoint(self) -> tuple[dict, list | None]:
-        """``(state, shards)``: the torch optimizer state on CPU (shards None); on GPU the distributed
-        optimizer's common state and its parameter shards gathered on data-parallel rank 0 (None on the
-        other ranks). Collective on GPU, so every rank must call it."""
-        if not self.cuda:
-            return self.opt.state_dict(), None
-        return self.opt.state_dict(), [o.get_parameter_state_dp_zero() for o in self._chained()]
+    def _clip_tensor_parallel(self) -> float:
+        """``clip_grad_norm_`` over the whole model when each tensor-parallel rank holds shards: squared
+        norms of the sharded parameters and of one copy of the replicated ones (the norms) summed over the
+        group, as Megatron's optimizer does on GPU."""
+        from megatron.core import parallel_state
+        from megatron.core.tensor_parallel import param_is_not_tensor_parallel_duplicate
 
-    def load_checkpoint_state(self, ckpt: TrainCheckpoint) -> None:
-        """Inverse of :meth:`state_for_checkpoint`; collective on GPU (rank 0 reads and scatters the
-        shards, so the full state is never in every rank's memory)."""
-        self.opt.load_state_dict(ckpt.optimizer_state)
-        if not self.cuda:
-            return
+        grads = [p.grad for p in self.params if p.grad is not None]
+        own = [p.grad for p in self.params if p.grad is not None and param_is_not_tensor_parallel_duplicate(p)]
+        sq = torch.zeros((), dtype=torch.float64)
+        for g in own:
+            sq += torch.linalg.vector_norm(g, dtype=torch.float64) ** 2
+        dist.all_reduce(sq, group=parallel_state.get_tensor_model_parallel_group())
+        norm = float(sq.sqrt())
+        if math.isfinite(norm):
+            torch.nn.utils.clip_grads_with_norm_(grads, self.max_norm, torch.tensor(norm))
+        return norm
+
+    def state_for_checkpoint(self) -> tuple[list | None, list | None]:
+        """``(states, shards)`` on global rank 0 (None, None elsewhere), one entry per tensor-parallel
+        rank: the torch optimizer states on CPU (shards None); on GPU the distributed optimizer's common
+        states and its parameter shards gathered on data-parallel rank 0. Collective, so every rank must
+        call it."""
         from megatron.core import parallel_state
 
+        state = self.opt.state_dict()
+        shards = [o.get_parameter_state_dp_zero() for o in self._chained()] if self.cuda else None
+        if parallel_state.get_data_parallel_rank() != 0:  # the same state as data-parallel rank 0's
+            return None, None
+        states = _gather_to_first((state, shards), parallel_state.get_tensor_model_parallel_group())
+        if states is None:
+            return None, None
+        return [s for s, _ in states], ([sh for _, sh in states] if self.cuda else None)
+
+    def load_checkpoint_state(self, ckpt: TrainCheckpoint) -> None:
+        """Inverse of :meth:`state_for_checkpoint`; collective on GPU (data-parallel rank 0 reads and
+        scatters the shards, so the full state is never in every rank's memory)."""
+        from megatron.core import parallel_state
+
+        tp_rank = parallel_state.get_tensor_model_parallel_rank()
+        self.opt.load_state_dict(ckpt.optimizer_state[tp_rank])
+        if not self.cuda:
+            return
         first = parallel_state.get_data_parallel_rank() == 0
         shards = ckpt.optimizer_shards() if first else None
         if first and shards is None:
             raise ValueError(f"checkpoint {ckpt.path}: optimizer_shards.pt is missing (written by a CPU run?)")
         for i, o in enumerate(self._chained()):
-            o.load_parameter_state_from_dp_zero(shards[i] if first else None)
+            o.load_parameter_state_from_dp_zero(shards[tp_rank][i] if first else None)
+
+
+def _gather_to_first(obj, group) -> list | None:
+    """``obj`` of every rank of ``group``, in group-rank order, on the group's first rank (None on the
+    others)."""
+    size = dist.get_world_size(group)
+    if size == 1:
+        return [obj]
+    first = dist.get_global_rank(group, 0)
+    out: list | None = [None] * size if dist.get_rank() == first else None
+    dist.gather_object(obj, out, dst=first, group=group)
+    return out
 
 
 def _load_weights(model: torch.nn.Module, state: dict, ckpt_shape: LlamaShape, shape: LlamaShape, source: Path) -> None:
@@ -241,6 +303,10 @@ def train(
     norm raises ``FloatingPointError`` naming the step, before the update and before any checkpoint of it.
     """
     _selection_inputs_present(cfg, stream)
+    check_tensor_parallel(shape, cfg.tensor_parallel)
+    world = dist.get_world_size() if dist.is_initialized() else int(os.environ.get("WORLD_SIZE", "1"))
+    if world % cfg.tensor_parallel:
+        raise ValueError(f"training.tensor_parallel={cfg.tensor_parallel} does not divide the {world} processes")
     device = init_distributed(cfg.seed, cfg.tensor_parallel, cfg.pipeline_parallel)
     from megatron.core import parallel_state
 
@@ -404,8 +470,9 @@ def train(
             for name, k, v in zip(label_names, counters["label_kept"], counters["label_valid"])
         }
         summary["tokens_by_label"] = dict(zip(label_names, counters["label_valid"]))
+    final_state = _model_state(model)
     if rank == 0:
-        save_mcore(_model_state(model), shape, Path(out_dir))
+        save_mcore(final_state, shape, Path(out_dir))
         save_json(summary_path, summary)
     dist.barrier()
     return summary
@@ -444,11 +511,12 @@ def _save(
     opt_state, opt_shards = optimizer.state_for_checkpoint()
     rng_states: list = [None] * dist.get_world_size()
     dist.all_gather_object(rng_states, capture_rng_state())
+    model_state = _model_state(model)
     if rank == 0:
         save_checkpoint(
             root,
             step,
-            _model_state(model),
+            model_state,
             shape,
             opt_state,
             rng_states,
