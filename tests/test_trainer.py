@@ -479,8 +479,11 @@ def test_tensor_parallel_ranks_under_torchrun_match_one_process_and_resume_exact
     same initial weights; its checkpoint (full weights, one optimizer state per rank) resumes bitwise."""
     init = tmp_path / "init"
     save_mcore(build_gpt_model(SHAPE).state_dict(), SHAPE, init)
-    one = launch_training(spec(data, tmp_path / "one") | {"init": str(init)}, gpus=0, env={})
-    tp_spec = spec(data, tmp_path / "tp", tensor_parallel=2, checkpoint_every=2) | {
+    # adam_eps far above |grad| makes the update ~lr * clipped gradient (no sign-like amplification of
+    # rounding where a gradient is ~0), and grad_clip binds at every step: the clipping over shards counts.
+    training = {"lr": 0.5, "adam_eps": 1.0, "grad_clip": 0.1}
+    one = launch_training(spec(data, tmp_path / "one", **training) | {"init": str(init)}, gpus=0, env={})
+    tp_spec = spec(data, tmp_path / "tp", tensor_parallel=2, checkpoint_every=2, **training) | {
         "init": str(init),
         "keep_checkpoints": True,
     }
@@ -488,18 +491,19 @@ def test_tensor_parallel_ranks_under_torchrun_match_one_process_and_resume_exact
     assert one["data_parallel"] == 1 and two["data_parallel"] == 1  # both ranks in one model replica
     assert two["tokens_kept"] == one["tokens_kept"] and two["kept_fraction_by_label"] == one["kept_fraction_by_label"]
     for a, b in zip(read_log(tmp_path / "one" / "log.jsonl"), read_log(tmp_path / "tp" / "log.jsonl"), strict=True):
-        assert a["kept_fraction"] == b["kept_fraction"]
+        assert a["kept_fraction"] == b["kept_fraction"] and a["grad_norm"] > 2 * training["grad_clip"]
         # One process runs the fused CPU modules, the tensor-parallel ranks Megatron's own: equal up to
-        # float32 rounding, which the updates carry into later steps.
-        for key, rel in (("loss", 1e-5), ("loss_kept", 1e-5), ("grad_norm", 1e-4)):
-            assert a[key] == pytest.approx(b[key], rel=rel), (a["step"], key)
+        # float32 rounding.
+        for key in ("loss", "loss_kept", "grad_norm"):
+            assert a[key] == pytest.approx(b[key], rel=1e-5), (a["step"], key)
+    w0 = load_file(init / "model.safetensors")
     w1 = load_file(tmp_path / "one" / "model" / "model.safetensors")
     w2 = load_file(tmp_path / "tp" / "model" / "model.safetensors")
     assert w1.keys() == w2.keys()
     for key in w1:
-        # Adam divides by sqrt(v): where a gradient is ~0 its rounding moves the weight by up to ~lr, so the
-        # bound is a tenth of lr (3e-3); a wrong shard or merge order moves weights by O(0.1-1).
-        torch.testing.assert_close(w1[key], w2[key], rtol=0, atol=3e-4)
+        if w1[key].dim() == 2:  # every sharded tensor moved well beyond the tolerance below
+            assert (w1[key] - w0[key]).abs().max() > 1e-4, key
+        torch.testing.assert_close(w1[key], w2[key], rtol=0, atol=1e-5)
 
     ckpt = load_checkpoint(tmp_path / "tp" / "ckpt" / "step_00000002")
     assert len(ckpt.optimizer_state) == 2 and len(ckpt.rng_states) == 2

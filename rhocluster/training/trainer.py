@@ -173,15 +173,15 @@ class _Optimizer:
         from megatron.core import parallel_state
         from megatron.core.tensor_parallel import param_is_not_tensor_parallel_duplicate
 
-        grads = [p.grad for p in self.params if p.grad is not None]
-        own = [p.grad for p in self.params if p.grad is not None and param_is_not_tensor_parallel_duplicate(p)]
+        with_grad = [p for p in self.params if p.grad is not None]
         sq = torch.zeros((), dtype=torch.float64)
-        for g in own:
-            sq += torch.linalg.vector_norm(g, dtype=torch.float64) ** 2
+        for p in with_grad:
+            if param_is_not_tensor_parallel_duplicate(p):
+                sq += torch.linalg.vector_norm(p.grad, dtype=torch.float64) ** 2
         dist.all_reduce(sq, group=parallel_state.get_tensor_model_parallel_group())
         norm = float(sq.sqrt())
         if math.isfinite(norm):
-            torch.nn.utils.clip_grads_with_norm_(grads, self.max_norm, torch.tensor(norm))
+            torch.nn.utils.clip_grads_with_norm_(with_grad, self.max_norm, torch.tensor(norm))
         return norm
 
     def state_for_checkpoint(self) -> tuple[list | None, list | None]:
