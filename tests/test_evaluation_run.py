@@ -78,6 +78,7 @@ def test_evaluate_model_writes_the_contract(tiny_setup: dict[str, Path]) -> None
         "benchmark", "model", "accuracy", "n", "correct", "timeouts", "empty_predictions", "truncated_prompts", "settings",
     }
     assert summary["truncated_prompts"] == 0 and summary["settings"]["context_tokens"] == 512 - 16
+    assert summary["settings"]["max_new_tokens"] == 16
     assert summary["benchmark"] == "gsm8k" and summary["n"] == 4
     assert summary["accuracy"] == pytest.approx(100 * summary["correct"] / 4)
     settings = summary["settings"]
@@ -118,12 +119,35 @@ def test_evaluate_model_limit_and_errors(tiny_setup: dict[str, Path]) -> None:
                        backend="tgi")
 
 
-def test_truncated_prompts_are_counted(tiny_setup: dict[str, Path]) -> None:
-    from rhocluster.evaluation.run import count_truncated_prompts
+def test_generation_budget_keeps_prompts_whole(tiny_setup: dict[str, Path]) -> None:
+    from transformers import AutoTokenizer
+
+    from rhocluster.evaluation.run import generation_budget
 
     prompts = [json.loads(line)["prompt"] for line in (tiny_setup["normalized"] / "mathqa.jsonl").read_text().splitlines()]
-    assert count_truncated_prompts(tiny_setup["model"], prompts, 16) == (496, 0)
-    assert count_truncated_prompts(tiny_setup["model"], prompts, 500) == (12, 4)
+    longest = max(len(ids) for ids in AutoTokenizer.from_pretrained(tiny_setup["model"])(prompts)["input_ids"])
+    assert 12 < longest < 496
+    # Room for every prompt: the limit stands.
+    assert generation_budget(tiny_setup["model"], prompts, 16) == (16, 496, 0)
+    # 500 new tokens would cut the longest prompts (lm-eval keeps the last 12 tokens): fewer new tokens.
+    assert generation_budget(tiny_setup["model"], prompts, 500) == (512 - longest, longest, 0)
+    # A prompt that fills the context alone is still cut, and counted.
+    assert generation_budget(tiny_setup["model"], prompts, 500, max_length=longest) == (1, longest - 1, 1)
+
+
+def test_evaluate_model_lowers_the_new_token_limit_instead_of_cutting_prompts(tiny_setup: dict[str, Path]) -> None:
+    from rhocluster.evaluation.run import evaluate_model, generation_budget
+
+    normalized = tiny_setup["normalized"] / "mathqa.jsonl"
+    out = tiny_setup["root"] / "budget"
+    summary = evaluate_model(
+        tiny_setup["model"], "mathqa", normalized, out / "m.json", out / "m.jsonl", batch_size=2, max_gen_toks=500, limit=2
+    )
+    prompts = [json.loads(line)["prompt"] for line in normalized.read_text().splitlines()][:2]
+    expected, _, _ = generation_budget(tiny_setup["model"], prompts, 500)
+    assert 1 < expected < 500
+    assert summary["settings"]["max_gen_toks"] == 500 and summary["settings"]["max_new_tokens"] == expected
+    assert summary["truncated_prompts"] == 0 and summary["settings"]["context_tokens"] == 512 - expected
 
 
 def test_task_configs_are_indexed() -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rhocluster.clustering.kmeans import assign_nearest
+from rhocluster.clustering.kmeans import NearestCentroid
 from rhocluster.data.shards import Shard
 from rhocluster.scoring.forward import default_device, load_causal_lm, stream_shard
 from rhocluster.scoring.projection import Projection
@@ -58,6 +58,7 @@ def assign_shard(
             f"{projection_path}) != centroid width {centroids.shape[1]} ({centroids_path})"
         )
     k = centroids.shape[0]
+    nearest = NearestCentroid(centroids, spherical=spherical)  # one index for the whole shard
     counts = np.zeros(k, np.int64)
     w, s = shard.shape
     with (
@@ -73,7 +74,7 @@ def assign_shard(
                     f"shard {shard_prefix}: NaN/inf in the hidden states of layer {layer} "
                     f"(windows {int(batch.windows[0])}-{int(batch.windows[-1])}, model {model_dir})"
                 )
-            ids, d2 = assign_nearest(x, centroids, spherical=spherical)
+            ids, d2 = nearest.search(x)
             leaf = np.full((b, s), -1, np.int32)
             leaf[:, 1:] = ids.reshape(b, s - 1)
             dist = np.full((b, s), np.nan, np.float16)

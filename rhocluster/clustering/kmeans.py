@@ -12,12 +12,13 @@ stay unit-norm, and "distance" means ``1 - cos``.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import faiss
 import numpy as np
 
-__all__ = ["KMeansResult", "kmeans", "assign_nearest", "kmeanspp_init", "default_init_sample"]
+__all__ = ["KMeansResult", "kmeans", "assign_nearest", "NearestCentroid", "kmeanspp_init", "default_init_sample"]
 
 # Rows checked / converted at a time, so validation of a large sample needs no n*d temporaries.
 _CHUNK_ROWS = 65536
@@ -64,9 +65,26 @@ def _normalize_rows(x: np.ndarray) -> np.ndarray:
     return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0).astype(np.float32, copy=False)
 
 
+def _cuda_visible() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
 def _use_gpu(use_gpu: bool | None) -> bool:
     if use_gpu is None:
-        return faiss.get_num_gpus() > 0
+        if faiss.get_num_gpus() > 0:
+            return True
+        if _cuda_visible():
+            warnings.warn(
+                "CUDA GPUs are visible but this faiss build has none (faiss-cpu installed): k-means and "
+                "nearest-centroid search run on the CPU; install faiss-gpu-cu12 for the GPU index (README)",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        return False
     if use_gpu and faiss.get_num_gpus() == 0:
         raise RuntimeError("use_gpu=True but this faiss build sees no GPU (faiss-cpu installed?)")
     return bool(use_gpu)
@@ -215,6 +233,48 @@ def _faiss_train(
     return _faiss_kmeans(x, k, n_iter, every, init_centroids=init_centroids, **kw)
 
 
+class NearestCentroid:
+    """An exact faiss index over ``centroids`` (float [k, d]; on every GPU faiss sees unless
+    ``use_gpu`` is False), built once and searched many times (e.g. batch after batch of a shard)."""
+
+    def __init__(self, centroids: np.ndarray, *, spherical: bool = False, use_gpu: bool | None = None):
+        c = _as_float32_2d(centroids, "centroids")
+        self.dim, self.spherical = c.shape[1], spherical
+        if spherical:
+            c = _normalize_rows(c)
+            index = faiss.IndexFlatIP(self.dim)
+        else:
+            index = faiss.IndexFlatL2(self.dim)
+        if _use_gpu(use_gpu):
+            index = faiss.index_cpu_to_all_gpus(index)
+        index.add(c)
+        self.index = index
+
+    def search(self, x: np.ndarray, batch: int = 65536) -> tuple[np.ndarray, np.ndarray]:
+        """(ids int32 [n], dist float32 [n]) of every row of ``x`` [n, d], ``batch`` rows at a time; dist
+        is the squared L2 distance, or ``1 - cos`` when spherical (x rows normalised here)."""
+        x = np.asarray(x)
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"x must be [n, {self.dim}], got shape {x.shape}")
+        if batch < 1:
+            raise ValueError(f"batch must be >= 1, got {batch}")
+        n = x.shape[0]
+        ids = np.empty(n, dtype=np.int32)
+        dist = np.empty(n, dtype=np.float32)
+        for start in range(0, n, batch):
+            xb = _as_float32_2d(x[start : start + batch])
+            if self.spherical:
+                xb = _normalize_rows(xb)
+            db, ib = self.index.search(xb, 1)
+            ids[start : start + batch] = ib[:, 0]
+            if self.spherical:
+                dist[start : start + batch] = 1.0 - db[:, 0]
+            else:
+                # ||x||^2 + ||c||^2 - 2<x,c> can round slightly below zero.
+                dist[start : start + batch] = np.maximum(db[:, 0], 0.0)
+        return ids, dist
+
+
 def assign_nearest(
     x: np.ndarray,
     centroids: np.ndarray,
@@ -223,41 +283,12 @@ def assign_nearest(
     batch: int = 65536,
     use_gpu: bool | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Nearest centroid of every row of ``x`` by exact faiss search, ``batch`` rows at a time.
+    """Nearest centroid of every row of ``x`` by exact faiss search (:class:`NearestCentroid`).
 
     x: float [n, d]; centroids: float [k, d]. Returns (ids int32 [n], dist float32 [n]) where
     dist is the squared L2 distance, or ``1 - cos`` when ``spherical`` (x rows normalised here).
     """
-    c = _as_float32_2d(centroids, "centroids")
-    x = np.asarray(x)
-    if x.ndim != 2 or x.shape[1] != c.shape[1]:
-        raise ValueError(f"x must be [n, {c.shape[1]}], got shape {x.shape}")
-    if batch < 1:
-        raise ValueError(f"batch must be >= 1, got {batch}")
-    d = c.shape[1]
-    if spherical:
-        c = _normalize_rows(c)
-        index = faiss.IndexFlatIP(d)
-    else:
-        index = faiss.IndexFlatL2(d)
-    if _use_gpu(use_gpu):
-        index = faiss.index_cpu_to_all_gpus(index)
-    index.add(c)
-    n = x.shape[0]
-    ids = np.empty(n, dtype=np.int32)
-    dist = np.empty(n, dtype=np.float32)
-    for start in range(0, n, batch):
-        xb = _as_float32_2d(x[start : start + batch])
-        if spherical:
-            xb = _normalize_rows(xb)
-        db, ib = index.search(xb, 1)
-        ids[start : start + batch] = ib[:, 0]
-        if spherical:
-            dist[start : start + batch] = 1.0 - db[:, 0]
-        else:
-            # ||x||^2 + ||c||^2 - 2<x,c> can round slightly below zero.
-            dist[start : start + batch] = np.maximum(db[:, 0], 0.0)
-    return ids, dist
+    return NearestCentroid(centroids, spherical=spherical, use_gpu=use_gpu).search(x, batch=batch)
 
 
 def _closest_per_cluster(assignment: np.ndarray, dist: np.ndarray, r: int) -> np.ndarray:

@@ -13,6 +13,7 @@ import hashlib
 import importlib.util
 import json
 import logging
+import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -133,18 +134,27 @@ def _positions(model_dir: Path) -> int:
     return getattr(config, "max_position_embeddings", None) or 2048  # lm-eval's fallback too
 
 
-def count_truncated_prompts(
+def generation_budget(
     model_dir: Path, prompts: list[str], max_gen_toks: int, max_length: int | None = None
-) -> tuple[int, int]:
-    """(context budget, prompts over it): lm-eval keeps only the last ``max_length - max_gen_toks``
-    prompt tokens (``max_length``: the model's positions unless given), where the harness (vLLM)
-    kept the whole prompt and shortened the generation."""
+) -> tuple[int, int, int]:
+    """(new-token limit, context budget, prompts over it) for one benchmark's ``prompts``.
+
+    The harness' vLLM kept every prompt whole and let a completion run until ``max_gen_toks`` or the
+    end of the context (``max_length``: the model's positions unless given). lm-eval instead keeps
+    the last ``max_length - max_gen_toks`` prompt tokens, which would cut the first few-shot example
+    of long prompts (MathQA's run to ~1,500 TinyLlama tokens). So the limit is lowered to what the
+    longest prompt leaves, ``min(max_gen_toks, max_length - longest)`` (at least 1): no prompt is cut,
+    and a completion is only shortened where the context would have ended it for the longest prompt.
+    Only a prompt that fills the context by itself is still left-truncated, and counted.
+    """
     from transformers import AutoTokenizer
 
-    budget = (max_length or _positions(model_dir)) - max_gen_toks
+    positions = max_length or _positions(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    lengths = [len(ids) for ids in tokenizer(prompts)["input_ids"]]
-    return budget, sum(length > budget for length in lengths)
+    lengths = [len(ids) for ids in tokenizer(prompts)["input_ids"]]  # with BOS: never an undercount
+    new_tokens = max(1, min(max_gen_toks, positions - max(lengths, default=0)))
+    budget = positions - new_tokens
+    return new_tokens, budget, sum(length > budget for length in lengths)
 
 
 def evaluate_model(
@@ -170,8 +180,8 @@ def evaluate_model(
     ``extracted_answer``, ``gold``, ``verdict`` and ``timed_out``. ``out_json`` gets the
     returned summary: ``benchmark``, ``model``, ``accuracy`` (percent), ``n``, ``correct``,
     ``timeouts`` (comparisons that hit the grading time limit, counted wrong),
-    ``empty_predictions``, ``truncated_prompts`` (prompts longer than the context minus
-    ``max_gen_toks``, which lm-eval left-truncates) and ``settings``.
+    ``empty_predictions``, ``truncated_prompts`` (prompts that fill the context alone, which lm-eval
+    left-truncates; see :func:`generation_budget` for the new-token limit) and ``settings``.
     """
     from lm_eval import __version__ as lm_eval_version
     from lm_eval import simple_evaluate
@@ -195,6 +205,14 @@ def evaluate_model(
 
     task = task_name(benchmark)
     args = model_args(backend, model_dir, device, settings, seed)
+    sent = rows if limit is None else rows[: int(limit) if limit >= 1 else math.ceil(limit * len(rows))]
+    max_length = settings.max_model_len if backend == "vllm" else None
+    new_tokens, budget, truncated = generation_budget(model_dir, [r["prompt"] for r in sent], max_gen_toks, max_length)
+    if new_tokens < max_gen_toks:
+        log.info("%s: at most %d new tokens (not %d), so the longest prompt fits the %d-token context whole",
+                 benchmark, new_tokens, max_gen_toks, budget + new_tokens)
+    if truncated:
+        log.warning("%s: %d prompts fill the context alone and are left-truncated to %d tokens", benchmark, truncated, budget)
     # the task's rows come from this file (metadata reaches the task's custom_dataset hook)
     manager = TaskManager(include_path=str(TASKS_DIR), include_defaults=False, metadata={"data_files": str(normalized_jsonl)})
     results = simple_evaluate(
@@ -206,7 +224,7 @@ def evaluate_model(
         limit=limit,
         log_samples=True,
         bootstrap_iters=0,
-        gen_kwargs={"max_gen_toks": max_gen_toks, "do_sample": False, "temperature": 0.0},
+        gen_kwargs={"max_gen_toks": new_tokens, "do_sample": False, "temperature": 0.0},
         task_manager=manager,
     )
     if results is None:  # a non-zero rank of a distributed run
@@ -236,11 +254,8 @@ def evaluate_model(
 
     n = len(predictions)
     correct = sum(p["verdict"] for p in predictions)
-    prompts = [by_id[str(p["id"])]["prompt"] for p in predictions]
-    max_length = settings.max_model_len if backend == "vllm" else None
-    budget, truncated = count_truncated_prompts(model_dir, prompts, max_gen_toks, max_length)
-    if truncated:
-        log.warning("%s: %d of %d prompts exceed %d tokens and were left-truncated", benchmark, truncated, n, budget)
+    if n != len(sent):
+        raise RuntimeError(f"{benchmark}: lm-eval returned {n} samples for {len(sent)} prompts")
     timed_out = [str(p["id"]) for p in predictions if p["timed_out"]]
     if timed_out:
         log.warning("%s: %d answer(s) hit the grading time limit and count as wrong: ids %s",
@@ -261,6 +276,7 @@ def evaluate_model(
             "model_args": {k: v for k, v in args.items() if k != "pretrained"},
             "batch_size": batch_size,
             "max_gen_toks": max_gen_toks,
+            "max_new_tokens": new_tokens,
             "context_tokens": budget,
             "limit": limit,
             "do_sample": False,
