@@ -220,11 +220,13 @@ def test_significance_tables(run, tmp_path):
     ))
     make_tables(run, out, resamples=1000)
     sig = pd.read_csv(out["significance_csv"])
-    assert list(sig.columns) == ["model", "baseline", "benchmark", "n", "diff", "ci_low", "ci_high", "p_value", "p_holm"]
+    assert list(sig.columns) == [
+        "model", "baseline", "benchmark", "n", "diff", "ci_low", "ci_high", "p_value", "p_exact", "p_holm"
+    ]
     pairs = list(dict.fromkeys(zip(sig["model"], sig["baseline"])))
     assert pairs == [("rho1", "ct"), ("cluster", "ct"), ("cluster", "rho1")]
     same = sig[(sig.model == "cluster") & (sig.baseline == "ct") & (sig.benchmark == "gsm8k")].iloc[0]
-    assert (same["diff"], same["ci_low"], same["ci_high"], same["p_value"]) == (0, 0, 0, 1)
+    assert (same["diff"], same["ci_low"], same["ci_high"], same["p_value"], same["p_exact"]) == (0, 0, 0, 1, 1)
     assert sig["benchmark"].tolist()[:4] == ["gsm8k", "svamp", "math", AVG]
     md = out["significance_md"].read_text()
     assert "Against ct:" in md and "Against rho1:" in md

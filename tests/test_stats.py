@@ -166,6 +166,33 @@ def test_paired_comparisons_table():
     assert table.loc[("better", "x"), "diff"] == pytest.approx(20.0)
     assert table.loc[("better", "avg"), "p_holm"] < 0.05
     assert (table["p_holm"] >= table["p_value"]).all() and (table["p_holm"] <= 1).all()
+    assert (table.loc[("better", "x"), "p_exact"]) == pytest.approx(2 * 0.5**40)  # 40 wins, no loss
+    assert np.isnan(table.loc[("better", "avg"), "p_exact"])
+    assert (table["p_holm"] >= table["p_exact"].fillna(0)).all()
+
+
+@pytest.mark.parametrize(
+    ("wins", "losses", "expected"),
+    [
+        (0, 0, 1.0),
+        (5, 0, 2 * 0.5**5),  # 0.0625: the bootstrap p of this case is ~0.01
+        (3, 0, 0.25),
+        (2, 1, 1.0),
+        # 7 vs 1: 2 * P(X <= 1), X ~ Bin(8, 1/2) = 2 * 9 / 256
+        (7, 1, 18 / 256),
+    ],
+)
+def test_mcnemar_exact_p_closed_form(wins, losses, expected):
+    n = 1000
+    a = np.zeros(n, bool)
+    b = np.zeros(n, bool)
+    a[:wins] = True  # a right, b wrong
+    b[wins : wins + losses] = True  # b right, a wrong
+    a[500:700] = b[500:700] = True  # agreements do not count
+    assert stats.mcnemar_exact_p(a, b) == pytest.approx(expected)
+    assert stats.mcnemar_exact_p(b, a) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="equal shapes"):
+        stats.mcnemar_exact_p(a, b[:-1])
 
 
 def test_comparisons_each_pair_once():
