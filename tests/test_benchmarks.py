@@ -316,6 +316,24 @@ def test_normalize_benchmark(tmp_path: Path) -> None:
     assert sorted(p.name for p in out.parent.iterdir()) == ["mathqa.jsonl"]  # no temp files left
 
 
+@needs_harness
+@pytest.mark.parametrize("benchmark", SHIPPED)
+def test_real_data_holds_every_item(tmp_path: Path, benchmark: str) -> None:
+    from rhocluster.evaluation.benchmarks import HARNESS_ITEMS
+
+    assert HARNESS_ITEMS[benchmark] == EXPECTED_COUNTS[benchmark]
+    out = tmp_path / f"{benchmark}.jsonl"
+    assert normalize_benchmark(HARNESS, benchmark, out, check_count=True) == EXPECTED_COUNTS[benchmark]
+
+
+def test_a_truncated_benchmark_file_fails_naming_file_and_counts(tmp_path: Path) -> None:
+    write_tiny_benchmarks(tmp_path, 12, seed=3)
+    with pytest.raises(ValueError, match=r"data/gsm8k/test\.jsonl: 12 gsm8k items, expected 1319"):
+        normalize_benchmark(tmp_path, "gsm8k", tmp_path / "out" / "gsm8k.jsonl", check_count=True)
+    assert not (tmp_path / "out" / "gsm8k.jsonl").exists()
+    assert normalize_benchmark(tmp_path, "gsm8k", tmp_path / "out" / "gsm8k.jsonl") == 12  # tiny sets: no check
+
+
 # --------------------------------------------------------------------------------------
 # Tiny benchmarks
 # --------------------------------------------------------------------------------------

@@ -63,6 +63,19 @@ MULTIPLE_CHOICE: frozenset[str] = frozenset({"mathqa", "mmlu_stem", "sat_math"})
 # How many items of each test file the harness evaluates (the shipped mathqa file already
 # holds exactly the 1000 items it samples; the cap guards against a full MathQA file).
 ITEM_CAP: dict[str, int] = {"mathqa": 1000}
+# Items per benchmark in the harness' data at commit 7fd4949 (after ITEM_CAP): what Rho-1's accuracies
+# are computed over. A fetched file with another count is truncated or not the pinned data.
+HARNESS_ITEMS: dict[str, int] = {
+    "gsm8k": 1319,
+    "svamp": 1000,
+    "asdiv": 2215,
+    "mawps": 2065,
+    "tabmwp": 1000,
+    "mathqa": 1000,
+    "mmlu_stem": 3018,
+    "sat_math": 32,
+    "math": 500,
+}
 
 _CHOICE_LEAD = "What of the following is the right choice? Explain your answer."
 
@@ -406,16 +419,26 @@ def build_prompt(harness_dir: Path, benchmark: str, question: str) -> str:
     return few_shot_prefix(harness_dir, benchmark) + question_template(benchmark).format(question=question)
 
 
-def normalize_benchmark(harness_dir: Path, benchmark: str, out_jsonl: Path, limit: int | None = None) -> int:
+def normalize_benchmark(
+    harness_dir: Path, benchmark: str, out_jsonl: Path, limit: int | None = None, check_count: bool = False
+) -> int:
     """Write one benchmark as jsonl rows ``{"id", "prompt", "question", "gold"}``; return the count.
 
-    Items beyond the harness' own cap (mathqa: 1000) and beyond ``limit`` are dropped. The
-    file is written atomically, so a failed run never leaves a partial benchmark.
+    Items beyond the harness' own cap (mathqa: 1000) and beyond ``limit`` are dropped. With
+    ``check_count`` (the harness' real data) the items must number :data:`HARNESS_ITEMS`, else a
+    ValueError names the file and both counts. The file is written atomically, so a failed run never
+    leaves a partial benchmark.
     """
     items = load_harness_items(harness_dir, benchmark)
     cap = ITEM_CAP.get(benchmark)
     if cap is not None:
         items = items[:cap]
+    if check_count and len(items) != HARNESS_ITEMS[benchmark]:
+        path = Path(harness_dir) / "data" / HARNESS_DATA_DIR[benchmark] / "test.jsonl"
+        raise ValueError(
+            f"{path}: {len(items)} {benchmark} items, expected {HARNESS_ITEMS[benchmark]} (the harness' data "
+            "at commit 7fd4949); the file is truncated or not the pinned one"
+        )
     if limit is not None:
         items = items[:limit]
     prefix = few_shot_prefix(harness_dir, benchmark)
