@@ -150,6 +150,23 @@ def test_centroid_width_mismatch_names_both(world, tmp_path):
         )
 
 
+def test_nan_hidden_states_fail_naming_shard_and_layer_and_leave_no_output(world, tmp_path):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(world["model"]))
+    with torch.no_grad():
+        model.model.layers[0].mlp.down_proj.weight[0, 0] = float("nan")
+    model.save_pretrained(tmp_path / "nan_model")
+    prefix = world["shard"]
+    with pytest.raises(ValueError, match=rf"shard {prefix}: NaN/inf in the hidden states of layer -1"):
+        assign_shard(
+            tmp_path / "nan_model", prefix, world["root"] / "projection.npz", world["root"] / "centroids.npy",
+            tmp_path / "leaf.npy", tmp_path / "dist.npy", batch_size=5,
+        )
+    assert not (tmp_path / "leaf.npy").exists() and not (tmp_path / "dist.npy").exists()
+
+
 # --- the fused pass in the workflow ---------------------------------------------------------------
 
 

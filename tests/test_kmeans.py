@@ -1,3 +1,5 @@
+import warnings
+
 import faiss
 import numpy as np
 import pytest
@@ -94,6 +96,75 @@ def test_resampling_refinement(mixture):
     assert not np.array_equal(base.centroids, res.centroids)
     # refitting on central points must not wreck the clustering
     assert res.inertia < 1.25 * base.inertia
+
+
+def test_closest_per_cluster_breaks_ties_by_index():
+    from rhocluster.clustering.kmeans import _closest_per_cluster
+
+    assignment = np.array([0, 0, 0, 1, 1, 2, 0])
+    dist = np.array([1.0, 0.0, 1.0, 2.0, 2.0, 5.0, 1.0], np.float32)
+    np.testing.assert_array_equal(_closest_per_cluster(assignment, dist, 2), [0, 1, 3, 4, 5])
+    np.testing.assert_array_equal(_closest_per_cluster(assignment, dist, 1), [1, 3, 5])
+
+
+def test_one_resampling_round_by_hand(mixture):
+    """Vo et al.'s round: the r points closest to each centroid, a refit from the current centroids on
+    those, and a reassignment of every point; rebuilt here step by step from the base run."""
+    from rhocluster.clustering.kmeans import _faiss_train
+
+    k, fraction = 20, 0.3
+    base = kmeans(mixture, k, seed=4)
+    res = kmeans(mixture, k, seed=4, resampling_rounds=1, resampling_fraction=fraction)
+    _, dist = assign_nearest(mixture, base.centroids)
+    r = max(1, int(fraction * base.sizes.mean()))
+    chosen = []
+    for c in range(k):  # brute force: each cluster's members sorted by (distance, index)
+        members = np.flatnonzero(base.assignment == c)
+        chosen += members[np.argsort(dist[members], kind="stable")[:r]].tolist()
+    sel = np.sort(np.array(chosen))
+    assert sel.size == sum(min(r, s) for s in base.sizes)
+    refit = _faiss_train(
+        mixture[sel], k, n_iter=20, seed=4, spherical=False, gpu=False, init_centroids=base.centroids
+    )
+    assert res.centroids.tobytes() == refit.tobytes()
+    ids, d2 = assign_nearest(mixture, refit)
+    np.testing.assert_array_equal(res.assignment, ids)
+    assert res.inertia == pytest.approx(float(d2.astype(np.float64).sum()), rel=1e-9)
+
+
+def test_gpu_index_is_used_when_faiss_has_gpus(mixture, monkeypatch):
+    """The GPU path on a CPU machine: with faiss reporting a GPU, search moves the index to the GPUs
+    and k-means asks faiss for its GPU trainer."""
+    import rhocluster.clustering.kmeans as km
+
+    moved, trainers = [], []
+    monkeypatch.setattr(km.faiss, "get_num_gpus", lambda: 1)
+    monkeypatch.setattr(km.faiss, "index_cpu_to_all_gpus", lambda index: moved.append(index) or index)
+    real_kmeans = km.faiss.Kmeans
+
+    def recording_kmeans(d, k, **kw):
+        trainers.append(kw["gpu"])
+        kw["gpu"] = False  # train on the CPU for real
+        return real_kmeans(d, k, **kw)
+
+    monkeypatch.setattr(km.faiss, "Kmeans", recording_kmeans)
+    res = kmeans(mixture[:500], 8, seed=0)
+    assert trainers == [True] and len(moved) == 1
+    check_result(res, mixture[:500], 8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # faiss has the GPUs: nothing to warn about
+        assert km._use_gpu(None) is True
+
+
+def test_cuda_without_faiss_gpus_warns(monkeypatch):
+    import rhocluster.clustering.kmeans as km
+
+    monkeypatch.setattr(km.faiss, "get_num_gpus", lambda: 0)
+    monkeypatch.setattr(km, "_cuda_visible", lambda: True)
+    with pytest.warns(RuntimeWarning, match="faiss-gpu-cu12"):
+        assert km._use_gpu(None) is False
+    with pytest.raises(RuntimeError, match="sees no GPU"):
+        km._use_gpu(True)
 
 
 def test_resampling_with_tiny_clusters():
