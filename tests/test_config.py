@@ -26,3 +26,28 @@ def test_bad_config_fails_naming_the_key(tmp_path, edit, key):
     proc = run_snakemake(work, "-n", timeout=120)
     assert proc.returncode != 0
     assert key in proc.stdout and "schema" in proc.stdout.lower()
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        lambda c: c["base"]["hub"],
+        lambda c: c["data"]["web"],
+        lambda c: c["data"]["hq"]["datasets"][0],
+    ],
+    ids=["base.hub", "data.web", "data.hq.datasets"],
+)
+def test_unknown_key_in_a_hub_source_of_the_real_config_is_named(where):
+    """Every hub source of the real config refuses unknown keys (a typo must not be ignored)."""
+    from pathlib import Path
+
+    import yaml
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    repo = Path(__file__).resolve().parents[1]
+    cfg = yaml.safe_load((repo / "config" / "rho1-tinyllama.yaml").read_text())
+    validate(cfg, str(repo / "config" / "schema.yaml"))  # as shipped: valid
+    where(cfg)["revison"] = "abc"
+    with pytest.raises(WorkflowError, match="revison"):
+        validate(cfg, str(repo / "config" / "schema.yaml"))
