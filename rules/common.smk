@@ -1,5 +1,11 @@
 import json
+import os
 from pathlib import Path
+
+# envs/*.yaml install this package with `--editable ${RHOCLUSTER_ROOT}` (pip expands the variable in
+# the requirements file conda writes): Snakemake copies each env file under .snakemake/conda before
+# creating the environment, so a relative path there would not point at the workflow directory.
+os.environ.setdefault("RHOCLUSTER_ROOT", workflow.basedir)
 
 RUN = config["run"]
 R = f"results/{RUN}"

@@ -20,3 +20,50 @@ def test_snakefmt_leaves_rules_unchanged():
     files = [REPO / "Snakefile", *sorted((REPO / "rules").glob("*.smk"))]
     proc = subprocess.run([str(snakefmt), "--check", *map(str, files)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-4000:]
+
+
+def _rule_blocks() -> dict[str, str]:
+    """Every rule of the workflow with the text of its body (Snakefile and rules/*.smk)."""
+    import re
+
+    blocks: dict[str, str] = {}
+    for path in [REPO / "Snakefile", *sorted((REPO / "rules").glob("*.smk"))]:
+        parts = re.split(r"^(?:rule|checkpoint) (\w+):\n", path.read_text(), flags=re.M)
+        for name, body in zip(parts[1::2], parts[2::2]):
+            blocks[name] = body.split("\n\n\n")[0]  # up to the next top-level statement
+    return blocks
+
+
+def test_every_rule_has_log_and_benchmark():
+    blocks = _rule_blocks()
+    assert len(blocks) > 20
+    targets_only = {"all", "report_all"}  # rules that only gather inputs
+    for name, body in blocks.items():
+        if name in targets_only:
+            assert "shell:" not in body and "script:" not in body and "run:" not in body, name
+            continue
+        assert "\n    log:\n" in body, f"rule {name} has no log:"
+        assert "\n    benchmark:\n" in body, f"rule {name} has no benchmark:"
+
+
+def test_conda_envs_pin_what_pyproject_pins_and_install_this_package():
+    import tomllib
+
+    import yaml
+
+    pins = {}
+    for dep in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]:
+        name, version = dep.split("==")
+        pins[name.lower().replace("_", "-")] = version
+    envs = sorted((REPO / "envs").glob("*.yaml"))
+    assert envs
+    for path in envs:
+        deps = yaml.safe_load(path.read_text())["dependencies"]
+        assert "python=3.11" in deps, path.name
+        pip = next(d["pip"] for d in deps if isinstance(d, dict))
+        # A relative path would resolve against Snakemake's copy of the file under .snakemake/conda.
+        assert pip[-1] == "--editable ${RHOCLUSTER_ROOT}", path.name
+        for line in pip[:-1]:
+            name, version = line.split("==")
+            key = name.lower().replace("_", "-")
+            assert pins.get(key) == version, f"{path.name}: {line} vs pyproject {pins.get(key)}"
