@@ -67,3 +67,15 @@ def test_conda_envs_pin_what_pyproject_pins_and_install_this_package():
             name, version = line.split("==")
             key = name.lower().replace("_", "-")
             assert pins.get(key) == version, f"{path.name}: {line} vs pyproject {pins.get(key)}"
+
+
+def test_committed_rule_graph_shows_every_rule_of_the_default_dag(tmp_path):
+    """docs/rulegraph.svg (README) is `snakemake --rulegraph` rendered: regenerate with `make rulegraph`."""
+    import re
+
+    proc = run_snakemake(copy_workflow(tmp_path / "wf"), "--rulegraph", timeout=120)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    rules = set(re.findall(r'\[label = "(\w+)"', proc.stdout))
+    assert len(rules) > 20
+    shown = set(re.findall(r">(\w+)</text>", (REPO / "docs" / "rulegraph.svg").read_text()))
+    assert rules == shown, f"missing from the picture: {rules - shown}; no longer rules: {shown - rules}"
