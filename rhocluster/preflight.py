@@ -114,6 +114,30 @@ def check_slurm(jobs: Iterable[PendingJob], gpu_rules: bool, gpu_rule_names: set
     return problems
 
 
+def check_local_gpus(
+    jobs: Iterable[PendingJob], gpu_rules: bool, gpu_rule_names: set[str], visible_gpus: int
+) -> list[str]:
+    """Problems of a GPU config (``resources.gpu_rules: true``) run without SLURM: a GPU rule pending
+    on a machine with no CUDA GPU, or a job asking for more GPUs than the machine has."""
+    if not gpu_rules:
+        return []
+    pending = [job for job in jobs if job.rule in gpu_rule_names]
+    if pending and visible_gpus == 0:
+        return [
+            f"the config needs GPUs (resources.gpu_rules: true) for rule(s) {_rules({j.rule for j in pending})} "
+            "but this machine has no CUDA GPU: run on the cluster with --profile profiles/slurm, or set "
+            "resources.gpu_rules: false to run on CPU"
+        ]
+    wanting = {job.rule: gpu_count(job.resources) for job in pending if gpu_count(job.resources) > visible_gpus}
+    if wanting:
+        listed = _rules(f"{r} ({n})" for r, n in wanting.items())
+        return [
+            f"rule(s) {listed} ask for more GPUs than the {visible_gpus} this machine has: run on the cluster "
+            "with --profile profiles/slurm, or lower the rules' gpus with --set-resources"
+        ]
+    return []
+
+
 def gpu_rules_of(config: Mapping[str, Any]) -> set[str]:
     """Rules that need a GPU in this config: training, the reference/base forward passes, clustering,
     evaluation; importing an HF base model is CPU work."""

@@ -214,12 +214,18 @@ def hub_fetch_name(job):
 
 def check_before_start():
     """Stop before any job starts or is submitted when the run cannot succeed: hub sources
-    unpinned or unreachable, SLURM account/partition unset, GPUs against gpu_rules."""
+    unpinned or unreachable, SLURM account/partition unset, GPUs against gpu_rules (on SLURM, or
+    missing on this machine)."""
     from os.path import relpath
 
     from snakemake.exceptions import WorkflowError
     from rhocluster.hub import config_sources, preflight
-    from rhocluster.preflight import PendingJob, check_slurm, gpu_rules_of
+    from rhocluster.preflight import (
+        PendingJob,
+        check_local_gpus,
+        check_slurm,
+        gpu_rules_of,
+    )
 
     jobs = list(workflow.dag.needrun_jobs())
     sources = config_sources(config)
@@ -231,13 +237,19 @@ def check_before_start():
         allow_unpinned=HUB["allow_unpinned"],
         config_path=" ".join(configfiles) or "config/config.yaml",
     )
+    pending = [
+        PendingJob(job.rule.name, job.is_local, dict(job.resources.items()))
+        for job in jobs
+    ]
+    gpu_rules = config.get("resources", {}).get("gpu_rules", False)
     if getattr(workflow.executor_plugin, "name", None) == "slurm":
-        pending = [
-            PendingJob(job.rule.name, job.is_local, dict(job.resources.items()))
-            for job in jobs
-        ]
-        gpu_rules = config.get("resources", {}).get("gpu_rules", False)
         problems += check_slurm(pending, gpu_rules, gpu_rules_of(config))
+    elif gpu_rules:
+        import torch
+
+        problems += check_local_gpus(
+            pending, gpu_rules, gpu_rules_of(config), torch.cuda.device_count()
+        )
     if problems:
         raise WorkflowError(
             "Stopped before starting any job:\n  - " + "\n  - ".join(problems)

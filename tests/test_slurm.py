@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rhocluster.preflight import PendingJob, check_slurm, gpu_count, gpu_rules_of
-from tests.conftest import REPO, change_config, copy_workflow
+from rhocluster.preflight import PendingJob, check_local_gpus, check_slurm, gpu_count, gpu_rules_of
+from tests.conftest import REPO, change_config, copy_workflow, run_snakemake
 
 PROFILES = REPO / "profiles"
 SLURM_ENV = ("RHO_SLURM_ACCOUNT", "RHO_SLURM_PARTITION", "RHO_SLURM_GPU_PARTITION")
@@ -56,6 +56,27 @@ def test_check_slurm_names_what_to_set():
     assert len(cpu) == 1 and "train_cpt (8)" in cpu[0] and "profiles/slurm-cpu" in cpu[0]
     gpu = check_slurm([PendingJob("evaluate", False, ok)], gpu_rules=True, gpu_rule_names={"evaluate"})
     assert len(gpu) == 1 and "evaluate" in gpu[0] and "profiles/slurm" in gpu[0]
+
+
+def test_check_local_gpus_names_what_to_do():
+    jobs = [PendingJob("tokenize", False, {}), PendingJob("train_cpt", False, {"gpus": 8})]
+    assert check_local_gpus(jobs, gpu_rules=False, gpu_rule_names={"train_cpt"}, visible_gpus=0) == []
+    assert check_local_gpus(jobs, gpu_rules=True, gpu_rule_names={"train_cpt"}, visible_gpus=8) == []
+    assert check_local_gpus(jobs[:1], gpu_rules=True, gpu_rule_names={"train_cpt"}, visible_gpus=0) == []
+    none = check_local_gpus(jobs, gpu_rules=True, gpu_rule_names={"train_cpt"}, visible_gpus=0)
+    assert len(none) == 1 and "no CUDA GPU" in none[0] and "train_cpt" in none[0]
+    assert "--profile profiles/slurm" in none[0] and "resources.gpu_rules: false" in none[0]
+    few = check_local_gpus(jobs, gpu_rules=True, gpu_rule_names={"train_cpt"}, visible_gpus=2)
+    assert len(few) == 1 and "train_cpt (8)" in few[0] and "the 2 this machine has" in few[0]
+
+
+def test_a_gpu_config_without_slurm_on_a_machine_without_gpus_stops_before_any_job(tmp_path):
+    work = copy_workflow(tmp_path / "wf")
+    change_config(work, lambda cfg: cfg["resources"].update(gpu_rules=True))
+    proc = run_snakemake(work, "--cores", "1", timeout=300)
+    assert proc.returncode != 0
+    assert "Stopped before starting any job" in proc.stdout and "no CUDA GPU" in proc.stdout, proc.stdout[-3000:]
+    assert not (work / "results").exists()
 
 
 def test_gpu_rules_depend_on_the_base_source():
