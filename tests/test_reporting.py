@@ -154,6 +154,29 @@ def test_published_averages_reproduce_the_papers():
             assert round(avg, 1) == row.reported_avg
 
 
+NUMBERS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "numbers.md"
+
+
+@pytest.mark.skipif(not NUMBERS.is_file(), reason=f"{NUMBERS} not found (shared/ absent)")
+def test_published_rows_equal_numbers_md():
+    """Every published value, and each printed average, as numbers.md gives it (a typo cannot slip in)."""
+    lines = NUMBERS.read_text().splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("| model | GSM8K"))
+    rows = []
+    for line in lines[header + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip("|").split("|")])
+    assert len(rows) == len(PUBLISHED)
+    for cells, row in zip(rows, PUBLISHED):
+        values = [float(c) for c in cells[1:10]]
+        assert values == [row.accuracy[b] for b in tables.COLUMNS], cells[0]
+        assert (float(cells[10]) if cells[10] else None) == row.reported_avg, cells[0]
+    table = tables.published_table(list(tables.COLUMNS))
+    computed = [row.model for row in PUBLISHED if row.reported_avg is None]
+    assert computed and all(table.loc[m, "source"].endswith("avg computed here") for m in computed)
+
+
 def test_a_changed_evaluation_changes_its_row_and_nothing_else(run, tmp_path):
     out = table_paths(tmp_path)
     make_tables(run, out)
