@@ -244,3 +244,23 @@ def test_grade_verdict_reports_timeouts() -> None:
     verdict = grade_verdict("math", f"$\\boxed{{{HANGING}}}$", "5", timeout_s=0.3)
     assert verdict == verdict.__class__(HANGING, False, True)
     assert grade_verdict("gsm8k", "The answer is 5.", "5").timed_out is False
+
+
+def test_grade_uses_the_configured_time_limit(monkeypatch):
+    import rhocluster.evaluation.grading as grading
+
+    seen = []
+    monkeypatch.setattr(grading, "_compare", lambda pred, gold, timeout_s: seen.append(timeout_s) or (True, False))
+    monkeypatch.setenv(grading.TIMEOUT_ENV, "0.25")
+    assert grading.grade("math", "The answer is $x^2$", "x^2")
+    assert grading.grade_verdict("math", "The answer is $x^2$", "x^2", timeout_s=7.0).correct
+    monkeypatch.delenv(grading.TIMEOUT_ENV)
+    grading.grade("gsm8k", "The answer is 3", "3")
+    assert seen == [0.25, 7.0, grading.DEFAULT_TIMEOUT_S]
+
+
+def test_no_letter_counts_as_an_empty_prediction():
+    from rhocluster.evaluation.answers import is_empty_answer
+
+    assert extract_answer("mathqa", "I am not sure.") == NO_CHOICE and is_empty_answer(NO_CHOICE)
+    assert is_empty_answer("") and not is_empty_answer("B") and not is_empty_answer("0")

@@ -14,7 +14,12 @@ import re
 from rhocluster.evaluation.benchmarks import MULTIPLE_CHOICE, STOP_STRINGS, check_benchmark, normalize_answer
 
 # what the harness answers when a multiple-choice completion names no letter
-NO_CHOICE = "placeholder"
+NO_CHOICE = "placeholder"  # the harness' answer when a multiple-choice completion names no letter
+
+
+def is_empty_answer(answer: str) -> bool:
+    """No answer extracted: an empty string, or no letter for a multiple-choice benchmark."""
+    return answer in ("", NO_CHOICE)
 
 _LAST_NUMBER = re.compile(r"-?\d*\.?\d+")
 _NEWLINE_INDENT = re.compile(r"\n\s*")

@@ -559,17 +559,20 @@ def is_equiv(pred: str, gold: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> bool
     return _compare(str(pred), str(gold), timeout_s)[0]
 
 
-def grade_verdict(benchmark: str, completion: str, gold: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> Verdict:
-    """Grade one completion and say what was extracted and whether the check timed out."""
+def grade_verdict(benchmark: str, completion: str, gold: str, timeout_s: float | None = None) -> Verdict:
+    """Grade one completion and say what was extracted and whether the check timed out.
+
+    ``timeout_s``: the symbolic comparison's time limit, :func:`configured_timeout_s` unless given."""
     answer = extract_answer(check_benchmark(benchmark), completion)
     if benchmark in MULTIPLE_CHOICE:
         return Verdict(answer, answer == str(gold), False)  # letters: nothing to reason about
-    correct, timed_out = _compare(answer, str(gold), timeout_s)
+    correct, timed_out = _compare(answer, str(gold), configured_timeout_s() if timeout_s is None else timeout_s)
     return Verdict(answer, correct, timed_out)
 
 
 def grade(benchmark: str, completion: str, gold: str) -> bool:
-    """Whether ``completion`` answers a ``benchmark`` item whose normalised gold is ``gold``."""
+    """Whether ``completion`` answers a ``benchmark`` item whose normalised gold is ``gold`` (symbolic
+    comparisons limited to ``$RHO1_GRADE_TIMEOUT_S``, default 3 s)."""
     return grade_verdict(benchmark, completion, gold).correct
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rhocluster.data.atomic import atomic_path, save_json
-from rhocluster.evaluation.answers import extract_answer
+from rhocluster.evaluation.answers import extract_answer, is_empty_answer
 from rhocluster.evaluation.benchmarks import PROMPT_FILE, STOP_STRINGS, check_benchmark
 from rhocluster.evaluation.grading import configured_timeout_s
 from rhocluster.evaluation.lm_eval_tasks import TASKS_DIR, task_name
@@ -267,7 +267,7 @@ def evaluate_model(
         "n": n,
         "correct": correct,
         "timeouts": sum(p["timed_out"] for p in predictions),
-        "empty_predictions": sum(p["extracted_answer"] == "" for p in predictions),
+        "empty_predictions": sum(is_empty_answer(p["extracted_answer"]) for p in predictions),
         "truncated_prompts": truncated,
         "settings": {
             "backend": backend,

@@ -21,6 +21,7 @@ from typing import Any
 
 import datasets
 
+from rhocluster.evaluation.answers import is_empty_answer
 from rhocluster.evaluation.benchmarks import check_benchmark, few_shot_prefix, load_harness_items, question_template
 from rhocluster.evaluation.grading import configured_timeout_s, grade_verdict
 
@@ -83,5 +84,5 @@ def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, float]
     return {
         "exact_match": float(verdict.correct),
         "timeout": float(verdict.timed_out),
-        "empty_prediction": float(verdict.answer == ""),
+        "empty_prediction": float(is_empty_answer(verdict.answer)),
     }
