@@ -190,6 +190,14 @@ def test_lm_eval_cli_standalone(tiny_setup: dict[str, Path], tmp_path: Path) -> 
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     assert SUITE_GROUP in result.stdout and "rho1_math" in result.stdout
+    # lm-eval's own results file: every benchmark scored on every item of its file.
+    (results_file,) = tmp_path.rglob("results_*.json")
+    results = json.loads(results_file.read_text())
+    for benchmark in BENCHMARKS:
+        task = task_name(benchmark)
+        n_items = len((tiny_setup["normalized"] / f"{benchmark}.jsonl").read_text().splitlines())
+        assert results["n-samples"][task]["effective"] == n_items, task
+        assert 0.0 <= results["results"][task]["exact_match,none"] <= 1.0, task
 
 
 # --------------------------------------------------------------------------------------
