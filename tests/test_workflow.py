@@ -67,6 +67,28 @@ def test_reference_losses_align_with_windows(tiny_run):
             assert np.isfinite(loss[:, 1:]).all() and (loss[:, 1:] >= 0).all()
 
 
+def test_embedding_sample_matches_the_projection_and_the_shards(tiny_run):
+    from rhocluster.scoring.projection import Projection
+
+    emb = tiny_run / R / "embeddings"
+    sample = np.load(emb / "sample.npy")
+    dim = CONFIG["scoring"]["projection"]["dim"]
+    assert sample.dtype == np.float32 and sample.shape[1] == dim and np.isfinite(sample).all()
+    projection = Projection.load(emb / "projection.npz")
+    assert projection.out_dim(CONFIG["model"]["hidden_size"]) == dim
+    assert np.load(tiny_run / R / "clusters/level_1/centroids.npy").shape[1] == dim
+    with np.load(emb / "sample_index.npz") as index:
+        shard, position = index["shard"], index["position"]
+    assert shard.shape == position.shape == (sample.shape[0],)
+    assert 0 < sample.shape[0] <= CONFIG["scoring"]["sample_tokens_per_shard"] * len(WEB)
+    assert set(np.unique(shard)) <= set(range(len(WEB)))
+    for i, name in enumerate(WEB):
+        windows, seq = web_shard(tiny_run, name).shape
+        pos = position[shard == i]
+        assert len(np.unique(pos)) == len(pos), "a token is sampled once"
+        assert ((pos >= 0) & (pos < windows * seq)).all() and (pos % seq != 0).all(), "targets only (not position 0)"
+
+
 def test_cluster_tree_is_consistent(tiny_run):
     """level_l/parents.npy maps each input point of level l (level 1: sampled tokens; level l > 1:
     the centroids of level l-1) to its level-l cluster; sizes count sampled tokens at every level."""
@@ -175,6 +197,14 @@ def test_label_table_reports_kept_fraction_per_label(tiny_run):
         cells = next(c for name, c in rows.items() if name == variant)
         fractions = [float(c) for c in cells[: len(LABELS)]]
         assert all(0 <= f <= 100 for f in fractions)
+    # ct learns from every token; the random mask keeps each label at about the budget.
+    ct = json.loads((tiny_run / R / "models/ct/summary.json").read_text())
+    assert all(f == 1.0 for f in ct["kept_fraction_by_label"].values() if f is not None)
+    random_run = json.loads((tiny_run / R / "models/random/summary.json").read_text())
+    for label, fraction in random_run["kept_fraction_by_label"].items():
+        n = random_run["tokens_by_label"][label]
+        if n >= 1000:  # binomial sd of the fraction <= 0.016 at n = 1000: 4 sd
+            assert abs(fraction - RATIO) < 4 * (RATIO * (1 - RATIO) / n) ** 0.5, (label, fraction, n)
 
 
 def test_readme_table_is_written_between_markers(tiny_run):
@@ -243,6 +273,43 @@ def test_level_change_reruns_only_levels_at_or_above_it(rerun_dir):
     assert {rule: jobs.get(rule) for rule in expected} == expected
     others = set(jobs) - set(expected) - REPORT_RULES - {"inspect_clusters"}
     assert not others, f"a level-2 change must not rerun {others}"
+
+
+def test_level_one_change_reruns_assignment_and_every_level_but_not_scoring(rerun_dir):
+    def edit(cfg):
+        cfg["clustering"]["levels"][0]["k"] = 48
+
+    change_config(rerun_dir, edit)
+    jobs = planned_jobs(rerun_dir)
+    n_cluster_variants = 2
+    expected = {
+        "cluster_level": len(CONFIG["clustering"]["levels"]),
+        "assign": len(WEB),
+        "select_cluster_tokens": n_cluster_variants,
+        "train_cpt": n_cluster_variants,
+        "export_hf": n_cluster_variants,
+        "evaluate": n_cluster_variants * len(BENCHMARKS),
+    }
+    assert {rule: jobs.get(rule) for rule in expected} == expected
+    others = set(jobs) - set(expected) - REPORT_RULES - {"inspect_clusters"}
+    assert not others, f"a level-1 change must not rerun {others}"
+
+
+def test_report_builds_with_every_category(rerun_dir):
+    proc = run_snakemake(rerun_dir, "--report", "report.zip", timeout=600)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    import zipfile
+
+    with zipfile.ZipFile(rerun_dir / "report.zip") as archive:
+        names = archive.namelist()
+        text = "\n".join(
+            archive.read(n).decode("utf-8", "replace") for n in names if n.endswith((".html", ".js", ".json"))
+        )
+    for item in ("accuracy.png", "loss.png", "kept_fraction.png", "cluster_sizes.png", "examples.html", "results.csv"):
+        assert any(n.endswith(item) for n in names), f"{item} not in the report"
+    for category in ("Results", "Training", "Clustering", "Tables"):
+        assert category in text, category
+    assert "percentile" in text  # a rendered caption (report/accuracy.rst)
 
 
 def test_evaluation_change_reruns_only_evaluation_and_tables(rerun_dir):
