@@ -381,6 +381,16 @@ def test_checkpoint_of_another_architecture_is_refused(data, tmp_path):
         run(data, tmp_path / "b", config())
 
 
+def test_checkpoint_of_an_older_optimizer_layout_is_refused(data, tmp_path):
+    model = build_gpt_model(SHAPE)
+    ckpt_module.save_checkpoint(
+        tmp_path / "ckpt", 2, model.state_dict(), SHAPE, {"state": {}, "param_groups": []}, [],
+        {"config": config().to_dict(), "counters": {}},
+    )
+    with pytest.raises(ValueError, match=r"step_00000002: optimizer.pt does not hold one state per tensor-parallel rank"):
+        run(data, tmp_path, config())
+
+
 def test_nan_loss_stops_naming_the_step_and_keeps_last_good_checkpoint(data, tmp_path):
     def poison(info: StepInfo) -> None:
         if info.step == 3:  # weights go bad after step 3; step 4's loss is NaN

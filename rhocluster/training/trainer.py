@@ -206,7 +206,13 @@ class _Optimizer:
         from megatron.core import parallel_state
 
         tp_rank = parallel_state.get_tensor_model_parallel_rank()
-        self.opt.load_state_dict(ckpt.optimizer_state[tp_rank])
+        states = ckpt.optimizer_state
+        if not isinstance(states, list) or len(states) != parallel_state.get_tensor_model_parallel_world_size():
+            raise ValueError(
+                f"checkpoint {ckpt.path}: optimizer.pt does not hold one state per tensor-parallel rank "
+                f"(written by an older version?); delete {ckpt.path.parent} to start afresh"
+            )
+        self.opt.load_state_dict(states[tp_rank])
         if not self.cuda:
             return
         first = parallel_state.get_data_parallel_rank() == 0
