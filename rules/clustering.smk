@@ -10,6 +10,8 @@ rule cluster_level:
         f"{LOGS}/cluster_level/{{level}}.log",
     benchmark:
         f"{BENCH}/cluster_level/{{level}}.tsv"
+    # the clustering variants' critical path runs before the many independent evaluations
+    priority: 10
     conda:
         "../envs/clustering.yaml"
     threads: 2
@@ -40,6 +42,8 @@ rule assign:
         f"{LOGS}/assign/{{shard}}.log",
     benchmark:
         f"{BENCH}/assign/{{shard}}.tsv"
+    # the clustering variants' critical path runs before the many independent evaluations
+    priority: 10
     conda:
         "../envs/clustering.yaml"
     threads: 2

@@ -10,6 +10,8 @@ rule pretrain_base:
         f"{LOGS}/train/base.log",
     benchmark:
         f"{BENCH}/train/base.tsv"
+    # the clustering variants' critical path runs before the many independent evaluations
+    priority: 10
     conda:
         "../envs/training.yaml"
     threads: 2
@@ -40,6 +42,8 @@ rule train_reference:
         f"{LOGS}/train/reference.log",
     benchmark:
         f"{BENCH}/train/reference.tsv"
+    # the clustering variants' critical path runs before the many independent evaluations
+    priority: 10
     conda:
         "../envs/training.yaml"
     threads: 2
@@ -68,6 +72,7 @@ rule train_cpt:
         f"{LOGS}/train/{{variant}}.log",
     benchmark:
         f"{BENCH}/train/{{variant}}.tsv"
+    priority: 5
     conda:
         "../envs/training.yaml"
     threads: 2

@@ -26,6 +26,8 @@ rule score_reference:
         f"{LOGS}/score_reference/{{shard}}.log",
     benchmark:
         f"{BENCH}/score_reference/{{shard}}.tsv"
+    # the clustering variants' critical path runs before the many independent evaluations
+    priority: 10
     conda:
         "../envs/training.yaml"
     threads: 2
@@ -54,6 +56,8 @@ rule embed_sample:
         f"{LOGS}/embed_sample/{{shard}}.log",
     benchmark:
         f"{BENCH}/embed_sample/{{shard}}.tsv"
+    # the clustering variants' critical path runs before the many independent evaluations
+    priority: 10
     conda:
         "../envs/training.yaml"
     threads: 2
@@ -82,6 +86,8 @@ rule score_base:
         f"{LOGS}/score_base/{{shard}}.log",
     benchmark:
         f"{BENCH}/score_base/{{shard}}.tsv"
+    # the clustering variants' critical path runs before the many independent evaluations
+    priority: 10
     conda:
         "../envs/training.yaml"
     threads: 2
@@ -107,6 +113,8 @@ rule fit_projection:
         f"{LOGS}/fit_projection.log",
     benchmark:
         f"{BENCH}/fit_projection.tsv"
+    # the clustering variants' critical path runs before the many independent evaluations
+    priority: 10
     conda:
         "../envs/clustering.yaml"
     threads: 2

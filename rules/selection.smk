@@ -14,6 +14,8 @@ rule select_cluster_tokens:
         f"{BENCH}/select_tokens/{{variant}}.tsv"
     wildcard_constraints:
         variant="cluster|cluster_excess",
+    # the clustering variants' critical path runs before the many independent evaluations
+    priority: 10
     conda:
         "../envs/clustering.yaml"
     threads: 1
