@@ -20,21 +20,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from rhocluster.evaluation.benchmarks import HARNESS_ITEMS  # what evaluation.source fetch runs
 from rhocluster.model.shape import LlamaShape
 from rhocluster.training.flops import forward_flops_per_token, train_flops_per_token
 
-# Test-set sizes of the Rho-1 harness (shared/reference/numbers.md): what evaluation.source fetch runs.
-RHO1_TEST_ITEMS = {
-    "gsm8k": 1319,
-    "math": 500,
-    "svamp": 1000,
-    "asdiv": 2215,
-    "mawps": 2065,
-    "tabmwp": 1000,
-    "mathqa": 1000,
-    "mmlu_stem": 3018,
-    "sat_math": 32,
-}
 CHECKPOINT_BYTES_PER_PARAM = 16  # fp32 weights + Adam moments + bf16 copy, rounded up
 KEEP_CHECKPOINTS = 2  # training.checkpoint.save_checkpoint(keep_last=2)
 MODEL_BYTES_PER_PARAM = 4  # mcore and HF exports are float32
@@ -193,7 +182,7 @@ def _trained_tokens(training: dict, seq_len: int) -> float:
 
 def _eval_items(config: dict, benchmark: str) -> int:
     ev = config["evaluation"]
-    n = ev.get("tiny_items_per_benchmark", 12) if ev["source"] == "tiny" else RHO1_TEST_ITEMS[benchmark]
+    n = ev.get("tiny_items_per_benchmark", 12) if ev["source"] == "tiny" else HARNESS_ITEMS[benchmark]
     return min(n, ev["limit"]) if ev.get("limit") else n
 
 

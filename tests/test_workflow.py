@@ -256,15 +256,20 @@ def test_finished_run_is_up_to_date(rerun_dir):
 REPORT_RULES = {"tables", "significance", "figure_accuracy", "figure_training", "figure_clusters", "update_readme", "all"}
 
 
-def test_level_change_reruns_only_levels_at_or_above_it(rerun_dir):
+@pytest.mark.parametrize(("level", "k"), [(1, 48), (2, 12)], ids=["level-1", "level-2"])
+def test_level_change_reruns_only_levels_at_or_above_it(rerun_dir, level, k):
+    """Levels >= l, the masks and the cluster variants rerun; level 1 also reassigns every shard (leaf
+    ids are level-1 clusters). Never tokenization, scoring, the reference model or the ct/rho1 rows."""
+
     def edit(cfg):
-        cfg["clustering"]["levels"][1]["k"] = 12
+        cfg["clustering"]["levels"][level - 1]["k"] = k
 
     change_config(rerun_dir, edit)
     jobs = planned_jobs(rerun_dir)
     n_cluster_variants = 2
     expected = {
-        "cluster_level": len(CONFIG["clustering"]["levels"]) - 1,
+        "cluster_level": len(CONFIG["clustering"]["levels"]) - (level - 1),
+        "assign": len(WEB) if level == 1 else None,
         "select_cluster_tokens": n_cluster_variants,
         "train_cpt": n_cluster_variants,
         "export_hf": n_cluster_variants,
@@ -272,27 +277,7 @@ def test_level_change_reruns_only_levels_at_or_above_it(rerun_dir):
     }
     assert {rule: jobs.get(rule) for rule in expected} == expected
     others = set(jobs) - set(expected) - REPORT_RULES - {"inspect_clusters"}
-    assert not others, f"a level-2 change must not rerun {others}"
-
-
-def test_level_one_change_reruns_assignment_and_every_level_but_not_scoring(rerun_dir):
-    def edit(cfg):
-        cfg["clustering"]["levels"][0]["k"] = 48
-
-    change_config(rerun_dir, edit)
-    jobs = planned_jobs(rerun_dir)
-    n_cluster_variants = 2
-    expected = {
-        "cluster_level": len(CONFIG["clustering"]["levels"]),
-        "assign": len(WEB),
-        "select_cluster_tokens": n_cluster_variants,
-        "train_cpt": n_cluster_variants,
-        "export_hf": n_cluster_variants,
-        "evaluate": n_cluster_variants * len(BENCHMARKS),
-    }
-    assert {rule: jobs.get(rule) for rule in expected} == expected
-    others = set(jobs) - set(expected) - REPORT_RULES - {"inspect_clusters"}
-    assert not others, f"a level-1 change must not rerun {others}"
+    assert not others, f"a level-{level} change must not rerun {others}"
 
 
 def test_report_builds_with_every_category(rerun_dir):
