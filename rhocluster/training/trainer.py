@@ -191,10 +191,10 @@ class _Optimizer:
         call it."""
         from megatron.core import parallel_state
 
-        state = self.opt.state_dict()
-        shards = [o.get_parameter_state_dp_zero() for o in self._chained()] if self.cuda else None
+        shards = [o.get_parameter_state_dp_zero() for o in self._chained()] if self.cuda else None  # collective
         if parallel_state.get_data_parallel_rank() != 0:  # the same state as data-parallel rank 0's
             return None, None
+        state = self.opt.state_dict()
         states = _gather_to_first((state, shards), parallel_state.get_tensor_model_parallel_group())
         if states is None:
             return None, None
