@@ -346,7 +346,7 @@ def test_resume_after_kill_is_bitwise_identical(data, tmp_path, monkeypatch):
     # The optimizer state written after resuming equals the uninterrupted run's.
     a_states = load_checkpoint(tmp_path / "full" / "ckpt" / "step_00000006").optimizer_state
     b_states = load_checkpoint(crashed / "ckpt" / "step_00000006").optimizer_state
-    assert len(a_states) == len(b_states) == 1  # one per tensor-parallel rank
+    assert len(a_states) == len(b_states) == 1  # one per model-parallel rank
     a, b = a_states[0], b_states[0]
     assert a["param_groups"] == b["param_groups"] and len(a["state"]) == 3 + 6 * SHAPE.num_layers
     for i, state in a["state"].items():
@@ -387,7 +387,7 @@ def test_checkpoint_of_an_older_optimizer_layout_is_refused(data, tmp_path):
         tmp_path / "ckpt", 2, model.state_dict(), SHAPE, {"state": {}, "param_groups": []}, [],
         {"config": config().to_dict(), "counters": {}},
     )
-    with pytest.raises(ValueError, match=r"step_00000002: optimizer.pt does not hold one state per tensor-parallel rank"):
+    with pytest.raises(ValueError, match=r"step_00000002: optimizer.pt does not hold one state per model-parallel rank"):
         run(data, tmp_path, config())
 
 
@@ -525,6 +525,54 @@ def test_tensor_parallel_ranks_under_torchrun_match_one_process_and_resume_exact
         assert torch.equal(first_run[key], resumed[key]), key
 
 
+@pytest.mark.parametrize(
+    ("selection", "micro_batch", "processes", "parallel"),
+    [
+        ("slm", 1, 2, {"pipeline_parallel": 2}),  # 4 micro-batches: 1F1B, SLM ranked by a forward-only pass
+        ("slm", 4, 2, {"pipeline_parallel": 2}),  # one micro-batch: SLM on the training forward pass
+        ("mask", 1, 4, {"pipeline_parallel": 2, "tensor_parallel": 2}),  # 2 stages x 2 tensor-parallel ranks
+        ("all", 1, 4, {"pipeline_parallel": 4}),  # middle stages pass activations and gradients on
+    ],
+)
+def test_pipeline_stages_under_torchrun_match_one_process_and_resume_exactly(
+    data, tmp_path, selection, micro_batch, processes, parallel
+):
+    """torchrun with the model split into pipeline stages (gloo point-to-point) trains like one process
+    from the same initial weights; the checkpoint joins the stages' layers and resumes bitwise."""
+    shape = LlamaShape.from_dict({**SHAPE.to_dict(), "num_layers": 4})  # a layer per stage with 4 stages
+    init = tmp_path / "init"
+    save_mcore(build_gpt_model(shape).state_dict(), shape, init)
+    training = {"lr": 0.5, "adam_eps": 1.0, "grad_clip": 0.1, "selection": selection, "micro_batch": micro_batch}
+    common = {"init": str(init), "shape": shape.to_dict()}
+    one = launch_training(spec(data, tmp_path / "one", **training) | common, gpus=0, env={})
+    pp_spec = spec(data, tmp_path / "pp", checkpoint_every=2, **training, **parallel) | common
+    pp_spec["keep_checkpoints"] = True
+    split = launch_training(pp_spec, gpus=processes, env={})
+    assert split["data_parallel"] == 1 and split["pipeline_parallel"] == parallel["pipeline_parallel"]
+    assert split["tokens_kept"] == one["tokens_kept"] and split["kept_fraction_by_label"] == one["kept_fraction_by_label"]
+    for a, b in zip(read_log(tmp_path / "one" / "log.jsonl"), read_log(tmp_path / "pp" / "log.jsonl"), strict=True):
+        assert a["kept_fraction"] == b["kept_fraction"] and a["grad_norm"] > 2 * training["grad_clip"]
+        for key in ("loss", "loss_kept", "grad_norm"):
+            assert a[key] == pytest.approx(b[key], rel=1e-5), (a["step"], key)
+    w0 = load_file(init / "model.safetensors")
+    w1 = load_file(tmp_path / "one" / "model" / "model.safetensors")
+    w2 = load_file(tmp_path / "pp" / "model" / "model.safetensors")
+    assert w1.keys() == w2.keys()
+    for key in w1:
+        # every tensor, on either stage, was trained (the norms' weights move least)
+        assert (w1[key] - w0[key]).abs().max() > (1e-4 if w1[key].dim() == 2 else 1e-6), key
+        torch.testing.assert_close(w1[key], w2[key], rtol=0, atol=1e-5)
+
+    ckpt = load_checkpoint(tmp_path / "pp" / "ckpt" / "step_00000002")
+    assert len(ckpt.optimizer_state) == processes and len(ckpt.rng_states) == processes
+    first_run = {k: v.clone() for k, v in w2.items()}
+    (tmp_path / "pp" / "model" / "model.safetensors").unlink()
+    launch_training(pp_spec, gpus=processes, env={})  # resumes from step 2 and redoes step 3
+    resumed = load_file(tmp_path / "pp" / "model" / "model.safetensors")
+    for key in first_run:
+        assert torch.equal(first_run[key], resumed[key]), key
+
+
 # --- configuration --------------------------------------------------------------------------------
 
 
@@ -550,14 +598,18 @@ def test_real_config_trains_with_rho1_defaults():
         assert getattr(ours, key) == getattr(preset, key), key
 
 
-def test_config_refuses_pipeline_parallelism_bad_tensor_parallelism_and_unknown_keys(data, tmp_path):
-    with pytest.raises(ValueError, match="pipeline_parallel=2: only 1 is supported"):
-        config(pipeline_parallel=2)
+def test_config_refuses_bad_model_parallelism_and_unknown_keys(data, tmp_path):
+    with pytest.raises(ValueError, match="pipeline_parallel=0 must be >= 1"):
+        config(pipeline_parallel=0)
+    with pytest.raises(ValueError, match="pipeline_parallel=3 does not divide num_layers=2"):
+        run(data, tmp_path, config(pipeline_parallel=3))
+    with pytest.raises(ValueError, match="tensor_parallel=1 x pipeline_parallel=2 does not divide the 1 processes"):
+        run(data, tmp_path, config(pipeline_parallel=2))
     with pytest.raises(ValueError, match="tensor_parallel=0"):
         config(tensor_parallel=0)
     with pytest.raises(ValueError, match="tensor_parallel=3 does not divide vocab_size=64, num_attention_heads=4"):
         run(data, tmp_path, config(tensor_parallel=3))
-    with pytest.raises(ValueError, match="tensor_parallel=2 does not divide the 1 processes"):
+    with pytest.raises(ValueError, match="tensor_parallel=2 x pipeline_parallel=1 does not divide the 1 processes"):
         run(data, tmp_path, config(tensor_parallel=2))
     with pytest.raises(ValueError, match="bogus"):
         TrainConfig.from_dict({**config().to_dict(), "bogus": 1})

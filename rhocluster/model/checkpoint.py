@@ -17,6 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from rhocluster.model.shape import LlamaShape
+from rhocluster.model.pipeline_layout import stage_state_dict
 from rhocluster.model.tensor_parallel import shard_state_dict
 
 WEIGHTS_FILE = "model.safetensors"
@@ -159,7 +160,7 @@ def load_into_model(
     """Copy ``state_dict`` (full tensors) into ``model`` (casting to the model's dtype/device), after
     checking that the checkpoint has the expected architecture and every tensor matches the model
     (strict, ignoring ``_extra_state``). Either layer-spec layout loads into either kind of model; under
-    tensor parallelism each rank takes its shard."""
+    tensor parallelism each rank takes its shard, under pipeline parallelism each stage its layers."""
     if shape_of_checkpoint != expected_shape:
         raise ValueError(
             f"checkpoint architecture {shape_of_checkpoint} does not match expected {expected_shape} "
@@ -167,18 +168,20 @@ def load_into_model(
         )
     from megatron.core import parallel_state
 
-    tp_size, tp_rank = 1, 0
+    tp_size, tp_rank, pp_size, pp_rank = 1, 0, 1, 0
     if parallel_state.model_parallel_is_initialized():
-        if parallel_state.get_pipeline_model_parallel_world_size() > 1:
-            raise ValueError("load_into_model supports pipeline_parallel=1 only")
         tp_size = parallel_state.get_tensor_model_parallel_world_size()
         tp_rank = parallel_state.get_tensor_model_parallel_rank()
+        pp_size = parallel_state.get_pipeline_model_parallel_world_size()
+        pp_rank = parallel_state.get_pipeline_model_parallel_rank()
     model_sd = {k: v for k, v in model.state_dict().items() if not is_extra_state(k)}
-    source = to_layout(
-        {k: v for k, v in state_dict.items() if not is_extra_state(k)}, transformer_engine=is_te_layout(model_sd)
-    )
+    te = is_te_layout(model_sd)
+    source = to_layout({k: v for k, v in state_dict.items() if not is_extra_state(k)}, transformer_engine=te)
+    if tp_size > 1 or pp_size > 1:
+        check_tensors(source, mcore_tensor_shapes(shape_of_checkpoint, transformer_engine=te), "checkpoint")
+    if pp_size > 1:
+        source = stage_state_dict(source, shape_of_checkpoint.num_layers, pp_rank, pp_size)
     if tp_size > 1:
-        check_tensors(source, mcore_tensor_shapes(shape_of_checkpoint, transformer_engine=is_te_layout(model_sd)), "checkpoint")
         source = shard_state_dict(source, tp_rank, tp_size)
     check_tensors(source, {k: tuple(v.shape) for k, v in model_sd.items()}, "checkpoint vs model")
     result = model.load_state_dict(source, strict=False)

@@ -636,6 +636,12 @@ def transformer_config(
     recompute_kwargs: dict[str, Any] = (
         {"recompute_granularity": "full", "recompute_method": "uniform", "recompute_num_layers": 1} if recompute else {}
     )
+    stages = parallel_state.get_pipeline_model_parallel_world_size() if parallel_state.model_parallel_is_initialized() else 1
+    # Megatron builds num_layers / stages layers on each pipeline stage; activations pass between
+    # stages in the parameters' dtype.
+    pipeline_kwargs: dict[str, Any] = (
+        {"pipeline_model_parallel_size": stages, "pipeline_dtype": params_dtype} if stages > 1 else {}
+    )
     return TransformerConfig(
         num_layers=shape.num_layers,
         hidden_size=shape.hidden_size,
@@ -666,6 +672,7 @@ def transformer_config(
         cross_entropy_loss_fusion=False,
         use_te_activation_func=local_modules,
         **recompute_kwargs,
+        **pipeline_kwargs,
     )
 
 
@@ -786,20 +793,50 @@ def lm_forward(
         raise ValueError(f"tokens must be [batch, seq], got shape {tuple(tokens.shape)}")
     if labels is not None and labels.shape != tokens.shape:
         raise ValueError(f"labels shape {tuple(labels.shape)} != tokens shape {tuple(tokens.shape)}")
-    b, s = tokens.shape
-    max_len = getattr(_unwrap(model), "max_sequence_length", None)
-    if max_len is not None and s > max_len:
-        raise ValueError(f"sequence length {s} exceeds the model's {max_len} positions")
-    position_ids = torch.arange(s, device=tokens.device).unsqueeze(0).expand(b, s)
-    # TE and SDPAttention apply the causal mask themselves (fused kernels); Megatron's own local
-    # attention needs an explicit mask because its default one is created with device="cuda".
-    inner = _unwrap(model)
-    implicit = uses_transformer_engine(model) or bool(getattr(inner, _SDPA_ATTR, False))
-    mask = None if implicit else causal_attention_mask(s, tokens.device)
-    out = model(input_ids=tokens, position_ids=position_ids, attention_mask=mask, labels=labels)
+    if not getattr(_unwrap(model), "post_process", True):
+        raise ValueError("lm_forward needs the whole model; a pipeline stage runs stage_forward")
+    out = _gpt_call(model, tokens, labels)
     if labels is None and _tensor_parallel_size() > 1:
         # Under tensor parallelism each rank holds a slice of the vocabulary.
         from megatron.core.tensor_parallel import gather_from_tensor_model_parallel_region
 
         out = gather_from_tensor_model_parallel_region(out)
     return out.float()
+
+
+def _gpt_call(model: torch.nn.Module, tokens: torch.LongTensor, labels: torch.LongTensor | None) -> torch.Tensor:
+    """``model``'s forward on ``tokens`` [b, s] with positions 0..s-1 and causal attention."""
+    b, s = tokens.shape
+    inner = _unwrap(model)
+    max_len = getattr(inner, "max_sequence_length", None)
+    if max_len is not None and s > max_len:
+        raise ValueError(f"sequence length {s} exceeds the model's {max_len} positions")
+    position_ids = torch.arange(s, device=tokens.device).unsqueeze(0).expand(b, s)
+    # TE and SDPAttention apply the causal mask themselves (fused kernels); Megatron's own local
+    # attention needs an explicit mask because its default one is created with device="cuda".
+    implicit = uses_transformer_engine(model) or bool(getattr(inner, _SDPA_ATTR, False))
+    mask = None if implicit else causal_attention_mask(s, tokens.device)
+    return model(input_ids=tokens, position_ids=position_ids, attention_mask=mask, labels=labels)
+
+
+def stage_forward(
+    model: torch.nn.Module,
+    tokens: torch.LongTensor,
+    labels: torch.LongTensor,
+    input_tensor: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """One pipeline stage's forward pass on a micro-batch of ``tokens`` [b, s].
+
+    The first stage embeds ``tokens``; later stages start from ``input_tensor``, the previous stage's
+    hidden states [s, b, hidden]. The last stage returns the per-token cross-entropy against ``labels``
+    (float32 [b, s], as :func:`lm_forward`), the others their hidden states for the next stage. With one
+    stage this is ``lm_forward(model, tokens, labels)``.
+    """
+    inner = _unwrap(model)
+    if not inner.pre_process:
+        if input_tensor is None:
+            raise ValueError("a pipeline stage after the first needs the previous stage's hidden states")
+        inner.set_input_tensor(input_tensor)
+    if inner.post_process:
+        return lm_forward(model, tokens, labels)
+    return _gpt_call(model, tokens, None)

@@ -1,7 +1,7 @@
 """Training checkpoints: ``step_XXXXXXXX/`` directories that appear only when complete.
 
 Each holds the model in our mcore format (``model/``, full tensors whatever the tensor-parallel size),
-the optimizer state, a list with one entry per tensor-parallel rank (``optimizer.pt``; with Megatron's
+the optimizer state, a list with one entry per model-parallel rank (``optimizer.pt``; with Megatron's
 distributed optimizer only its small common part, the gathered parameter shards going to
 ``optimizer_shards.pt``, which only data-parallel rank 0 reads back), the RNG states of every rank
 (``rng.pt``) and ``trainer.json`` (step, counters, config, data layout). The ``.pt`` files are read
@@ -37,7 +37,7 @@ class TrainCheckpoint:
     path: Path
     model_state: dict[str, torch.Tensor]
     shape: LlamaShape
-    optimizer_state: list[dict]  # one per tensor-parallel rank
+    optimizer_state: list[dict]  # one per model-parallel rank (tensor-parallel ranks x pipeline stages)
     rng_states: list[dict]  # one per rank of the run that wrote it
     trainer_state: dict
 
@@ -46,7 +46,7 @@ class TrainCheckpoint:
         return int(self.trainer_state["step"])
 
     def optimizer_shards(self) -> list | None:
-        """The distributed optimizer's gathered parameter state per tensor-parallel rank (None when the
+        """The distributed optimizer's gathered parameter state per model-parallel rank (None when the
         run had none)."""
         path = self.path / "optimizer_shards.pt"
         return torch.load(path, map_location="cpu", weights_only=True) if path.exists() else None

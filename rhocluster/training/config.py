@@ -46,14 +46,8 @@ class TrainConfig:
             raise ValueError(f"training.slm_ratio={self.slm_ratio} must be in (0, 1]")
         if self.tensor_parallel < 1:
             raise ValueError(f"training.tensor_parallel={self.tensor_parallel} must be >= 1")
-        if self.pipeline_parallel != 1:
-            # Megatron's pipeline schedules own the forward/backward loop and need CUDA throughout; the
-            # per-token selection here (SLM ranking over the global batch, static masks) runs in our own
-            # loop. TinyLlama-1.1B fits on one GPU, so data and tensor parallelism cover its scale.
-            raise ValueError(
-                f"training.pipeline_parallel={self.pipeline_parallel}: only 1 is supported; scale with "
-                "data parallelism (more GPUs) and training.tensor_parallel instead"
-            )
+        if self.pipeline_parallel < 1:
+            raise ValueError(f"training.pipeline_parallel={self.pipeline_parallel} must be >= 1")
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":

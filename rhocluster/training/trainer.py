@@ -29,7 +29,8 @@ import torch.distributed as dist
 
 from rhocluster.data.atomic import atomic_path, save_json
 from rhocluster.model.checkpoint import is_extra_state, load_into_model, load_mcore, save_mcore
-from rhocluster.model.megatron import build_gpt_model, init_distributed, lm_forward
+from rhocluster.model.megatron import build_gpt_model, init_distributed
+from rhocluster.model.pipeline_layout import check_pipeline_parallel, to_global_names
 from rhocluster.model.shape import LlamaShape
 from rhocluster.model.tensor_parallel import check_tensor_parallel, gather_state_dict
 from rhocluster.training.checkpoint import (
@@ -44,6 +45,7 @@ from rhocluster.training.checkpoint import (
 from rhocluster.training.config import TrainConfig
 from rhocluster.training.data import Batch, TokenStream
 from rhocluster.training.flops import forward_flops_per_token, train_flops_per_token
+from rhocluster.training.pipeline import PipelineSchedule, Stage
 from rhocluster.training.schedule import cosine_lr
 from rhocluster.training.selection import slm_keep
 
@@ -66,19 +68,30 @@ StepHook = Callable[[StepInfo], None]
 
 def _model_state(model: torch.nn.Module) -> dict[str, torch.Tensor] | None:
     """The full float32 weights on the host of global rank 0, None on the other ranks. Collective over
-    the tensor-parallel group of data-parallel rank 0, whose ranks each hold a shard."""
+    the model-parallel group of data-parallel rank 0: its tensor-parallel ranks each hold a shard of a
+    stage, its pipeline stages each hold some layers."""
     from megatron.core import parallel_state
 
     if parallel_state.get_data_parallel_rank() != 0:
         return None
     inner = getattr(model, "module", model)
     local = {k: v for k, v in inner.state_dict().items() if torch.is_tensor(v) and not is_extra_state(k)}
-    full = gather_state_dict(
+    stage = gather_state_dict(
         local,
         parallel_state.get_tensor_model_parallel_group(),
         parallel_state.get_tensor_model_parallel_world_size(),
     )
-    return full if dist.get_rank() == 0 else None
+    stages = parallel_state.get_pipeline_model_parallel_world_size()
+    if stages == 1:
+        return stage if dist.get_rank() == 0 else None
+    if parallel_state.get_tensor_model_parallel_rank() != 0:
+        return None
+    num_layers = inner.config.num_layers
+    parts = _gather_to_first(
+        to_global_names(stage, num_layers, parallel_state.get_pipeline_model_parallel_rank(), stages),
+        parallel_state.get_pipeline_model_parallel_group(),
+    )
+    return {k: v for part in parts for k, v in part.items()} if parts is not None and dist.get_rank() == 0 else None
 
 
 class _Optimizer:
@@ -158,18 +171,19 @@ class _Optimizer:
             for g in grads:
                 g.copy_(flat[offset : offset + g.numel()].view_as(g))
                 offset += g.numel()
-        if parallel_state.get_tensor_model_parallel_world_size() == 1:
+        if dist.get_world_size(parallel_state.get_model_parallel_group()) == 1:
             norm = float(torch.nn.utils.clip_grad_norm_(self.params, self.max_norm))
         else:
-            norm = self._clip_tensor_parallel()
+            norm = self._clip_model_parallel()
         if math.isfinite(norm):
             self.opt.step()
         return norm
 
-    def _clip_tensor_parallel(self) -> float:
-        """``clip_grad_norm_`` over the whole model when each tensor-parallel rank holds shards: squared
-        norms of the sharded parameters and of one copy of the replicated ones (the norms) summed over the
-        group, as Megatron's optimizer does on GPU."""
+    def _clip_model_parallel(self) -> float:
+        """``clip_grad_norm_`` over the whole model when each rank holds a part: squared norms of the
+        tensor-parallel shards and of one copy of the replicated tensors (the norms) summed over the
+        model-parallel group (tensor-parallel ranks x pipeline stages), as Megatron's optimizer does on
+        GPU."""
         from megatron.core import parallel_state
         from megatron.core.tensor_parallel import param_is_not_tensor_parallel_duplicate
 
@@ -178,15 +192,16 @@ class _Optimizer:
         for p in with_grad:
             if param_is_not_tensor_parallel_duplicate(p):
                 sq += torch.linalg.vector_norm(p.grad, dtype=torch.float64) ** 2
-        dist.all_reduce(sq, group=parallel_state.get_tensor_model_parallel_group())
+        dist.all_reduce(sq, group=parallel_state.get_model_parallel_group())
         norm = float(sq.sqrt())
         if math.isfinite(norm):
             torch.nn.utils.clip_grads_with_norm_(with_grad, self.max_norm, torch.tensor(norm))
         return norm
 
     def state_for_checkpoint(self) -> tuple[list | None, list | None]:
-        """``(states, shards)`` on global rank 0 (None, None elsewhere), one entry per tensor-parallel
-        rank: the torch optimizer states on CPU (shards None); on GPU the distributed optimizer's common
+        """``(states, shards)`` on global rank 0 (None, None elsewhere), one entry per model-parallel
+        rank (tensor-parallel ranks x pipeline stages, in the model-parallel group's order): the torch
+        optimizer states on CPU (shards None); on GPU the distributed optimizer's common
         states and its parameter shards gathered on data-parallel rank 0. Collective, so every rank must
         call it."""
         from megatron.core import parallel_state
@@ -195,7 +210,7 @@ class _Optimizer:
         if parallel_state.get_data_parallel_rank() != 0:  # the same state as data-parallel rank 0's
             return None, None
         state = self.opt.state_dict()
-        states = _gather_to_first((state, shards), parallel_state.get_tensor_model_parallel_group())
+        states = _gather_to_first((state, shards), parallel_state.get_model_parallel_group())
         if states is None:
             return None, None
         return [s for s, _ in states], ([sh for _, sh in states] if self.cuda else None)
@@ -205,14 +220,15 @@ class _Optimizer:
         scatters the shards, so the full state is never in every rank's memory)."""
         from megatron.core import parallel_state
 
-        tp_rank = parallel_state.get_tensor_model_parallel_rank()
+        group = parallel_state.get_model_parallel_group()
+        mp_rank = dist.get_rank(group)
         states = ckpt.optimizer_state
-        if not isinstance(states, list) or len(states) != parallel_state.get_tensor_model_parallel_world_size():
+        if not isinstance(states, list) or len(states) != dist.get_world_size(group):
             raise ValueError(
-                f"checkpoint {ckpt.path}: optimizer.pt does not hold one state per tensor-parallel rank "
+                f"checkpoint {ckpt.path}: optimizer.pt does not hold one state per model-parallel rank "
                 f"(written by an older version?); delete {ckpt.path.parent} to start afresh"
             )
-        self.opt.load_state_dict(states[tp_rank])
+        self.opt.load_state_dict(states[mp_rank])
         if not self.cuda:
             return
         first = parallel_state.get_data_parallel_rank() == 0
@@ -220,7 +236,7 @@ class _Optimizer:
         if first and shards is None:
             raise ValueError(f"checkpoint {ckpt.path}: optimizer_shards.pt is missing (written by a CPU run?)")
         for i, o in enumerate(self._chained()):
-            o.load_parameter_state_from_dp_zero(shards[tp_rank][i] if first else None)
+            o.load_parameter_state_from_dp_zero(shards[mp_rank][i] if first else None)
 
 
 def _gather_to_first(obj, group) -> list | None:
@@ -310,9 +326,14 @@ def train(
     """
     _selection_inputs_present(cfg, stream)
     check_tensor_parallel(shape, cfg.tensor_parallel)
+    check_pipeline_parallel(shape, cfg.pipeline_parallel)
     world = dist.get_world_size() if dist.is_initialized() else int(os.environ.get("WORLD_SIZE", "1"))
-    if world % cfg.tensor_parallel:
-        raise ValueError(f"training.tensor_parallel={cfg.tensor_parallel} does not divide the {world} processes")
+    model_parallel = cfg.tensor_parallel * cfg.pipeline_parallel
+    if world % model_parallel:
+        raise ValueError(
+            f"training.tensor_parallel={cfg.tensor_parallel} x pipeline_parallel={cfg.pipeline_parallel} "
+            f"does not divide the {world} processes"
+        )
     device = init_distributed(cfg.seed, cfg.tensor_parallel, cfg.pipeline_parallel)
     from megatron.core import parallel_state
 
@@ -371,6 +392,10 @@ def train(
     dist.barrier()
 
     two_pass = cfg.selection == "slm" and accum > 1
+    stage = Stage.current()
+    pp_group = parallel_state.get_pipeline_model_parallel_group()
+    params_dtype = torch.bfloat16 if cfg.bf16 else torch.float32
+    schedule = PipelineSchedule(model, stage, (seq, cfg.micro_batch, shape.hidden_size), params_dtype, device)
     flops_per_token = train_flops_per_token(shape, seq) + (forward_flops_per_token(shape, seq) if two_pass else 0.0)
     n_tokens = cfg.global_batch * seq
     last_loss = float("nan")
@@ -388,38 +413,53 @@ def train(
             valid = [torch.from_numpy(b.valid[:, 1:]).to(device) for b in batches]
 
             optimizer.zero_grad(model)
-            first_loss = None
+            micro = [(t[:, :-1], t[:, 1:]) for t in tokens]
+            keeps: list[torch.Tensor | None]
             if cfg.selection == "all":
-                keeps = valid
+                keeps = list(valid)
             elif cfg.selection == "mask":
                 keeps = [torch.from_numpy(b.keep[:, 1:]).to(device) for b in batches]
             else:
                 refs = [torch.from_numpy(b.ref_loss[:, 1:]).to(device) for b in batches]
+                keeps = [None] * len(batches)
                 if two_pass:
                     # Several micro-batches per rank: rank the whole global batch under the current
                     # weights first (no graph kept), then train.
-                    with torch.no_grad():
-                        excess = [lm_forward(model, t[:, :-1], t[:, 1:]) - r for t, r in zip(tokens, refs)]
-                else:
-                    # One micro-batch per rank: score and train on the same forward pass.
-                    first_loss = lm_forward(model, tokens[0][:, :-1], tokens[0][:, 1:])
-                    excess = [first_loss.detach() - refs[0]]
-                keeps = slm_keep(excess, valid, cfg.slm_ratio, dp_group)
-            kept_local = torch.stack([k.sum() for k in keeps]).sum().to(torch.float64)
-            kept_total = float(_all_reduce(kept_local.clone(), dp_group))
-            scale = dp_size / max(kept_total, 1.0)
+                    losses = schedule.forward_only(micro)
+                    if stage.last:
+                        keeps = slm_keep([l - r for l, r in zip(losses, refs)], valid, cfg.slm_ratio, dp_group)
+            step_sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, kept loss sum, kept count
+            scale = 0.0
 
-            sum_all = torch.zeros((), dtype=torch.float64, device=device)
-            sum_kept = torch.zeros((), dtype=torch.float64, device=device)
-            for i, (tok, keep) in enumerate(zip(tokens, keeps)):
-                loss = first_loss if i == 0 and first_loss is not None else lm_forward(model, tok[:, :-1], tok[:, 1:])
-                # Mean over the kept tokens of the global batch. Gradients are averaged over data-parallel
-                # ranks (Megatron DDP, or our all-reduce on CPU), hence the factor dp_size in ``scale``.
-                kept_loss = torch.where(keep, loss, torch.zeros((), device=device))
-                (kept_loss.sum() * scale).backward()
-                sum_all += loss.detach().sum().double()
-                sum_kept += kept_loss.detach().sum().double()
-            stats = _all_reduce(torch.stack([sum_all, sum_kept, kept_local]), dp_group).tolist()
+            def kept_loss(i: int, loss: torch.Tensor) -> torch.Tensor:
+                """Micro-batch i's share of the mean loss over the kept tokens of the global batch (last
+                stage only). Gradients are averaged over data-parallel ranks (Megatron DDP, or our
+                all-reduce on CPU), hence the factor dp_size in ``scale``."""
+                nonlocal scale
+                if keeps[i] is None:
+                    # SLM with one micro-batch per rank: score and train on the same forward pass.
+                    keeps[:] = slm_keep([loss.detach() - refs[0]], valid, cfg.slm_ratio, dp_group)
+                if i == 0:
+                    kept_local = torch.stack([k.sum() for k in keeps]).sum().to(torch.float64)
+                    scale = dp_size / max(float(_all_reduce(kept_local, dp_group)), 1.0)
+                kept = torch.where(keeps[i], loss, torch.zeros((), device=device))
+                step_sums[0] += loss.detach().sum().double()
+                step_sums[1] += kept.detach().sum().double()
+                return kept.sum() * scale
+
+            schedule.forward_backward(micro, kept_loss)
+            if stage.count > 1:
+                # The last stage knows the losses and SLM's choice; every stage logs and counts them.
+                kept_all = torch.stack(keeps).to(torch.uint8) if stage.last else torch.empty(
+                    (len(batches), cfg.micro_batch, seq), dtype=torch.uint8, device=device
+                )
+                last_rank = parallel_state.get_pipeline_model_parallel_last_rank()
+                dist.broadcast(kept_all, last_rank, group=pp_group)
+                dist.broadcast(step_sums, last_rank, group=pp_group)
+                keeps = list(kept_all.bool().unbind(0))
+            step_sums[2] = torch.stack([k.sum() for k in keeps]).sum().double()
+            stats = _all_reduce(step_sums, dp_group).tolist()
+            kept_total = stats[2]
             loss_all, loss_kept = stats[0] / n_tokens, stats[1] / max(kept_total, 1.0)
             if not (math.isfinite(loss_all) and math.isfinite(loss_kept)):
                 raise FloatingPointError(
@@ -446,7 +486,7 @@ def train(
                 "lr": lr,
                 "grad_norm": grad_norm,
                 "tokens_per_s": tps,
-                "mfu": tps * flops_per_token / (dp_size * cfg.peak_tflops * 1e12),
+                "mfu": tps * flops_per_token / (world * cfg.peak_tflops * 1e12),
             }
             if done % cfg.log_every == 0 or done in (1, cfg.steps):
                 if log_fh is not None:
@@ -469,6 +509,8 @@ def train(
         "kept_fraction": counters["tokens_kept"] / max(1, counters["tokens_seen"]),
         "final_loss": last_loss,
         "data_parallel": dp_size,
+        "tensor_parallel": cfg.tensor_parallel,
+        "pipeline_parallel": cfg.pipeline_parallel,
     }
     if n_labels:
         summary["kept_fraction_by_label"] = {
