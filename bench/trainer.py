@@ -1,15 +1,23 @@
-"""Throughput of our Megatron-core trainer against a plain Hugging Face training loop (CPU).
+"""Throughput of our Megatron-core trainer against a plain Hugging Face training loop, on CPU or GPU.
 
 Both train the same Llama shape from the same initial weights on the same windows in the same order,
-with the same AdamW (torch's fused CPU kernel, decay on matrices only), cosine schedule and gradient
-clipping, for the same number of steps. Our side is ``rhocluster.training.trainer.train`` as the
-workflow runs it (data loading, token selection, logging included); the HF side is
-``LlamaForCausalLM`` (SDPA attention, no KV cache) with a plain cross-entropy on its logits. Step
-times are taken between consecutive steps, alternating the two loops over several rounds, and the median after
-warm-up is reported. MFU divides model FLOPs (``training.flops``) by the peak of a large fp32 GEMM
-measured on this machine with the same thread count.
+with the same AdamW (torch's fused kernel, decay on matrices only), cosine schedule, gradient
+clipping and micro-batching, for the same number of steps. Our side is
+``rhocluster.training.trainer.train`` as the workflow runs it (data loading, token selection, logging
+included); the HF side is ``LlamaForCausalLM`` (SDPA attention, no KV cache) with a plain
+cross-entropy on its logits. Step times are taken between consecutive steps, alternating the two
+loops over several rounds, and the median after warm-up is reported.
+
+On CPU both loops run float32 and MFU divides model FLOPs (``training.flops``) by the peak of a large
+fp32 GEMM measured on this machine with the same thread count. With CUDA our trainer runs as the
+workflow runs it there (bf16 parameters, Megatron DDP + distributed optimizer, the Transformer Engine
+spec when importable) and the HF loop runs float32 parameters under bf16 autocast (what HF's Trainer
+does with ``bf16=True``); MFU divides by ``--peak-tflops`` (dense bf16 peak of one GPU: 989 for
+H100/H200 SXM, 312 for A100). ``--shape tinyllama`` is the real TinyLlama-1.1B shape (use 2048-token
+windows on a GPU).
 
     python bench/trainer.py OUT.json [--steps 20] [--rounds 3] [--threads 1]
+    python bench/trainer.py OUT.json --shape tinyllama --seq 2048 --batch 16 --micro-batch 4  # GPU
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ import torch
 from rhocluster.convert import mcore_to_hf
 from rhocluster.data.shards import write_shard
 from rhocluster.model.megatron import build_gpt_model, init_distributed
-from rhocluster.model.shape import LlamaShape
+from rhocluster.model.shape import TINYLLAMA, LlamaShape
 from rhocluster.training.config import TrainConfig
 from rhocluster.training.data import TokenStream
 from rhocluster.training.flops import train_flops_per_token
@@ -69,6 +77,8 @@ def run_ours(
     losses: list[float] = []
 
     def hook(info: StepInfo) -> None:
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
         marks.append(time.perf_counter())
         losses.append(info.record["loss"])
 
@@ -91,9 +101,11 @@ def run_hf(shape: LlamaShape, cfg: TrainConfig, shard: Path, init_state: dict) -
     """Step times (s) and losses of a plain LlamaForCausalLM loop on the same data and optimizer."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    model = LlamaForCausalLM(LlamaConfig(**shape.to_hf_config()))
+    cuda = torch.cuda.is_available()
+    device = torch.device("cuda" if cuda else "cpu")
+    model = LlamaForCausalLM(LlamaConfig(**shape.to_hf_config(), attn_implementation="sdpa"))
     model.load_state_dict(init_state)
-    model.train()
+    model.to(device).train()
     decay = [p for p in model.parameters() if p.ndim >= 2]
     no_decay = [p for p in model.parameters() if p.ndim < 2]
     opt = torch.optim.AdamW(
@@ -104,6 +116,7 @@ def run_hf(shape: LlamaShape, cfg: TrainConfig, shard: Path, init_state: dict) -
         fused=True,  # the implementation our trainer uses on CPU (rhocluster.training.trainer._Optimizer)
     )
     stream = TokenStream([shard], with_labels=False)
+    accum = cfg.global_batch // cfg.micro_batch
     marks, losses = [time.perf_counter()], []
     for step in range(cfg.steps):
         for group in opt.param_groups:
@@ -111,19 +124,26 @@ def run_hf(shape: LlamaShape, cfg: TrainConfig, shard: Path, init_state: dict) -
                 step, lr=cfg.lr, min_lr=cfg.min_lr, warmup_steps=cfg.warmup_steps, total_steps=cfg.steps
             )
         ids = stream.sample_ids(cfg.seed, step * cfg.global_batch, cfg.global_batch)
-        tokens = torch.from_numpy(stream.batch(ids).tokens)
         opt.zero_grad()
-        # use_cache=False: LlamaConfig defaults to use_cache=True, which makes every training forward
-        # build a DynamicCache and concatenate each layer's keys and values into it, work a training
-        # loop has no use for (our trainer keeps no KV cache).
-        logits = model(input_ids=tokens[:, :-1], use_cache=False).logits
-        # Every next token is a target, as in our trainer (HF's labels= would drop the last one).
-        loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), tokens[:, 1:].flatten())
-        loss.backward()
+        total = 0.0
+        for i in range(0, cfg.global_batch, cfg.micro_batch):
+            tokens = torch.from_numpy(stream.batch(ids[i : i + cfg.micro_batch]).tokens).to(device)
+            # use_cache=False: LlamaConfig defaults to use_cache=True, which makes every training forward
+            # build a DynamicCache and concatenate each layer's keys and values into it, work a training
+            # loop has no use for (our trainer keeps no KV cache).
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+                logits = model(input_ids=tokens[:, :-1], use_cache=False).logits
+            # Every next token is a target, as in our trainer (HF's labels= would drop the last one).
+            loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), tokens[:, 1:].flatten())
+            (loss / accum).backward()
+            total += loss.detach()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(total / accum))  # synchronises with the device
         marks.append(time.perf_counter())
+    del model, opt
+    if cuda:
+        torch.cuda.empty_cache()
     return list(np.diff(marks)), losses
 
 
@@ -136,20 +156,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=16, help="windows per step")
     parser.add_argument("--seq", type=int, default=128, help="prediction targets per window")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument("--shape", choices=("tiny", "tinyllama"), default="tiny", help="model shape")
+    parser.add_argument("--micro-batch", type=int, help="windows per forward pass (default: --batch)")
+    parser.add_argument("--peak-tflops", type=float, default=989.0, help="GPU dense bf16 peak, for MFU")
     args = parser.parse_args(argv)
 
     warnings.simplefilter("ignore")
     torch.set_num_threads(args.threads)
-    shape = TINY
+    cuda = torch.cuda.is_available()
+    shape = TINYLLAMA if args.shape == "tinyllama" else TINY
+    if args.seq > shape.max_position_embeddings:
+        parser.error(f"--seq {args.seq} exceeds the shape's {shape.max_position_embeddings} positions")
     cfg = TrainConfig(
         steps=args.steps,
         global_batch=args.batch,
-        micro_batch=args.batch,
-        lr=1e-3,
-        min_lr=1e-4,
+        micro_batch=args.micro_batch or args.batch,
+        lr=1e-3 if shape is TINY else 8e-5,
+        min_lr=1e-4 if shape is TINY else 8e-6,
         warmup_steps=2,
         seed=0,
         log_every=args.steps,
+        bf16=cuda,
+        peak_tflops=args.peak_tflops,
     )
     flops_per_token = train_flops_per_token(shape, args.seq)
     tokens_per_step = args.batch * args.seq
@@ -161,10 +189,14 @@ def main(argv: list[str] | None = None) -> int:
         init_distributed(cfg.seed)
         from rhocluster.model.checkpoint import save_mcore
 
-        initial = {k: v for k, v in build_gpt_model(shape).state_dict().items() if torch.is_tensor(v)}
+        initial = {
+            k: v.to("cpu", torch.float32)
+            for k, v in build_gpt_model(shape).state_dict().items()
+            if torch.is_tensor(v) and not k.endswith("_extra_state")
+        }
         save_mcore(initial, shape, work / "init")
         hf_init = mcore_to_hf(initial, shape)
-        peak = gemm_peak_flops()
+        peak = args.peak_tflops * 1e12 if cuda else gemm_peak_flops()
         times: dict[str, list[float]] = {"megatron": [], "hf": []}
         losses: dict[str, list[float]] = {}
         for r in range(args.rounds):
@@ -187,10 +219,13 @@ def main(argv: list[str] | None = None) -> int:
         "steps": args.steps,
         "warmup": args.warmup,
         "rounds": args.rounds,
+        "micro_batch": cfg.micro_batch,
         "threads": args.threads,
         "torch": torch.__version__,
-        "machine": platform.processor() or platform.machine(),
-        "gemm_peak_gflops": peak / 1e9,
+        "machine": torch.cuda.get_device_name() if cuda else platform.processor() or platform.machine(),
+        "precision": "bf16" if cuda else "fp32",
+        "peak_gflops": peak / 1e9,
+        "peak_source": "--peak-tflops" if cuda else "measured fp32 GEMM",
         "train_flops_per_token": flops_per_token,
         "loops": rows,
         "speed_ratio": ratio,
@@ -199,8 +234,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"CPU, {args.threads} thread(s), fp32 GEMM peak {peak / 1e9:.1f} GFLOP/s; {shape.num_parameters():,} params, "
-          f"batch {args.batch} x {args.seq} tokens, median of {rows['hf']['steps_timed']} steps\n")
+    where = (f"{result['machine']}, bf16, peak {peak / 1e12:.0f} TFLOP/s" if cuda
+             else f"CPU, {args.threads} thread(s), fp32 GEMM peak {peak / 1e9:.1f} GFLOP/s")
+    print(f"{where}; {shape.num_parameters():,} params, batch {args.batch} x {args.seq} tokens "
+          f"(micro-batch {cfg.micro_batch}), median of {rows['hf']['steps_timed']} steps\n")
     print("| training loop | step (ms) | tokens/s | MFU |")
     print("|---|---:|---:|---:|")
     labels = {"megatron": "rhocluster trainer (megatron-core GPTModel)", "hf": "plain HF LlamaForCausalLM loop"}
