@@ -138,6 +138,32 @@ def check_local_gpus(
     return []
 
 
+def training_processes(resources: Mapping[str, Any], gpu_rules: bool) -> int:
+    """Processes a training job runs (``rhocluster.training.launch``): one per GPU of each node, or one
+    per node without GPUs."""
+    nodes = max(1, _int(resources.get("nodes")))
+    return nodes * (max(1, gpu_count(resources)) if gpu_rules else 1)
+
+
+def check_model_parallel(
+    jobs: Iterable[PendingJob], training: Mapping[str, Mapping[str, Any]], gpu_rules: bool
+) -> list[str]:
+    """Training jobs whose processes ``tensor_parallel x pipeline_parallel`` does not divide (the rest
+    of the processes is data parallelism); ``training`` maps a rule to its training config."""
+    problems = []
+    for rule, cfg in training.items():
+        tp, pp = int(cfg.get("tensor_parallel", 1)), int(cfg.get("pipeline_parallel", 1))
+        counts = sorted({training_processes(j.resources, gpu_rules) for j in jobs if j.rule == rule})
+        bad = [n for n in counts if n % (tp * pp)]
+        if bad:
+            problems.append(
+                f"rule {rule}: training.tensor_parallel={tp} x pipeline_parallel={pp} does not divide its "
+                f"{bad[0]} process(es) ({'GPUs x nodes' if gpu_rules else 'one per node without GPUs'}); "
+                "change the parallel sizes or the rule's gpus/nodes (--set-resources)"
+            )
+    return problems
+
+
 def gpu_rules_of(config: Mapping[str, Any]) -> set[str]:
     """Rules that need a GPU in this config: training, the reference/base forward passes, clustering,
     evaluation; importing an HF base model is CPU work."""

@@ -218,7 +218,8 @@ def hub_fetch_name(job):
 def check_before_start():
     """Stop before any job starts or is submitted when the run cannot succeed: hub sources
     unpinned or unreachable, SLURM account/partition unset, GPUs against gpu_rules (on SLURM, or
-    missing on this machine)."""
+    missing on this machine), model-parallel sizes that do not divide a training job's processes.
+    """
     from os.path import relpath
 
     from snakemake.exceptions import WorkflowError
@@ -226,6 +227,7 @@ def check_before_start():
     from rhocluster.preflight import (
         PendingJob,
         check_local_gpus,
+        check_model_parallel,
         check_slurm,
         gpu_rules_of,
     )
@@ -245,6 +247,12 @@ def check_before_start():
         for job in jobs
     ]
     gpu_rules = config.get("resources", {}).get("gpu_rules", False)
+    training = {
+        "pretrain_base": base_training(),
+        "train_reference": train_config("reference"),
+        "train_cpt": train_config("cpt"),
+    }
+    problems += check_model_parallel(pending, training, gpu_rules)
     if getattr(workflow.executor_plugin, "name", None) == "slurm":
         problems += check_slurm(pending, gpu_rules, gpu_rules_of(config))
     elif gpu_rules:

@@ -19,7 +19,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rhocluster.preflight import PendingJob, check_local_gpus, check_slurm, gpu_count, gpu_rules_of
+from rhocluster.preflight import (
+    PendingJob,
+    check_local_gpus,
+    check_model_parallel,
+    check_slurm,
+    gpu_count,
+    gpu_rules_of,
+)
 from tests.conftest import REPO, change_config, copy_workflow, run_snakemake
 
 PROFILES = REPO / "profiles"
@@ -68,6 +75,30 @@ def test_check_local_gpus_names_what_to_do():
     assert "--profile profiles/slurm" in none[0] and "resources.gpu_rules: false" in none[0]
     few = check_local_gpus(jobs, gpu_rules=True, gpu_rule_names={"train_cpt"}, visible_gpus=2)
     assert len(few) == 1 and "train_cpt (8)" in few[0] and "the 2 this machine has" in few[0]
+
+
+def test_check_model_parallel_counts_processes_per_job():
+    two_nodes = {"gpus": 8, "nodes": 2, "gres": "gpu:8"}
+    jobs = [PendingJob("train_cpt", False, two_nodes), PendingJob("train_reference", False, {"gpus": 8})]
+    fine = {"train_cpt": {"tensor_parallel": 2, "pipeline_parallel": 8}, "train_reference": {"pipeline_parallel": 4}}
+    assert check_model_parallel(jobs, fine, gpu_rules=True) == []  # 16 and 8 processes
+    bad = check_model_parallel(jobs, {"train_cpt": {"tensor_parallel": 3}, "train_reference": {}}, gpu_rules=True)
+    assert len(bad) == 1 and "rule train_cpt: training.tensor_parallel=3 x pipeline_parallel=1" in bad[0]
+    assert "its 16 process(es)" in bad[0]
+    # Without GPUs a training job is one process per node: any model parallelism fails there.
+    cpu = check_model_parallel([PendingJob("train_cpt", False, {})], {"train_cpt": {"pipeline_parallel": 2}}, False)
+    assert len(cpu) == 1 and "its 1 process(es) (one per node without GPUs)" in cpu[0]
+    assert check_model_parallel([], {"train_cpt": {"pipeline_parallel": 2}}, False) == []  # nothing to run
+
+
+def test_model_parallel_sizes_that_cannot_run_stop_before_any_job(tmp_path):
+    work = copy_workflow(tmp_path / "wf")
+    change_config(work, lambda cfg: cfg["cpt"]["training"].update(pipeline_parallel=2))
+    proc = run_snakemake(work, "--cores", "1", timeout=300)
+    assert proc.returncode != 0
+    assert "Stopped before starting any job" in proc.stdout, proc.stdout[-3000:]
+    assert "rule train_cpt: training.tensor_parallel=1 x pipeline_parallel=2" in proc.stdout
+    assert not (work / "results").exists()
 
 
 def test_a_gpu_config_without_slurm_on_a_machine_without_gpus_stops_before_any_job(tmp_path):
