@@ -532,6 +532,7 @@ def test_tensor_parallel_ranks_under_torchrun_match_one_process_and_resume_exact
         ("slm", 4, 2, {"pipeline_parallel": 2}),  # one micro-batch: SLM on the training forward pass
         ("mask", 1, 4, {"pipeline_parallel": 2, "tensor_parallel": 2}),  # 2 stages x 2 tensor-parallel ranks
         ("all", 1, 4, {"pipeline_parallel": 4}),  # middle stages pass activations and gradients on
+        ("slm", 1, 4, {"pipeline_parallel": 2}),  # 2 data-parallel pipelines: SLM ranked across them
     ],
 )
 def test_pipeline_stages_under_torchrun_match_one_process_and_resume_exactly(
@@ -548,7 +549,9 @@ def test_pipeline_stages_under_torchrun_match_one_process_and_resume_exactly(
     pp_spec = spec(data, tmp_path / "pp", checkpoint_every=2, **training, **parallel) | common
     pp_spec["keep_checkpoints"] = True
     split = launch_training(pp_spec, gpus=processes, env={})
-    assert split["data_parallel"] == 1 and split["pipeline_parallel"] == parallel["pipeline_parallel"]
+    model_parallel = parallel["pipeline_parallel"] * parallel.get("tensor_parallel", 1)
+    assert split["data_parallel"] == processes // model_parallel
+    assert split["pipeline_parallel"] == parallel["pipeline_parallel"]
     assert split["tokens_kept"] == one["tokens_kept"] and split["kept_fraction_by_label"] == one["kept_fraction_by_label"]
     for a, b in zip(read_log(tmp_path / "one" / "log.jsonl"), read_log(tmp_path / "pp" / "log.jsonl"), strict=True):
         assert a["kept_fraction"] == b["kept_fraction"] and a["grad_norm"] > 2 * training["grad_clip"]
@@ -564,7 +567,7 @@ def test_pipeline_stages_under_torchrun_match_one_process_and_resume_exactly(
         torch.testing.assert_close(w1[key], w2[key], rtol=0, atol=1e-5)
 
     ckpt = load_checkpoint(tmp_path / "pp" / "ckpt" / "step_00000002")
-    assert len(ckpt.optimizer_state) == processes and len(ckpt.rng_states) == processes
+    assert len(ckpt.optimizer_state) == model_parallel and len(ckpt.rng_states) == processes
     first_run = {k: v.clone() for k, v in w2.items()}
     (tmp_path / "pp" / "model" / "model.safetensors").unlink()
     launch_training(pp_spec, gpus=processes, env={})  # resumes from step 2 and redoes step 3
