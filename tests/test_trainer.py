@@ -484,50 +484,10 @@ def test_two_data_parallel_ranks_under_torchrun_match_one_process(data, tmp_path
         torch.testing.assert_close(w1[key], w2[key], rtol=0, atol=1e-5)
 
 
-def test_tensor_parallel_ranks_under_torchrun_match_one_process_and_resume_exactly(data, tmp_path):
-    """torchrun with 2 CPU ranks as one tensor-parallel group (gloo) trains like one process from the
-    same initial weights; its checkpoint (full weights, one optimizer state per rank) resumes bitwise."""
-    init = tmp_path / "init"
-    save_mcore(build_gpt_model(SHAPE).state_dict(), SHAPE, init)
-    # adam_eps far above |grad| makes the update ~lr * clipped gradient (no sign-like amplification of
-    # rounding where a gradient is ~0), and grad_clip binds at every step: the clipping over shards counts.
-    training = {"lr": 0.5, "adam_eps": 1.0, "grad_clip": 0.1}
-    one = launch_training(spec(data, tmp_path / "one", **training) | {"init": str(init)}, gpus=0, env={})
-    tp_spec = spec(data, tmp_path / "tp", tensor_parallel=2, checkpoint_every=2, **training) | {
-        "init": str(init),
-        "keep_checkpoints": True,
-    }
-    two = launch_training(tp_spec, gpus=2, env={})
-    assert one["data_parallel"] == 1 and two["data_parallel"] == 1  # both ranks in one model replica
-    assert two["tokens_kept"] == one["tokens_kept"] and two["kept_fraction_by_label"] == one["kept_fraction_by_label"]
-    for a, b in zip(read_log(tmp_path / "one" / "log.jsonl"), read_log(tmp_path / "tp" / "log.jsonl"), strict=True):
-        assert a["kept_fraction"] == b["kept_fraction"] and a["grad_norm"] > 2 * training["grad_clip"]
-        # One process runs the fused CPU modules, the tensor-parallel ranks Megatron's own: equal up to
-        # float32 rounding.
-        for key in ("loss", "loss_kept", "grad_norm"):
-            assert a[key] == pytest.approx(b[key], rel=1e-5), (a["step"], key)
-    w0 = load_file(init / "model.safetensors")
-    w1 = load_file(tmp_path / "one" / "model" / "model.safetensors")
-    w2 = load_file(tmp_path / "tp" / "model" / "model.safetensors")
-    assert w1.keys() == w2.keys()
-    for key in w1:
-        if w1[key].dim() == 2:  # every sharded tensor moved well beyond the tolerance below
-            assert (w1[key] - w0[key]).abs().max() > 1e-4, key
-        torch.testing.assert_close(w1[key], w2[key], rtol=0, atol=1e-5)
-
-    ckpt = load_checkpoint(tmp_path / "tp" / "ckpt" / "step_00000002")
-    assert len(ckpt.optimizer_state) == 2 and len(ckpt.rng_states) == 2
-    first_run = {k: v.clone() for k, v in w2.items()}
-    (tmp_path / "tp" / "model" / "model.safetensors").unlink()
-    launch_training(tp_spec, gpus=2, env={})  # resumes from step 2 and redoes step 3
-    resumed = load_file(tmp_path / "tp" / "model" / "model.safetensors")
-    for key in first_run:
-        assert torch.equal(first_run[key], resumed[key]), key
-
-
 @pytest.mark.parametrize(
     ("selection", "micro_batch", "processes", "parallel"),
     [
+        ("slm", 1, 2, {"tensor_parallel": 2}),  # Megatron's column/row-parallel layers over gloo
         ("slm", 1, 2, {"pipeline_parallel": 2}),  # 4 micro-batches: 1F1B, SLM ranked by a forward-only pass
         ("slm", 4, 2, {"pipeline_parallel": 2}),  # one micro-batch: SLM on the training forward pass
         ("mask", 1, 4, {"pipeline_parallel": 2, "tensor_parallel": 2}),  # 2 stages x 2 tensor-parallel ranks
@@ -535,43 +495,50 @@ def test_tensor_parallel_ranks_under_torchrun_match_one_process_and_resume_exact
         ("slm", 1, 4, {"pipeline_parallel": 2}),  # 2 data-parallel pipelines: SLM ranked across them
     ],
 )
-def test_pipeline_stages_under_torchrun_match_one_process_and_resume_exactly(
+def test_model_parallel_ranks_under_torchrun_match_one_process_and_resume_exactly(
     data, tmp_path, selection, micro_batch, processes, parallel
 ):
-    """torchrun with the model split into pipeline stages (gloo point-to-point) trains like one process
-    from the same initial weights; the checkpoint joins the stages' layers and resumes bitwise."""
+    """torchrun with the model split over tensor-parallel ranks and/or pipeline stages (gloo) trains
+    like one process from the same initial weights; the checkpoint joins the shards and the stages'
+    layers (full weights, one optimizer state per model-parallel rank) and resumes bitwise."""
     shape = LlamaShape.from_dict({**SHAPE.to_dict(), "num_layers": 4})  # a layer per stage with 4 stages
     init = tmp_path / "init"
     save_mcore(build_gpt_model(shape).state_dict(), shape, init)
+    # adam_eps far above |grad| makes the update ~lr * clipped gradient (no sign-like amplification of
+    # rounding where a gradient is ~0), and grad_clip binds at every step: the clipping over the
+    # model-parallel group counts.
     training = {"lr": 0.5, "adam_eps": 1.0, "grad_clip": 0.1, "selection": selection, "micro_batch": micro_batch}
     common = {"init": str(init), "shape": shape.to_dict()}
     one = launch_training(spec(data, tmp_path / "one", **training) | common, gpus=0, env={})
-    pp_spec = spec(data, tmp_path / "pp", checkpoint_every=2, **training, **parallel) | common
-    pp_spec["keep_checkpoints"] = True
-    split = launch_training(pp_spec, gpus=processes, env={})
-    model_parallel = parallel["pipeline_parallel"] * parallel.get("tensor_parallel", 1)
+    split_spec = spec(data, tmp_path / "split", checkpoint_every=2, **training, **parallel) | common
+    split_spec["keep_checkpoints"] = True
+    split = launch_training(split_spec, gpus=processes, env={})
+    model_parallel = parallel.get("pipeline_parallel", 1) * parallel.get("tensor_parallel", 1)
     assert split["data_parallel"] == processes // model_parallel
-    assert split["pipeline_parallel"] == parallel["pipeline_parallel"]
+    assert split["pipeline_parallel"] == parallel.get("pipeline_parallel", 1)
+    assert split["tensor_parallel"] == parallel.get("tensor_parallel", 1)
     assert split["tokens_kept"] == one["tokens_kept"] and split["kept_fraction_by_label"] == one["kept_fraction_by_label"]
-    for a, b in zip(read_log(tmp_path / "one" / "log.jsonl"), read_log(tmp_path / "pp" / "log.jsonl"), strict=True):
+    for a, b in zip(read_log(tmp_path / "one" / "log.jsonl"), read_log(tmp_path / "split" / "log.jsonl"), strict=True):
         assert a["kept_fraction"] == b["kept_fraction"] and a["grad_norm"] > 2 * training["grad_clip"]
+        # One process runs the fused CPU modules, tensor-parallel ranks Megatron's own: equal up to
+        # float32 rounding.
         for key in ("loss", "loss_kept", "grad_norm"):
             assert a[key] == pytest.approx(b[key], rel=1e-5), (a["step"], key)
     w0 = load_file(init / "model.safetensors")
     w1 = load_file(tmp_path / "one" / "model" / "model.safetensors")
-    w2 = load_file(tmp_path / "pp" / "model" / "model.safetensors")
+    w2 = load_file(tmp_path / "split" / "model" / "model.safetensors")
     assert w1.keys() == w2.keys()
     for key in w1:
         # every tensor, on either stage, was trained (the norms' weights move least)
         assert (w1[key] - w0[key]).abs().max() > (1e-4 if w1[key].dim() == 2 else 1e-6), key
         torch.testing.assert_close(w1[key], w2[key], rtol=0, atol=1e-5)
 
-    ckpt = load_checkpoint(tmp_path / "pp" / "ckpt" / "step_00000002")
+    ckpt = load_checkpoint(tmp_path / "split" / "ckpt" / "step_00000002")
     assert len(ckpt.optimizer_state) == model_parallel and len(ckpt.rng_states) == processes
     first_run = {k: v.clone() for k, v in w2.items()}
-    (tmp_path / "pp" / "model" / "model.safetensors").unlink()
-    launch_training(pp_spec, gpus=processes, env={})  # resumes from step 2 and redoes step 3
-    resumed = load_file(tmp_path / "pp" / "model" / "model.safetensors")
+    (tmp_path / "split" / "model" / "model.safetensors").unlink()
+    launch_training(split_spec, gpus=processes, env={})  # resumes from step 2 and redoes step 3
+    resumed = load_file(tmp_path / "split" / "model" / "model.safetensors")
     for key in first_run:
         assert torch.equal(first_run[key], resumed[key]), key
 
