@@ -186,6 +186,27 @@ def _eval_items(config: dict, benchmark: str) -> int:
     return min(n, ev["limit"]) if ev.get("limit") else n
 
 
+def _micro_batches_per_rank(training: dict, processes: int) -> int:
+    """Micro-batches each data-parallel rank runs per step (``TrainConfig.grad_accumulation``)."""
+    model_parallel = training.get("tensor_parallel", 1) * training.get("pipeline_parallel", 1)
+    data_parallel = max(1, processes // model_parallel)
+    return max(1, training["global_batch"] // (data_parallel * training["micro_batch"]))
+
+
+def pipeline_efficiency(training: dict, processes: int) -> float:
+    """Busy fraction of a 1F1B pipeline of P stages running M micro-batches per step: M / (M + P - 1)
+    (the warm-up and drain bubbles; 1 without pipeline parallelism)."""
+    stages = training.get("pipeline_parallel", 1)
+    m = _micro_batches_per_rank(training, processes)
+    return m / (m + stages - 1)
+
+
+def slm_ranking_pass(training: dict, processes: int) -> bool:
+    """Whether SLM ranks the global batch in a forward-only pass before training on it: with several
+    micro-batches per rank the trainer cannot keep every micro-batch's graph until the ranking."""
+    return _micro_batches_per_rank(training, processes) > 1
+
+
 def make_plan(config: dict, results: Path | None = None, gpus_per_job: dict[str, int] | None = None) -> Plan:
     """The plan of a validated config (schema defaults filled in); ``results`` is ``results/<run>``."""
     p = config["plan"]
@@ -213,6 +234,15 @@ def make_plan(config: dict, results: Path | None = None, gpus_per_job: dict[str,
 
     def hours(flops: float, mfu: float) -> float:
         return flops / (peak * mfu) / 3600
+
+    gpu_rules = config.get("resources", {}).get("gpu_rules", False)
+
+    def processes(rule: str) -> int:
+        """Training processes of a job of ``rule``: its GPUs (from the profile), or 1 without."""
+        return max(1, (gpus_per_job or {}).get(rule, 1)) if gpu_rules else 1
+
+    def train_hours(flops: float, section: str, rule: str) -> float:
+        return hours(flops, p["mfu_train"]) / pipeline_efficiency(config[section]["training"], processes(rule))
 
     def search_hours(flops: float) -> float:
         return flops / (p["search_tflops"] * 1e12) / 3600
@@ -244,14 +274,14 @@ def make_plan(config: dict, results: Path | None = None, gpus_per_job: dict[str,
     if config["base"]["source"] == "pretrain":
         base.gpu = True
         base.flops = train_fpt * _trained_tokens(config["base"]["training"], seq)
-        base.gpu_hours = hours(base.flops, p["mfu_train"])
+        base.gpu_hours = train_hours(base.flops, "base", "pretrain_base")
         base.disk_bytes += ckpt_bytes
     else:
         base.note = "imports the HF weights (CPU)"
     stages.append(base)
     ref_tokens = _trained_tokens(config["reference"]["training"], seq)
     ref = Stage("train reference", {"train_reference": 1}, gpu=True, flops=train_fpt * ref_tokens)
-    ref.gpu_hours = hours(ref.flops, p["mfu_train"])
+    ref.gpu_hours = train_hours(ref.flops, "reference", "train_reference")
     ref.disk_bytes = model_bytes + ckpt_bytes
     if tokens["hq"]:
         epochs = ref_tokens / (tokens["hq"] * seq / (seq + 1))
@@ -319,9 +349,12 @@ def make_plan(config: dict, results: Path | None = None, gpus_per_job: dict[str,
     cpt_tokens = _trained_tokens(config["cpt"]["training"], seq)
     cpt = Stage("train CPT variants", {"train_cpt": len(variants)}, gpu=True)
     cpt.flops = train_fpt * cpt_tokens * len(variants)
-    cpt.gpu_hours = hours(cpt.flops, p["mfu_train"])
-    cpt.disk_bytes = len(variants) * (model_bytes + ckpt_bytes)
     cpt.note = f"{_count(cpt_tokens)} tokens per variant"
+    if "rho1" in variants and slm_ranking_pass(config["cpt"]["training"], processes("train_cpt")):
+        cpt.flops += fwd_fpt * cpt_tokens
+        cpt.note += "; rho1 also ranks each global batch in a forward-only pass"
+    cpt.gpu_hours = train_hours(cpt.flops, "cpt", "train_cpt")
+    cpt.disk_bytes = len(variants) * (model_bytes + ckpt_bytes)
     stages.append(cpt)
     stages.append(Stage("export HF", {"export_hf": len(models)}, disk_bytes=len(models) * model_bytes))
     bench_rule = {"tiny": "tiny_benchmarks", "fetch": "fetch_benchmarks"}.get(config["evaluation"]["source"])
