@@ -4,7 +4,10 @@ One loop serves the base pretraining, the reference fine-tune and every CPT vari
 their data and in ``TrainConfig.selection``. On CPU it runs the megatron-core ``GPTModel`` with gloo and
 a plain torch AdamW; with CUDA it wraps the same model in Megatron's DistributedDataParallel with the
 distributed optimizer (bf16 when configured). Under torchrun every rank runs this function; rank 0
-writes the log, the checkpoints and the outputs.
+writes the log, the checkpoints and the outputs. With tensor parallelism each rank holds shards of every
+layer; with pipeline parallelism each rank holds a stage's layers and the step's micro-batches go through
+:class:`~rhocluster.training.pipeline.PipelineSchedule` (one stage: forward and backward of each
+micro-batch in turn), the last stage choosing the tokens and broadcasting its choice to the others.
 
 Resumption is exact: the data position follows from the step, and a checkpoint holds the weights, the
 optimizer state, every rank's RNG states and the counters, so a run killed after checkpoint k and
