@@ -5,7 +5,7 @@ Written here rather than taken from megatron-core because 0.16.1's schedules
 (``megatron.core.pipeline_parallel.schedules``) allocate their token counters and point-to-point shape
 buffers on ``"cuda"``, so they cannot run on the CPU path (tests, tiny workflow), and because they call
 the loss per micro-batch inside the schedule while Rho-1's SLM ranks the tokens of the whole global
-batch, which takes a forward-only pass first (``forward_only=True`` below). The order is Megatron's
+batch, which takes a forward-only pass first (:meth:`PipelineSchedule.forward_only`). The order is Megatron's
 non-interleaved 1F1B: stage ``p`` of ``P`` runs ``min(P - p - 1, M)`` warm-up forwards, then alternates
 one forward and one backward, then drains the remaining backwards, so at most ``P - p`` micro-batches'
 activations are alive on it. Activations and their gradients move between neighbouring stages with

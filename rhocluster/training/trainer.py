@@ -358,7 +358,8 @@ def train(
     existing = checkpoint_dirs(ckpt_root)
     resume = load_checkpoint(existing[-1]) if existing else None
 
-    model = build_gpt_model(shape, params_dtype=torch.bfloat16 if cfg.bf16 else torch.float32, recompute=cfg.recompute)
+    params_dtype = torch.bfloat16 if cfg.bf16 else torch.float32
+    model = build_gpt_model(shape, params_dtype=params_dtype, recompute=cfg.recompute)
     if resume is not None:
         _check_resume(resume, cfg, data_layout)
         _load_weights(model, resume.model_state, resume.shape, shape, resume.path)
@@ -397,7 +398,6 @@ def train(
     two_pass = cfg.selection == "slm" and accum > 1
     stage = Stage.current()
     pp_group = parallel_state.get_pipeline_model_parallel_group()
-    params_dtype = torch.bfloat16 if cfg.bf16 else torch.float32
     schedule = PipelineSchedule(model, stage, (seq, cfg.micro_batch, shape.hidden_size), params_dtype, device)
     flops_per_token = train_flops_per_token(shape, seq) + (forward_flops_per_token(shape, seq) if two_pass else 0.0)
     n_tokens = cfg.global_batch * seq
@@ -443,8 +443,8 @@ def train(
                     # SLM with one micro-batch per rank: score and train on the same forward pass.
                     keeps[:] = slm_keep([loss.detach() - refs[0]], valid, cfg.slm_ratio, dp_group)
                 if i == 0:
-                    kept_local = torch.stack([k.sum() for k in keeps]).sum().to(torch.float64)
-                    scale = dp_size / max(float(_all_reduce(kept_local, dp_group)), 1.0)
+                    step_sums[2] = torch.stack([k.sum() for k in keeps]).sum()
+                    scale = dp_size / max(float(_all_reduce(step_sums[2].clone(), dp_group)), 1.0)
                 kept = torch.where(keeps[i], loss, torch.zeros((), device=device))
                 step_sums[0] += loss.detach().sum().double()
                 step_sums[1] += kept.detach().sum().double()
@@ -452,7 +452,8 @@ def train(
 
             schedule.forward_backward(micro, kept_loss)
             if stage.count > 1:
-                # The last stage knows the losses and SLM's choice; every stage logs and counts them.
+                # The last stage knows the losses, SLM's choice and its count; every stage logs and
+                # counts them.
                 kept_all = torch.stack(keeps).to(torch.uint8) if stage.last else torch.empty(
                     (len(batches), cfg.micro_batch, seq), dtype=torch.uint8, device=device
                 )
@@ -460,7 +461,6 @@ def train(
                 dist.broadcast(kept_all, last_rank, group=pp_group)
                 dist.broadcast(step_sums, last_rank, group=pp_group)
                 keeps = list(kept_all.bool().unbind(0))
-            step_sums[2] = torch.stack([k.sum() for k in keeps]).sum().double()
             stats = _all_reduce(step_sums, dp_group).tolist()
             kept_total = stats[2]
             loss_all, loss_kept = stats[0] / n_tokens, stats[1] / max(kept_total, 1.0)
