@@ -22,6 +22,7 @@ from typing import Any, Sequence
 
 from rhocluster.evaluation.benchmarks import HARNESS_ITEMS  # what evaluation.source fetch runs
 from rhocluster.model.shape import LlamaShape
+from rhocluster.variants import load_variants
 from rhocluster.training.flops import forward_flops_per_token, train_flops_per_token
 
 CHECKPOINT_BYTES_PER_PARAM = 16  # fp32 weights + Adam moments + bf16 copy, rounded up
@@ -219,8 +220,9 @@ def make_plan(config: dict, results: Path | None = None, gpus_per_job: dict[str,
     s_web, s_hq, s_pre = len(shards["web"]), len(shards["hq"]), len(shards["pretrain"])
     tokens, sources = token_counts(config, results)
     t_web = tokens["web"]
-    variants = list(config["variants"])
-    cluster_variants = [v for v in variants if v in ("cluster", "cluster_excess")]
+    rows = load_variants(config)
+    variants = list(rows)
+    cluster_variants = [v for v, row in rows.items() if row.uses_tree]
     models = ["base", "reference", *variants]
     benchmarks = list(config["evaluation"]["benchmarks"])
     levels = config["clustering"]["levels"]
@@ -289,11 +291,12 @@ def make_plan(config: dict, results: Path | None = None, gpus_per_job: dict[str,
     stages.append(ref)
     # Scoring, clustering, selection.
     # scoring.fused_pass (rules/scoring.smk): assign's pass also writes the reference loss of the
-    # cluster variants, the embedding sample comes from embed_sample (the sampled windows only), and
-    # score_reference runs for rho1 alone.
+    # variants using the tree, the embedding sample comes from embed_sample (the sampled windows only),
+    # and score_reference runs for the SLM and top-excess rows alone.
     fused = scoring.get("fused_pass", False)
-    score_jobs = {"score_reference": s_web} if not fused or "rho1" in variants else {}
-    if "cluster_excess" in variants:
+    own_ref_loss = any(row.tokens == "slm" or row.mask == "top_excess" for row in rows.values())
+    score_jobs = {"score_reference": s_web} if not fused or own_ref_loss else {}
+    if any(row.ranks_fixed_excess for row in rows.values()):
         score_jobs["score_base"] = s_web
     sample = scoring.get("sample_tokens_per_shard", 3000) * s_web
     score = Stage("score (reference / base loss)", score_jobs, gpu=True)
@@ -337,22 +340,24 @@ def make_plan(config: dict, results: Path | None = None, gpus_per_job: dict[str,
         assign.disk_bytes = t_web * (4 + 2 + (2 if fused else 0))  # int32 leaf, fp16 distance (and loss)
         assign.note = f"nearest-centroid search: {search_hours(search):.1f} of these GPU-hours"
         stages.append(assign)
-    select_jobs = {}
-    if cluster_variants:
-        select_jobs["select_cluster_tokens"] = len(cluster_variants)
-    if "random" in variants:
-        select_jobs["random_mask"] = s_web
+    masks = [row.mask for row in rows.values() if row.tokens == "mask"]
+    per_variant = {"balanced": "select_cluster_tokens", "top_excess": "select_excess_tokens"}
+    select_jobs: dict[str, int] = {}
+    for kind in masks:
+        rule, jobs = (per_variant[kind], 1) if kind in per_variant else ("random_mask", s_web)
+        select_jobs[rule] = select_jobs.get(rule, 0) + jobs
     if select_jobs:
-        static = len(cluster_variants) + ("random" in variants)
+        static = len(masks)
         stages.append(Stage("select tokens (static masks)", select_jobs, disk_bytes=t_web * static))
     # CPT and evaluation.
     cpt_tokens = _trained_tokens(config["cpt"]["training"], seq)
     cpt = Stage("train CPT variants", {"train_cpt": len(variants)}, gpu=True)
     cpt.flops = train_fpt * cpt_tokens * len(variants)
     cpt.note = f"{_count(cpt_tokens)} tokens per variant"
-    if "rho1" in variants and slm_ranking_pass(config["cpt"]["training"], processes("train_cpt")):
-        cpt.flops += fwd_fpt * cpt_tokens
-        cpt.note += "; rho1 also ranks each global batch in a forward-only pass"
+    slm = [v for v, row in rows.items() if row.tokens == "slm"]
+    if slm and slm_ranking_pass(config["cpt"]["training"], processes("train_cpt")):
+        cpt.flops += len(slm) * fwd_fpt * cpt_tokens
+        cpt.note += f"; {', '.join(slm)} also rank each global batch in a forward-only pass"
     cpt.gpu_hours = train_hours(cpt.flops, "cpt", "train_cpt")
     cpt.disk_bytes = len(variants) * (model_bytes + ckpt_bytes)
     stages.append(cpt)

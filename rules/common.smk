@@ -2,6 +2,8 @@ import json
 import os
 from pathlib import Path
 
+from rhocluster.variants import load_variants
+
 # envs/*.yaml install this package with `--editable ${RHOCLUSTER_ROOT}` (pip expands the variable in
 # the requirements file conda writes): Snakemake copies each env file under .snakemake/conda before
 # creating the environment, so a relative path there would not point at the workflow directory.
@@ -29,9 +31,29 @@ HUB = config["hub"]
 SHARDS = {"web": WEB_SHARDS, "hq": HQ_SHARDS, "pretrain": PRETRAIN_SHARDS}
 SHARD_SUFFIXES = [".bin", ".idx", ".labels.npy", ".json"]
 
-VARIANTS = config["variants"]
+# The variant table (rhocluster/variants.yaml + variant_table), checked before the DAG is built.
+VARIANT_ROWS = load_variants(config)
+VARIANTS = list(VARIANT_ROWS)
 MODELS = ["base", "reference", *VARIANTS]
-CLUSTER_VARIANTS = [v for v in VARIANTS if v in ("cluster", "cluster_excess")]
+BUDGET = config["selection"]["budget"]
+
+
+def variants_where(**row):
+    """Variants whose row has every given value, e.g. ``variants_where(mask="balanced")``."""
+    return [
+        name
+        for name, v in VARIANT_ROWS.items()
+        if all(getattr(v, key) == value for key, value in row.items())
+    ]
+
+
+def one_of(names):
+    """Wildcard regex matching exactly ``names`` (nothing when empty)."""
+    return "|".join(names) if names else "(?!)"
+
+
+TREE_VARIANTS = [v for v, row in VARIANT_ROWS.items() if row.uses_tree]
+SELECTED_MASKS = variants_where(mask="balanced") + variants_where(mask="top_excess")
 LEVELS = list(range(1, len(config["clustering"]["levels"]) + 1))
 BENCHMARKS = config["evaluation"]["benchmarks"]
 LEVEL_FILES = ["centroids.npy", "parents.npy", "sizes.npy", "summary.json"]
@@ -101,50 +123,77 @@ def base_training():
 
 
 def cpt_training(wildcards):
-    """Training config of a CPT variant: the shared CPT settings plus its token selection."""
-    selection = {"ct": "all", "rho1": "slm"}.get(wildcards.variant, "mask")
-    return {
-        **train_config("cpt"),
-        "selection": selection,
-        "slm_ratio": config["cpt"].get("slm_ratio", 0.6),
-    }
+    """Training config of a CPT variant: the shared CPT settings plus its row's token selection (the
+    budget only where the trainer ranks, so a budget change reruns no ct or static-mask training).
+    """
+    row = VARIANT_ROWS[wildcards.variant]
+    training = {**train_config("cpt"), "selection": row.selection}
+    if row.tokens == "slm":
+        training["slm_ratio"] = BUDGET
+        training["group_level"] = row.group_level or 0
+    return training
+
+
+def leaf_files():
+    return expand(f"{R}/clusters/assign/{{shard}}.leaf.npy", shard=WEB_SHARDS)
+
+
+def tree_files():
+    return [f for level in LEVELS for f in level_files(level)]
 
 
 def cpt_inputs(wildcards):
-    """A variant trains on the web shards, from the base model, with its mask or reference losses."""
+    """A variant trains on the web shards, from the base model, with its mask, or with the reference
+    losses (and, ranking inside cluster groups, every token's leaf and the cluster tree).
+    """
+    row = VARIANT_ROWS[wildcards.variant]
     inputs = {"shards": all_shard_files("web"), "init": f"{R}/models/base/mcore"}
-    if wildcards.variant == "rho1":
+    if row.tokens == "slm":
+        # always score_reference's loss, also under fused_pass: rho1 and cluster_slm then differ in
+        # the grouping only
         inputs["ref_loss"] = expand(
             f"{R}/scores/reference/{{shard}}.loss.npy", shard=WEB_SHARDS
         )
-    elif wildcards.variant != "ct":
+        if row.group_level:
+            inputs["leaves"] = leaf_files()
+            inputs["levels"] = tree_files()
+    elif row.tokens == "mask":
         inputs["masks"] = expand(
             f"{R}/masks/{wildcards.variant}/{{shard}}.npy", shard=WEB_SHARDS
         )
     return inputs
 
 
+def excess_inputs(fused):
+    """Base and reference losses of every web shard, the fixed excess loss's two terms. ``fused``: the
+    reference loss from assign's pass (clustering-dependent: only for variants that use the tree).
+    """
+    ref = (
+        "clusters/assign/{shard}.refloss" if fused else "scores/reference/{shard}.loss"
+    )
+    return {
+        "base_loss": expand(f"{R}/scores/base/{{shard}}.loss.npy", shard=WEB_SHARDS),
+        "ref_loss": expand(f"{R}/{ref}.npy", shard=WEB_SHARDS),
+    }
+
+
+def top_excess_inputs(wildcards):
+    """Shards and fixed excess-loss terms of a corpus-wide top-excess mask."""
+    return {"shards": all_shard_files("web"), **excess_inputs(fused=False)}
+
+
 def selection_inputs(wildcards):
-    """Leaf ids, the cluster tree and the per-leaf ranking scores of a cluster variant."""
+    """Leaf ids, the cluster tree and the per-leaf ranking scores of a balanced-mask variant."""
     inputs = {
         "shards": all_shard_files("web"),
-        "leaves": expand(f"{R}/clusters/assign/{{shard}}.leaf.npy", shard=WEB_SHARDS),
-        "levels": [f for level in LEVELS for f in level_files(level)],
+        "leaves": leaf_files(),
+        "levels": tree_files(),
     }
     policy = leaf_policy(wildcards)
     if policy == "excess_loss":
         # scoring.fused_pass: the reference loss from assign's pass (a clustering-dependent job, so
-        # only cluster variants may read it; rho1 always reads score_reference's).
-        fused = config["scoring"].get("fused_pass", False)
-        ref = (
-            "clusters/assign/{shard}.refloss"
-            if fused
-            else "scores/reference/{shard}.loss"
-        )
-        inputs["base_loss"] = expand(
-            f"{R}/scores/base/{{shard}}.loss.npy", shard=WEB_SHARDS
-        )
-        inputs["ref_loss"] = expand(f"{R}/{ref}.npy", shard=WEB_SHARDS)
+        # only variants using the tree may read it; SLM and top_excess rows read score_reference's).
+        inputs.update(excess_inputs(config["scoring"].get("fused_pass", False)))
     elif policy == "closest":
         inputs["dist"] = expand(
             f"{R}/clusters/assign/{{shard}}.dist.npy", shard=WEB_SHARDS
@@ -153,18 +202,16 @@ def selection_inputs(wildcards):
 
 
 def leaf_policy(wildcards):
-    if wildcards.variant == "cluster_excess":
-        return "excess_loss"
-    return config["selection"].get("leaf_policy", "random")
+    return VARIANT_ROWS[wildcards.variant].leaf_policy
 
 
 def inspect_inputs(wildcards):
     """Shards, leaf ids, the cluster tree, every static mask and the tokenizer (inspect_clusters)."""
-    static = [v for v in VARIANTS if v in ("cluster", "cluster_excess", "random")]
+    static = variants_where(tokens="mask")
     return {
         "shards": all_shard_files("web"),
-        "leaves": expand(f"{R}/clusters/assign/{{shard}}.leaf.npy", shard=WEB_SHARDS),
-        "levels": [f for level in LEVELS for f in level_files(level)],
+        "leaves": leaf_files(),
+        "levels": tree_files(),
         "masks": expand(f"{R}/masks/{{v}}/{{s}}.npy", v=static, s=WEB_SHARDS),
         "tokenizer": f"{R}/tokenizer",
     }
@@ -178,11 +225,6 @@ def harness_dir():
     if source == "fetch":
         return f"{R}/benchmarks/fetched"
     return config["evaluation"]["harness_dir"]
-
-
-def eval_files():
-    """[model, benchmark, path] of every evaluation summary."""
-    return [[m, b, f"{R}/eval/{m}/{b}.json"] for m in MODELS for b in BENCHMARKS]
 
 
 def label_summaries():
@@ -200,8 +242,8 @@ def final_targets():
         f"{R}/tables/results.csv",
         f"{R}/tables/labels.md",
     ]
-    targets += [f"{R}/clusters/summary_{v}.json" for v in CLUSTER_VARIANTS]
-    targets += [f"{R}/clusters/inspect/examples.html"] if CLUSTER_VARIANTS else []
+    targets += [f"{R}/masks/{v}/summary.json" for v in SELECTED_MASKS]
+    targets += [f"{R}/clusters/inspect/examples.html"] if TREE_VARIANTS else []
     targets += REPORT_TARGETS  # figures and statistics, defined in rules/report.smk
     if config["report"].get("update_readme", True):
         targets.append(f"{R}/tables/readme.done")

@@ -85,6 +85,11 @@ rule train_cpt:
         shape=config["model"],
         training=cpt_training,
         checkpoints=lambda wc: f"{R}/checkpoints/{wc.variant}",
+        levels=lambda wc: (
+            [f"{R}/clusters/level_{level}" for level in LEVELS]
+            if VARIANT_ROWS[wc.variant].group_level
+            else []
+        ),
     script:
         "../scripts/train.py"
 

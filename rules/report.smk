@@ -9,7 +9,9 @@ REPORT_EVALS = [
 ]
 REPORT_EVAL_FILES = [path for row in REPORT_EVALS for path in row[2:]]
 TRAIN_LOGS = {v: f"{R}/models/{v}/train_log.jsonl" for v in VARIANTS}
-SELECTION_SUMMARIES = {v: f"{R}/clusters/summary_{v}.json" for v in CLUSTER_VARIANTS}
+SELECTION_SUMMARIES = {
+    v: f"{R}/masks/{v}/summary.json" for v in variants_where(mask="balanced")
+}
 LEVEL_DIRS = [f"{R}/clusters/level_{level}" for level in LEVELS]
 # everything the report rules make beyond tables/results.*: intervals, paired tests, figures
 REPORT_TARGETS = [
@@ -18,7 +20,7 @@ REPORT_TARGETS = [
     f"{FIGURES}/accuracy.png",
     f"{FIGURES}/loss.png",
     f"{FIGURES}/kept_fraction.png",
-] + ([f"{FIGURES}/clusters.png"] if CLUSTER_VARIANTS else [])
+] + ([f"{FIGURES}/clusters.png"] if SELECTION_SUMMARIES else [])
 
 
 rule report_all:
@@ -148,7 +150,7 @@ rule figure_training:
         runtime=10,
     params:
         logs=TRAIN_LOGS,
-        budget=config["selection"].get("ratio", 0.6),
+        budget=BUDGET,
         run=RUN,
     script:
         "../scripts/figures_training.py"

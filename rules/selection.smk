@@ -1,5 +1,6 @@
-# Static token masks: balanced sampling of the cluster tree (cluster, cluster_excess), the random
-# control, and the inspection pages that show what the clusters hold and what each mask keeps.
+# Static token masks, one rule per `mask:` kind of the variant table: balanced sampling of the cluster
+# tree, the corpus-wide top fixed excess loss, and uniform random; then the inspection pages that show
+# what the clusters hold and what each mask keeps.
 
 
 rule select_cluster_tokens:
@@ -7,13 +8,13 @@ rule select_cluster_tokens:
         unpack(selection_inputs),
     output:
         masks=expand(f"{R}/masks/{{{{variant}}}}/{{shard}}.npy", shard=WEB_SHARDS),
-        summary=f"{R}/clusters/summary_{{variant}}.json",
+        summary=f"{R}/masks/{{variant}}/summary.json",
     log:
-        f"{LOGS}/select_tokens/{{variant}}.log",
+        f"{LOGS}/select_cluster_tokens/{{variant}}.log",
     benchmark:
-        f"{BENCH}/select_tokens/{{variant}}.tsv"
+        f"{BENCH}/select_cluster_tokens/{{variant}}.tsv"
     wildcard_constraints:
-        variant="cluster|cluster_excess",
+        variant=one_of(variants_where(mask="balanced")),
     # the clustering variants' critical path runs before the many independent evaluations
     priority: 10
     conda:
@@ -23,23 +24,49 @@ rule select_cluster_tokens:
         mem_mb=8000,
         runtime=120,
     params:
-        ratio=config["selection"].get("ratio", 0.6),
+        budget=BUDGET,
         policy=leaf_policy,
         seed=config["seed"],
         levels=[f"{R}/clusters/level_{level}" for level in LEVELS],
     script:
-        "../scripts/select_tokens.py"
+        "../scripts/select_cluster_tokens.py"
+
+
+rule select_excess_tokens:
+    input:
+        unpack(top_excess_inputs),
+    output:
+        masks=expand(f"{R}/masks/{{{{variant}}}}/{{shard}}.npy", shard=WEB_SHARDS),
+        summary=f"{R}/masks/{{variant}}/summary.json",
+    log:
+        f"{LOGS}/select_excess_tokens/{{variant}}.log",
+    benchmark:
+        f"{BENCH}/select_excess_tokens/{{variant}}.tsv"
+    wildcard_constraints:
+        variant=one_of(variants_where(mask="top_excess")),
+    conda:
+        "../envs/clustering.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    params:
+        budget=BUDGET,
+    script:
+        "../scripts/select_excess_tokens.py"
 
 
 rule random_mask:
     input:
         shard=shard_files("web", "{shard}"),
     output:
-        f"{R}/masks/random/{{shard}}.npy",
+        f"{R}/masks/{{variant}}/{{shard}}.npy",
     log:
-        f"{LOGS}/random_mask/{{shard}}.log",
+        f"{LOGS}/random_mask/{{variant}}/{{shard}}.log",
     benchmark:
-        f"{BENCH}/random_mask/{{shard}}.tsv"
+        f"{BENCH}/random_mask/{{variant}}/{{shard}}.tsv"
+    wildcard_constraints:
+        variant=one_of(variants_where(mask="random")),
     conda:
         "../envs/clustering.yaml"
     threads: 1
@@ -48,7 +75,7 @@ rule random_mask:
         runtime=30,
     params:
         prefix=lambda wc: f"{R}/shards/web/{wc.shard}",
-        ratio=config["selection"].get("ratio", 0.6),
+        budget=BUDGET,
         seed=config["seed"],
     script:
         "../scripts/random_mask.py"
@@ -80,9 +107,9 @@ rule inspect_clusters:
         mem_mb=4000,
         runtime=60,
     params:
-        variants=[v for v in VARIANTS if v in ("cluster", "cluster_excess", "random")],
+        variants=variants_where(tokens="mask"),
         levels=[f"{R}/clusters/level_{level}" for level in LEVELS],
-        ratio=config["selection"].get("ratio", 0.6),
+        ratio=BUDGET,
         inspect=config["selection"].get("inspect", {}),
         seed=config["seed"],
         run=RUN,

@@ -5,5 +5,5 @@ from rhocluster.workflow import logged
 
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]) as log:
-    frac = write_random_mask(sm.params.prefix, sm.output[0], sm.params.ratio, sm.params.seed, int(sm.wildcards.shard))
+    frac = write_random_mask(sm.params.prefix, sm.output[0], sm.params.budget, sm.params.seed, int(sm.wildcards.shard))
     log.info("kept fraction %.4f", frac)

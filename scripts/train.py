@@ -19,6 +19,8 @@ with logged(sm.log[0]):
             init=sm.input.get("init"),
             masks=list(sm.input.get("masks", [])) or None,
             ref_losses=list(sm.input.get("ref_loss", [])) or None,
+            leaves=list(sm.input.get("leaves", [])) or None,
+            levels=list(sm.params.get("levels", [])) or None,
         ),
         gpus=sm.resources.get("gpus", 0),
     )

@@ -14,7 +14,7 @@ def test_default_config_is_valid_and_dry_runs(tmp_path):
 @pytest.mark.parametrize(
     ("edit", "key"),
     [
-        (lambda c: c["selection"].__setitem__("ratio", "sixty"), "ratio"),
+        (lambda c: c["selection"].__setitem__("budget", "sixty"), "budget"),
         (lambda c: c["clustering"].__setitem__("n_levels", 3), "n_levels"),
         (lambda c: c["model"].pop("hidden_size"), "hidden_size"),
     ],

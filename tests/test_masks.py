@@ -226,7 +226,7 @@ def test_stage_masks_align_and_keep_the_ratio(stage_inputs):
 
     tmp, prefixes, leaves, dirs = stage_inputs
     outs = [str(tmp / f"mask{i}.npy") for i in range(3)]
-    summary = select_cluster_masks(prefixes, leaves, dirs, outs, str(tmp / "summary.json"), ratio=0.6, policy="random", seed=1)
+    summary = select_cluster_masks(prefixes, leaves, dirs, outs, str(tmp / "summary.json"), budget=0.6, policy="random", seed=1)
     total = sum(Shard(p).n_windows * 16 for p in prefixes)
     assert summary["kept"] == round(0.6 * total)
     for prefix, out in zip(prefixes, outs):
@@ -247,11 +247,11 @@ def test_stage_rejects_misaligned_leaf_ids_naming_the_file(stage_inputs):
     save_npy(leaves[1], np.zeros((14, 16), np.int32))
     with pytest.raises(ValueError, match=r"leaf ids file .*leaf1.npy: shape \(14, 16\) does not match its shard \(14, 17\)"):
         select_cluster_masks(prefixes, leaves, dirs, [str(tmp / f"m{i}.npy") for i in range(3)], str(tmp / "s.json"),
-                             ratio=0.6, policy="random", seed=0)
+                             budget=0.6, policy="random", seed=0)
     save_npy(leaves[1], np.zeros((14, 17), np.int32))  # position 0 must be -1
     with pytest.raises(ValueError, match="expected -1 exactly at position 0"):
         select_cluster_masks(prefixes, leaves, dirs, [str(tmp / f"m{i}.npy") for i in range(3)], str(tmp / "s.json"),
-                             ratio=0.6, policy="random", seed=0)
+                             budget=0.6, policy="random", seed=0)
     assert not list(tmp.glob("m*.npy"))
 
 
@@ -265,6 +265,6 @@ def test_stage_rejects_a_shard_disagreeing_with_its_index(stage_inputs):
     meta_path.write_text(json.dumps(meta))
     with pytest.raises(ValueError, match=f"shard {prefixes[2]}: index has 5 windows, metadata says 6"):
         select_cluster_masks(prefixes, leaves, dirs, [str(tmp / f"m{i}.npy") for i in range(3)], str(tmp / "s.json"),
-                             ratio=0.6, policy="random", seed=0)
+                             budget=0.6, policy="random", seed=0)
     with pytest.raises(ValueError, match=f"shard {prefixes[2]}: index has 5 windows"):
         write_random_mask(prefixes[2], str(tmp / "r.npy"), 0.6, 0, 2)

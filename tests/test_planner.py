@@ -30,13 +30,13 @@ def test_tinyllama_figures_match_hand_computation(real, tmp_path):
     plan = make_plan(real, tmp_path)  # no shards there: the config's token estimates
     assert plan.parameters == N
     # CPT: 14,305 steps x 512 windows x 2,048 targets = 14,999,879,680 tokens per variant;
-    # 6 x N x tokens = 9.90036e19 FLOPs; / (989e12 x 0.5) / 3600 = 55.614 GPU-hours; x 5 variants,
-    # plus rho1's forward-only ranking pass (2 x N x tokens: a third of a variant; 128 micro-batches of 4
-    # windows per step on one GPU).
+    # 6 x N x tokens = 9.90036e19 FLOPs; / (989e12 x 0.5) / 3600 = 55.614 GPU-hours; x 7 variants,
+    # plus the forward-only ranking pass of the two SLM rows, rho1 and cluster_slm (2 x N x tokens: a
+    # third of a variant each; 128 micro-batches of 4 windows per step on one GPU).
     cpt = stage(plan, "train CPT")
-    assert cpt.jobs == {"train_cpt": 5}
-    assert cpt.flops == pytest.approx((5 + 1 / 3) * 9.9003560413e19, rel=1e-9)
-    assert cpt.gpu_hours == pytest.approx((5 + 1 / 3) * 55.6137290, rel=1e-6)
+    assert cpt.jobs == {"train_cpt": 7}
+    assert cpt.flops == pytest.approx((7 + 2 / 3) * 9.9003560413e19, rel=1e-9)
+    assert cpt.gpu_hours == pytest.approx((7 + 2 / 3) * 55.6137290, rel=1e-6)
     assert "forward-only pass" in cpt.note
     # Reference: 1,431 x 512 x 2,048 = 1,500,512,256 tokens: 9.90382e18 FLOPs, 5.5633 GPU-hours.
     ref = stage(plan, "train reference")
@@ -48,14 +48,17 @@ def test_tinyllama_figures_match_hand_computation(real, tmp_path):
     # Assignment: the reference forward pass (22.709 h) plus 2 x 14.7e9 x 16,384 x 64 FLOPs of
     # centroid search at 50 TFLOP/s (0.171 h).
     assert stage(plan, "assign").gpu_hours == pytest.approx(22.8803889, rel=1e-6)
-    # Evaluation: 7 models x 12,149 items x (1,000 + 256) tokens x 2N at 2% MFU = 3.3002 GPU-hours.
+    # Evaluation: 9 models x 12,149 items x (1,000 + 256) tokens x 2N at 2% MFU = 4.2431 GPU-hours.
     ev = stage(plan, "evaluate")
-    assert ev.jobs["evaluate"] == 63 and ev.gpu_hours == pytest.approx(3.3002072, rel=1e-6)
-    assert plan.total_gpu_hours == pytest.approx(296.6065548 + 5.5633168 + 45.4182430 + 22.8803889 + 3.3002072
-                                                 + stage(plan, "cluster levels").gpu_hours, rel=1e-6)
-    # Disk: per-token files of 14.7e9 tokens: two fp16 losses, int32 leaf + fp16 distance, 3 uint8 masks.
+    assert ev.gpu_hours == pytest.approx(3.3002072 * 9 / 7, rel=1e-6)
+    assert plan.total_gpu_hours == pytest.approx((7 + 2 / 3) * 55.6137290 + 5.5633168 + 45.4182430 + 22.8803889
+                                                 + 3.3002072 * 9 / 7 + stage(plan, "cluster levels").gpu_hours,
+                                                 rel=1e-6)
+    # Disk: per-token files of 14.7e9 tokens: two fp16 losses, int32 leaf + fp16 distance, 4 uint8 masks
+    # (random, excess_static, cluster, cluster_excess).
     assert stage(plan, "assign").disk_bytes == pytest.approx(14.7e9 * 6)
-    assert stage(plan, "select tokens").disk_bytes == pytest.approx(14.7e9 * 3)
+    assert stage(plan, "select tokens").disk_bytes == pytest.approx(14.7e9 * 4)
+    assert stage(plan, "select tokens").jobs == {"random_mask": 1000, "select_excess_tokens": 1, "select_cluster_tokens": 2}
     assert stage(plan, "fit projection").memory_bytes == pytest.approx(8000 * 1000 * 2048 * 4)
 
 
@@ -65,7 +68,7 @@ def test_detailed_flops_reuse_the_trainer_formula(real):
     per_token = train_flops_per_token(TINYLLAMA, 2048)
     # 6 x (N minus the 32,000 x 2,048 input embedding, a lookup) + 6 x 22 layers x 2,048 x 2,048 (attention)
     assert per_token == 6 * (N - 32000 * 2048) + 6 * 22 * 2048 * 2048
-    assert stage(plan, "train CPT").flops == pytest.approx((5 + 1 / 3) * 14_999_879_680 * per_token)
+    assert stage(plan, "train CPT").flops == pytest.approx((7 + 2 / 3) * 14_999_879_680 * per_token)
 
 
 def test_wall_clock_hours_use_the_profiles_gpus(real):
@@ -73,17 +76,17 @@ def test_wall_clock_hours_use_the_profiles_gpus(real):
     assert gpus["train_cpt"] == 16 and gpus["train_reference"] == 8 and gpus["score_reference"] == 1
     plan = make_plan(real, gpus_per_job=gpus)
     # 16 GPUs x 4 windows = 64 per forward pass, 8 micro-batches per rank: rho1 still ranks first.
-    assert stage(plan, "train CPT").wall_hours == pytest.approx((5 + 1 / 3) / 5 * 55.6137290 / 16, rel=1e-6)
+    assert stage(plan, "train CPT").wall_hours == pytest.approx((7 + 2 / 3) / 7 * 55.6137290 / 16, rel=1e-6)
     assert stage(plan, "score").wall_hours == pytest.approx(45.4182430 / 1000, rel=1e-6)
     md = render_markdown(plan)
-    assert "| train CPT variants | train_cpt x5 | yes |" in md and "1,100,048,384 parameters" in md
+    assert "| train CPT variants | train_cpt x7 | yes |" in md and "1,100,048,384 parameters" in md
 
 
 def test_rho1_ranking_pass_and_pipeline_bubble(real):
     gpus = {"train_cpt": 16, "train_reference": 8}
     one_pass = {**real, "cpt": {**real["cpt"], "training": {**real["cpt"]["training"], "micro_batch": 32}}}
     cpt = stage(make_plan(one_pass, gpus_per_job=gpus), "train CPT")  # 16 x 32 = 512: one micro-batch
-    assert cpt.gpu_hours == pytest.approx(5 * 55.6137290, rel=1e-6) and "forward-only" not in cpt.note
+    assert cpt.gpu_hours == pytest.approx(7 * 55.6137290, rel=1e-6) and "forward-only" not in cpt.note
     # 2 stages on 8 GPUs: 4 data-parallel pipelines x 4 windows, 32 micro-batches per step; the 1F1B
     # warm-up and drain leave the stages idle 1 of 33 micro-batch slots.
     piped = {**real, "reference": {**real["reference"], "training": {**real["reference"]["training"],

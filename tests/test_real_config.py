@@ -35,7 +35,7 @@ def test_the_real_config_is_complete_on_its_own(config):
     assert config["data"]["web"]["num_shards"] == 1000
     assert config["evaluation"]["source"] == "fetch" and "tiny_items_per_benchmark" not in RAW["evaluation"]
     assert config["evaluation"]["benchmarks"] == ["gsm8k", "svamp", "asdiv", "mawps", "tabmwp", "mathqa", "mmlu_stem", "sat_math", "math"]
-    assert config["variants"] == ["ct", "rho1", "cluster", "cluster_excess", "random"]
+    assert config["variants"] == ["ct", "rho1", "random", "excess_static", "cluster", "cluster_excess", "cluster_slm"]
     assert config["resources"]["gpu_rules"] is True and config["hub"]["allow_unpinned"] is False
 
 
@@ -48,7 +48,7 @@ def test_the_real_config_has_rho1s_settings(config):
         assert cpt[key] == rho1[key], key
     assert config["data"]["seq_len"] == 2048
     assert cpt["steps"] * cpt["global_batch"] * config["data"]["seq_len"] == pytest.approx(15e9, rel=1e-4)
-    assert config["cpt"]["slm_ratio"] == 0.6 == config["selection"]["ratio"]
+    assert config["selection"]["budget"] == 0.6 == rho1["slm_ratio"]
     ref = config["reference"]["training"]
     assert ref["lr"] == 5e-5 and ref["steps"] * ref["global_batch"] * 2048 == pytest.approx(3 * 0.5e9, rel=0.01)
     hq = sum(d["approx_tokens"] for d in config["data"]["hq"]["datasets"])
@@ -83,7 +83,8 @@ def check_counts(jobs: dict[str, int], config: dict) -> None:
     planned = make_plan(config).jobs_per_rule()
     assert {rule: jobs.get(rule, 0) for rule in planned} == planned
     assert jobs["prepare_web"] == 1000 and jobs["tokenize"] == 1000 + 16
-    assert jobs["evaluate"] == 7 * 9 and jobs["train_cpt"] == 5 and jobs["cluster_level"] == 4
+    n_variants = len(config["variants"])
+    assert jobs["evaluate"] == (2 + n_variants) * 9 and jobs["train_cpt"] == n_variants == 7 and jobs["cluster_level"] == 4
     assert not {"prepare_corpus", "train_tokenizer"} & set(jobs), "no tiny-only rules: the tiny config is not merged in"
 
 

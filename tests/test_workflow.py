@@ -15,6 +15,7 @@ import yaml
 from rhocluster.corpus.labels import LABELS, NO_LABEL
 from rhocluster.data.shards import Shard
 from rhocluster.reporting.readme import END, START
+from rhocluster.variants import load_variants
 from tests.conftest import REPO, change_config, copy_workflow, run_snakemake
 
 pytestmark = pytest.mark.slow
@@ -24,7 +25,7 @@ CONFIG = yaml.safe_load((REPO / "config/config.yaml").read_text())
 WEB = [f"{i:05d}" for i in range(CONFIG["data"]["synthetic"]["web_shards"])]
 MODELS = ["base", "reference", *CONFIG["variants"]]
 BENCHMARKS = CONFIG["evaluation"]["benchmarks"]
-RATIO = CONFIG["selection"]["ratio"]
+RATIO = CONFIG["selection"]["budget"]
 
 
 def web_shard(run: Path, shard: str) -> Shard:
@@ -123,7 +124,7 @@ def test_leaf_ids_cover_every_target(tiny_run):
         assert leaf[:, 1:].min() >= 0 and leaf[:, 1:].max() < k1
 
 
-@pytest.mark.parametrize("variant", ["cluster", "cluster_excess", "random"])
+@pytest.mark.parametrize("variant", ["cluster", "cluster_excess", "random", "excess_static"])
 def test_masks_keep_the_configured_ratio(tiny_run, variant):
     kept = total = 0
     for shard in WEB:
@@ -193,7 +194,7 @@ def test_results_table_has_one_row_per_model(tiny_run):
 
 def test_label_table_reports_kept_fraction_per_label(tiny_run):
     rows = markdown_rows((tiny_run / R / "tables/labels.md").read_text())
-    for variant in ("cluster", "cluster_excess", "random"):
+    for variant in ("cluster", "cluster_excess", "random", "excess_static", "cluster_slm"):
         cells = next(c for name, c in rows.items() if name == variant)
         fractions = [float(c) for c in cells[: len(LABELS)]]
         assert all(0 <= f <= 100 for f in fractions)
@@ -266,14 +267,17 @@ def test_level_change_reruns_only_levels_at_or_above_it(rerun_dir, level, k):
 
     change_config(rerun_dir, edit)
     jobs = planned_jobs(rerun_dir)
-    n_cluster_variants = 2
+    rows = load_variants(CONFIG)
+    tree = [v for v, row in rows.items() if row.uses_tree]  # cluster, cluster_excess, cluster_slm
+    balanced = [v for v, row in rows.items() if row.mask == "balanced"]
+    assert len(tree) == 3 and len(balanced) == 2
     expected = {
         "cluster_level": len(CONFIG["clustering"]["levels"]) - (level - 1),
         "assign": len(WEB) if level == 1 else None,
-        "select_cluster_tokens": n_cluster_variants,
-        "train_cpt": n_cluster_variants,
-        "export_hf": n_cluster_variants,
-        "evaluate": n_cluster_variants * len(BENCHMARKS),
+        "select_cluster_tokens": len(balanced),
+        "train_cpt": len(tree),
+        "export_hf": len(tree),
+        "evaluate": len(tree) * len(BENCHMARKS),
     }
     assert {rule: jobs.get(rule) for rule in expected} == expected
     others = set(jobs) - set(expected) - REPORT_RULES - {"inspect_clusters"}

@@ -27,8 +27,8 @@ from rhocluster.reporting.evals import load_train_log, read_json
 from rhocluster.reporting.stats import AVG, LEVEL
 from rhocluster.reporting.tables import COLUMNS, model_label
 
-# One colour per model in every figure (tab10 order).
-MODEL_ORDER = ("base", "reference", "ct", "rho1", "cluster", "cluster_excess", "random")
+# One colour per model in every figure (tab10 order; new variants appended keep the old colours).
+MODEL_ORDER = ("base", "reference", "ct", "rho1", "cluster", "cluster_excess", "random", "excess_static", "cluster_slm")
 CI_COLUMNS = ("model", "benchmark", "accuracy", "ci_low", "ci_high")
 VARIANT_STYLES = ("-", (0, (5, 3)), ":", "-.")
 

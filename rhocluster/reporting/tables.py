@@ -13,6 +13,7 @@ from rhocluster.data.atomic import save_text
 from rhocluster.reporting import stats
 from rhocluster.reporting.evals import load_evaluation, read_json
 from rhocluster.reporting.published import PUBLISHED
+from rhocluster.variants import builtin_table
 
 # Column order of the seed proposal (numbers.md): GSM8K, SVAMP, ASDiv, MAWPS, TAB, MQA, MMLU STEM, SAT, MATH.
 COLUMNS: dict[str, str] = {
@@ -26,15 +27,12 @@ COLUMNS: dict[str, str] = {
     "sat_math": "SAT",
     "math": "MATH",
 }
-# Row names of the tables are the model ids of the config and README; figure legends add these.
+# Row names of the tables are the model ids of the config and README; figure legends add the short
+# label of the two fixed models and of each variant's row (rhocluster/variants.yaml).
 MODEL_DESCRIPTIONS: dict[str, str] = {
     "base": "no training",
     "reference": "HQ fine-tune",
-    "ct": "all tokens",
-    "rho1": "top excess-loss tokens, dynamic",
-    "cluster": "balanced hierarchical sampling",
-    "cluster_excess": "balanced quota, excess loss in leaf",
-    "random": "same budget",
+    **{name: row["label"] for name, row in builtin_table().items()},
 }
 EvalPaths = Mapping[tuple[str, str], tuple[Path | str, Path | str]]
 

@@ -18,9 +18,10 @@ import numpy as np
 from rhocluster.clustering.hierarchy import load_hierarchy
 from rhocluster.data.atomic import atomic_path, save_text
 from rhocluster.data.shards import Shard, load_aligned
+from rhocluster.reporting.figures import model_color
 from rhocluster.selection.masks import count_leaves, mask_summary
 
-COLORS = {"before": "black", "cluster": "tab:blue", "cluster_excess": "tab:orange", "random": "tab:gray"}
+# Variants take their colour of every figure (reporting.figures.model_color).
 # cluster and cluster_excess share their leaf quotas, so their curves coincide: tell them apart by style.
 STYLES = {"cluster_excess": ("--", "x")}
 
@@ -87,11 +88,11 @@ def cluster_size_figure(counts: TreeCounts, ratio: float, run: str = ""):
         nz = before > 0
         first = next(iter(summaries.values()), None)
         h0 = first["levels"][j]["entropy_before_normalised"] if first else float("nan")
-        top.plot(np.arange(1, nz.sum() + 1), np.sort(before[nz])[::-1], color=COLORS["before"], lw=2, label=f"all tokens (evenness {h0:.3f})")
+        top.plot(np.arange(1, nz.sum() + 1), np.sort(before[nz])[::-1], color="black", lw=2, label=f"all tokens (evenness {h0:.3f})")
         for v, kept in counts.kept.items():
             after = counts.level(kept, j)
             h1 = summaries[v]["levels"][j]["entropy_after_normalised"]
-            color = COLORS.get(v)
+            color = model_color(v)
             ls, marker = STYLES.get(v, ("-", "o"))
             ranks = np.arange(1, nz.sum() + 1)
             top.plot(ranks, np.sort(after[nz])[::-1], color=color, ls=ls, lw=1.3, label=f"{v} ({h1:.3f})")

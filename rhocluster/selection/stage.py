@@ -1,9 +1,10 @@
-"""select_tokens stage: static token masks of the cluster variants and the random control, shard by shard."""
+"""Static token masks, shard by shard: balanced sampling of the cluster tree, the corpus-wide top fixed
+excess loss, and the random control."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -12,17 +13,68 @@ from rhocluster.data.atomic import save_json, save_npy
 from rhocluster.data.shards import Shard, load_aligned
 from rhocluster.selection.balanced import balanced_leaf_quotas
 from rhocluster.selection.masks import count_leaves, mask_summary, random_mask, select_in_shard, shard_leaf_quotas
+from rhocluster.selection.topk import group_thresholds, order_keys, top_mask
 
 
 def _scores(policy: str, i: int, shape, base_loss, ref_loss, dist) -> np.ndarray | None:
-    """Per-token ranking key of a leaf policy for shard ``i`` (float32 [W, S], NaN at position 0)."""
+    """Per-token ranking score of shard ``i``, higher kept first (float32 [W, S]); None for random."""
     if policy == "excess_loss":
-        base = load_aligned(base_loss[i], shape, np.float16, "base loss").astype(np.float32)
-        ref = load_aligned(ref_loss[i], shape, np.float16, "reference loss").astype(np.float32)
-        return base - ref  # excess loss of the model we start CPT from over the reference
+        return fixed_excess(base_loss[i], ref_loss[i], shape)
     if policy == "closest":
-        return load_aligned(dist[i], shape, np.float16, "distance").astype(np.float32)
+        return -load_aligned(dist[i], shape, np.float16, "distance").astype(np.float32)
     return None
+
+
+def fixed_excess(base_loss: str, ref_loss: str, shape: tuple[int, int]) -> np.ndarray:
+    """Excess loss of the model CPT starts from over the reference (base - reference), float32 [W, S]."""
+    base = load_aligned(base_loss, shape, np.float16, "base loss").astype(np.float32)
+    ref = load_aligned(ref_loss, shape, np.float16, "reference loss").astype(np.float32)
+    return base - ref
+
+
+def _label_counts(shard: Shard, mask: np.ndarray, counts: dict[str, np.ndarray]) -> None:
+    if shard.meta.has_labels:
+        lab = shard.labels()
+        for name, arr in (("valid", lab[shard.target_mask()]), ("kept", lab[mask])):
+            counts[name] = counts.get(name, np.zeros(256, np.int64)) + np.bincount(arr, minlength=256)
+
+
+def _label_fractions(counts: dict[str, np.ndarray]) -> dict[str, float | None]:
+    from rhocluster.corpus.labels import LABELS
+
+    return {
+        name: (float(counts["kept"][j] / counts["valid"][j]) if counts["valid"][j] else None)
+        for j, name in enumerate(LABELS)
+    }
+
+
+def ranked_masks(
+    shards: Sequence[Shard],
+    groups: Callable[[int], np.ndarray],
+    scores: Callable[[int], np.ndarray],
+    quotas: np.ndarray,
+) -> Iterator[np.ndarray]:
+    """Exactly ``quotas[g]`` highest-scoring target tokens of every group g, ranked over the whole corpus.
+
+    ``groups(i)``: int [W, S] group of each token of shard i (-1 = not a target); ``scores(i)``: float32
+    [W, S]. Yields each shard's bool [W, S] mask in turn (ties in corpus order; see ``selection.topk``).
+    """
+
+    def keys(i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        g = np.asarray(groups(i)).reshape(-1)
+        pos = np.flatnonzero(g >= 0)
+        sc = np.asarray(scores(i)).reshape(-1)[pos]
+        if not np.isfinite(sc).all():
+            raise ValueError(f"{shards[i].prefix}: non-finite ranking score at a target position")
+        return pos, g[pos], order_keys(sc)
+
+    thresholds = group_thresholds(lambda: (keys(i)[1:] for i in range(len(shards))), quotas)
+    ties_taken = np.zeros(len(quotas), dtype=np.int64)
+    for i, shard in enumerate(shards):
+        pos, g, k = keys(i)
+        mask = np.zeros(shard.shape[0] * shard.shape[1], dtype=bool)
+        mask[pos[top_mask(g, k, thresholds, ties_taken)]] = True
+        yield mask.reshape(shard.shape)
 
 
 def select_cluster_masks(
@@ -32,18 +84,20 @@ def select_cluster_masks(
     out_masks: Sequence[str],
     out_summary: str,
     *,
-    ratio: float,
+    budget: float,
     policy: str,
     seed: int,
     base_loss: Sequence[str] | None = None,
     ref_loss: Sequence[str] | None = None,
     dist: Sequence[str] | None = None,
 ) -> dict:
-    """Balanced hierarchical sampling (Vo et al.) of ``ratio`` of all target tokens into per-shard uint8 masks.
+    """Balanced hierarchical sampling (Vo et al.) of ``budget`` of all target tokens into per-shard uint8 masks.
 
     Pass 1 counts tokens per leaf and shard; the global per-leaf quotas come from water-filling down
-    the cluster tree and are split among shards exactly; pass 2 fills each shard's quotas by ``policy``.
-    Only one shard's arrays are in memory at a time.
+    the cluster tree. ``policy`` random splits each leaf's quota among shards exactly (largest
+    remainder) and draws inside each shard; the scored policies (excess_loss: highest fixed excess loss
+    first; closest: nearest the centroid first) rank over the whole leaf across all shards. Only one
+    shard's arrays are in memory at a time.
     """
     levels, ancestors = load_hierarchy([Path(d) for d in level_dirs])
     k1 = levels[0].k
@@ -54,44 +108,88 @@ def select_cluster_masks(
             raise ValueError(f"leaf ids {path}: expected -1 exactly at position 0 of every window of {s.prefix}")
     shard_counts = np.stack([count_leaves(leaf, k1) for leaf in leaves])
     leaf_counts = shard_counts.sum(axis=0)
-    total = int(round(ratio * leaf_counts.sum()))
+    total = int(round(budget * leaf_counts.sum()))
     leaf_quotas = balanced_leaf_quotas(leaf_counts, ancestors, total)
-    per_shard = shard_leaf_quotas(leaf_quotas, shard_counts)
+    if policy == "random":
+        per_shard = shard_leaf_quotas(leaf_quotas, shard_counts)
+        masks: Iterable[np.ndarray] = (
+            select_in_shard(np.asarray(leaf), per_shard[i], policy, seed=seed, shard=i) for i, leaf in enumerate(leaves)
+        )
+    else:
+        masks = ranked_masks(
+            shards,
+            lambda i: leaves[i],
+            lambda i: _scores(policy, i, shards[i].shape, base_loss, ref_loss, dist),
+            leaf_quotas,
+        )
     kept = np.zeros(k1, np.int64)
-    label_counts: dict[str, list[int]] = {}
-    for i, (s, leaf) in enumerate(zip(shards, leaves)):
-        scores = _scores(policy, i, s.shape, base_loss, ref_loss, dist)
-        mask = select_in_shard(np.asarray(leaf), per_shard[i], policy, scores=scores, seed=seed, shard=i)
+    label_counts: dict[str, np.ndarray] = {}
+    for i, mask in enumerate(masks):
         save_npy(out_masks[i], mask.astype(np.uint8))
-        kept += count_leaves(leaf, k1, mask=mask)
-        if s.meta.has_labels:
-            lab = s.labels()
-            valid = s.target_mask()
-            for name, arr in (("valid", lab[valid]), ("kept", lab[mask])):
-                label_counts[name] = (np.asarray(label_counts.get(name, np.zeros(256, int))) + np.bincount(arr, minlength=256)).tolist()
+        kept += count_leaves(leaves[i], k1, mask=mask)
+        _label_counts(shards[i], mask, label_counts)
     summary = {
         "policy": policy,
-        "ratio": ratio,
+        "ranking": "random inside each (leaf, shard) cell" if policy == "random" else "over the whole leaf",
+        "budget": budget,
         "tokens": int(leaf_counts.sum()),
         "kept": int(kept.sum()),
         "kept_fraction": float(kept.sum() / max(1, leaf_counts.sum())),
         "levels": mask_summary(leaf_counts, kept, ancestors),
     }
     if label_counts:
-        from rhocluster.corpus.labels import LABELS
-
-        summary["kept_fraction_by_label"] = {
-            name: (label_counts["kept"][j] / label_counts["valid"][j] if label_counts["valid"][j] else None)
-            for j, name in enumerate(LABELS)
-        }
+        summary["kept_fraction_by_label"] = _label_fractions(label_counts)
     save_json(out_summary, summary)
     return summary
 
 
-def write_random_mask(shard_prefix: str, out_mask: str, ratio: float, seed: int, shard_index: int) -> float:
-    """The control: ``ratio`` of the shard's target tokens uniformly at random (uint8 [W, S]); returns the kept fraction."""
+def select_top_excess_masks(
+    shard_prefixes: Sequence[str],
+    base_loss: Sequence[str],
+    ref_loss: Sequence[str],
+    out_masks: Sequence[str],
+    out_summary: str,
+    *,
+    budget: float,
+) -> dict:
+    """The corpus-wide top ``budget`` of target tokens by fixed excess loss (base - reference), as
+    per-shard uint8 masks: the static counterpart of Rho-1's SLM, with no clustering."""
+    shards = [Shard(p) for p in shard_prefixes]
+
+    def groups(i: int) -> np.ndarray:
+        return np.where(shards[i].target_mask(), 0, -1)
+
+    n_valid = sum(int(s.target_mask().sum()) for s in shards)
+    quota = np.array([int(round(budget * n_valid))], dtype=np.int64)
+    masks = ranked_masks(shards, groups, lambda i: fixed_excess(base_loss[i], ref_loss[i], shards[i].shape), quota)
+    kept = 0
+    label_counts: dict[str, np.ndarray] = {}
+    threshold = float("inf")
+    for i, mask in enumerate(masks):
+        save_npy(out_masks[i], mask.astype(np.uint8))
+        kept += int(mask.sum())
+        _label_counts(shards[i], mask, label_counts)
+        if mask.any():
+            threshold = min(threshold, float(fixed_excess(base_loss[i], ref_loss[i], shards[i].shape)[mask].min()))
+    summary = {
+        "policy": "top_excess",
+        "ranking": "over the whole corpus",
+        "budget": budget,
+        "tokens": n_valid,
+        "kept": kept,
+        "kept_fraction": kept / max(1, n_valid),
+        "threshold_excess_loss": threshold,
+    }
+    if label_counts:
+        summary["kept_fraction_by_label"] = _label_fractions(label_counts)
+    save_json(out_summary, summary)
+    return summary
+
+
+def write_random_mask(shard_prefix: str, out_mask: str, budget: float, seed: int, shard_index: int) -> float:
+    """The control: ``budget`` of the shard's target tokens uniformly at random (uint8 [W, S]); returns the kept fraction."""
     shard = Shard(shard_prefix)
     valid = shard.target_mask()
-    mask = random_mask(valid, ratio, seed, shard=shard_index)
+    mask = random_mask(valid, budget, seed, shard=shard_index)
     save_npy(out_mask, mask.astype(np.uint8))
     return float(mask.sum() / valid.sum())

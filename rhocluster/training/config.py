@@ -29,6 +29,7 @@ class TrainConfig:
     seed: int = 0
     selection: str = "all"  # all tokens (ct), a static mask file, or dynamic SLM (rho1)
     slm_ratio: float = 0.6  # fraction of tokens kept by SLM inside each global batch
+    group_level: int = 0  # SLM inside cluster groups at this tree level (0: one group, plain SLM)
     checkpoint_every: int = 0  # 0: only the final weights
     log_every: int = 1
     bf16: bool = False
@@ -44,6 +45,8 @@ class TrainConfig:
             raise ValueError("training.steps, global_batch and micro_batch must be positive")
         if not 0.0 < self.slm_ratio <= 1.0:
             raise ValueError(f"training.slm_ratio={self.slm_ratio} must be in (0, 1]")
+        if self.group_level < 0 or (self.group_level and self.selection != "slm"):
+            raise ValueError(f"training.group_level={self.group_level}: needs selection 'slm' and a level >= 1")
         if self.tensor_parallel < 1:
             raise ValueError(f"training.tensor_parallel={self.tensor_parallel} must be >= 1")
         if self.pipeline_parallel < 1:

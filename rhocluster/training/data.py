@@ -25,6 +25,7 @@ class Batch:
     keep: np.ndarray | None  # bool: static token mask (None: keep every valid token)
     ref_loss: np.ndarray | None  # float32: reference-model loss per target token (SLM)
     labels: np.ndarray | None  # uint8: ground-truth label per token (accounting only)
+    groups: np.ndarray | None = None  # int64: cluster group per token, -1 where not a target (grouped SLM)
 
 
 class TokenStream:
@@ -36,7 +37,12 @@ class TokenStream:
         masks: Sequence[Path | str] | None = None,
         ref_losses: Sequence[Path | str] | None = None,
         with_labels: bool = True,
+        leaves: Sequence[Path | str] | None = None,
+        group_of_leaf: np.ndarray | None = None,
+        group_tree: np.ndarray | None = None,
     ):
+        """``leaves`` (int32 [W, S] leaf-id files, one per shard) with ``group_of_leaf`` (int [k1]) give
+        every token its cluster group; ``group_tree`` is the tree above the groups (for grouped SLM)."""
         self.shards = [Shard(p) for p in shard_prefixes]
         if not self.shards:
             raise ValueError("no training shards given")
@@ -46,6 +52,11 @@ class TokenStream:
         self.seq_len = seq.pop()
         self.masks = self._side(masks, np.uint8, "mask")
         self.ref_losses = self._side(ref_losses, np.float16, "reference loss")
+        self.groups = self._side(leaves, np.int32, "leaf ids")
+        if self.groups is not None and group_of_leaf is None:
+            raise ValueError("leaf files given without group_of_leaf")
+        self.group_of_leaf = None if group_of_leaf is None else np.asarray(group_of_leaf, dtype=np.int64)
+        self.group_tree = group_tree
         self.labels = None
         if with_labels and all(s.meta.has_labels for s in self.shards):
             self.labels = [s.labels() for s in self.shards]
@@ -115,10 +126,17 @@ class TokenStream:
         if ref is not None and not np.isfinite(ref[valid]).all():
             raise ValueError(f"non-finite reference loss in windows {ids.tolist()}")
         keep = gather(self.masks, np.uint8)
+        groups = None
+        leaf = gather(self.groups, np.int64)
+        if leaf is not None:
+            if (leaf[valid] < 0).any() or (leaf[valid] >= self.group_of_leaf.size).any():
+                raise ValueError(f"leaf ids outside [0, {self.group_of_leaf.size}) at targets of windows {ids.tolist()}")
+            groups = np.where(valid, self.group_of_leaf[np.maximum(leaf, 0)], -1)
         return Batch(
             tokens=tokens,
             valid=valid,
             keep=None if keep is None else keep.astype(bool) & valid,
             ref_loss=ref,
             labels=gather(self.labels, np.uint8),
+            groups=groups,
         )

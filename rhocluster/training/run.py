@@ -20,6 +20,7 @@ from typing import Mapping, Sequence
 from rhocluster.data.atomic import save_json
 from rhocluster.model.checkpoint import save_mcore
 from rhocluster.model.shape import LlamaShape
+from rhocluster.selection.groups import cluster_groups
 from rhocluster.training.config import TrainConfig
 from rhocluster.training.data import TokenStream
 from rhocluster.training.launch import _count_gpus, plan_from_env
@@ -40,6 +41,8 @@ def run_training(
     init: str | None = None,
     masks: Sequence[str] | None = None,
     ref_losses: Sequence[str] | None = None,
+    leaves: Sequence[str] | None = None,
+    levels: Sequence[str] | None = None,
     plot: str | Path | None = None,
     keep_checkpoints: bool = False,
 ) -> dict:
@@ -54,10 +57,18 @@ def run_training(
     from rhocluster.corpus.labels import LABELS
 
     cfg = TrainConfig.from_dict(dict(training))
+    group_of_leaf = group_tree = None
+    if cfg.group_level:
+        if not (leaves and levels):
+            raise ValueError(f"training.group_level={cfg.group_level} needs the leaf files and the cluster tree")
+        group_of_leaf, group_tree = cluster_groups(levels, cfg.group_level)
     stream = TokenStream(
         shards,
         masks=list(masks) if masks and cfg.selection == "mask" else None,
         ref_losses=list(ref_losses) if ref_losses and cfg.selection == "slm" else None,
+        leaves=list(leaves) if cfg.group_level else None,
+        group_of_leaf=group_of_leaf,
+        group_tree=group_tree,
     )
     summary_dict = train(
         LlamaShape.from_dict(dict(shape)),

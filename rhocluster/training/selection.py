@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -42,3 +43,66 @@ def slm_keep(
     k = min(pooled.numel(), max(1, math.ceil(ratio * pooled.numel() - 1e-9)))
     threshold = torch.topk(pooled, k, sorted=False).values.min()
     return [(e >= threshold) & v for e, v in zip(excess, valid)]
+
+
+def _gather_with_offset(local: torch.Tensor, group) -> tuple[torch.Tensor, int]:
+    """(concatenation over the ranks of ``group``, this rank's offset in it)."""
+    if not (dist.is_initialized() and dist.get_world_size(group) > 1):
+        return local, 0
+    sizes = [torch.zeros(1, dtype=torch.int64, device=local.device) for _ in range(dist.get_world_size(group))]
+    dist.all_gather(sizes, torch.tensor([local.numel()], dtype=torch.int64, device=local.device), group=group)
+    offset = int(sum(int(s) for s in sizes[: dist.get_rank(group)]))
+    return _gather_ragged(local, group), offset
+
+
+def grouped_slm_keep(
+    excess: list[torch.Tensor],
+    valid: list[torch.Tensor],
+    groups: list[torch.Tensor],
+    ratio: float,
+    tree: np.ndarray,
+    group=None,
+) -> list[torch.Tensor]:
+    """SLM ranked inside cluster groups (the cluster_slm variant): the live excess loss competes only
+    with the same group's tokens of the global batch.
+
+    ``excess`` (float32), ``valid`` (bool) and ``groups`` (int64 group id, >= 0 at valid tokens) are this
+    rank's micro-batches, each [b, s]; ``tree`` is int [G, L'] with column 0 the group ids 0..G-1 and the
+    others their ancestors up the cluster tree. The batch budget ``k = ceil(ratio * n_valid)`` is split
+    among the groups present in the global batch by Vo et al.'s balanced water-filling down the tree
+    (``balanced_leaf_quotas`` on the batch's group counts), and every group keeps exactly its quota of
+    highest-excess tokens (ties to the lower position in rank order). Returns bool masks shaped like
+    ``valid``.
+    """
+    from rhocluster.selection.balanced import balanced_leaf_quotas
+
+    local_x = torch.cat([e[v].float().reshape(-1) for e, v in zip(excess, valid)])
+    local_g = torch.cat([g[v].reshape(-1) for g, v in zip(groups, valid)]).to(torch.float32)
+    pooled_x, offset = _gather_with_offset(local_x, group)
+    pooled_g = _gather_with_offset(local_g, group)[0].to(torch.int64)  # group ids < 2**24: exact in float32
+    n = pooled_x.numel()
+    if n == 0:
+        return [torch.zeros_like(v) for v in valid]
+    n_groups = tree.shape[0]
+    if int(pooled_g.min()) < 0 or int(pooled_g.max()) >= n_groups:
+        raise ValueError(f"cluster group ids must lie in [0, {n_groups}) at every target token")
+    k = min(n, max(1, math.ceil(ratio * n - 1e-9)))
+    counts = torch.bincount(pooled_g, minlength=n_groups).cpu().numpy()
+    quotas = torch.from_numpy(balanced_leaf_quotas(counts, tree, k)).to(pooled_x.device)
+    # Order by (group, excess descending), ties by position: two stable sorts.
+    by_excess = torch.sort(pooled_x, descending=True, stable=True).indices
+    order = by_excess[torch.sort(pooled_g[by_excess], stable=True).indices]
+    sorted_g = pooled_g[order]
+    first = torch.searchsorted(sorted_g, sorted_g, side="left")
+    rank = torch.arange(n, device=pooled_x.device) - first
+    keep_pooled = torch.zeros(n, dtype=torch.bool, device=pooled_x.device)
+    keep_pooled[order[rank < quotas[sorted_g]]] = True
+    local_keep = keep_pooled[offset : offset + local_x.numel()]
+    out, start = [], 0
+    for v in valid:
+        m = torch.zeros_like(v)
+        count = int(v.sum())
+        m[v] = local_keep[start : start + count]
+        start += count
+        out.append(m)
+    return out

@@ -50,7 +50,7 @@ from rhocluster.training.data import Batch, TokenStream
 from rhocluster.training.flops import forward_flops_per_token, train_flops_per_token
 from rhocluster.training.pipeline import PipelineSchedule, Stage
 from rhocluster.training.schedule import cosine_lr
-from rhocluster.training.selection import slm_keep
+from rhocluster.training.selection import grouped_slm_keep, slm_keep
 
 log = logging.getLogger(__name__)
 
@@ -306,6 +306,8 @@ def _selection_inputs_present(cfg: TrainConfig, stream: TokenStream) -> None:
         raise ValueError("training.selection='mask' needs a mask file for every shard")
     if cfg.selection == "slm" and stream.ref_losses is None:
         raise ValueError("training.selection='slm' needs a reference-loss file for every shard")
+    if cfg.group_level and stream.groups is None:
+        raise ValueError(f"training.group_level={cfg.group_level} needs every token's cluster group (leaf files)")
 
 
 def train(
@@ -396,6 +398,13 @@ def train(
     dist.barrier()
 
     two_pass = cfg.selection == "slm" and accum > 1
+
+    def live_keep(excess: list[torch.Tensor], valid: list[torch.Tensor], groups: list[torch.Tensor] | None):
+        """SLM's choice over the global batch: top excess loss, inside cluster groups when configured."""
+        if cfg.group_level:
+            return grouped_slm_keep(excess, valid, groups, cfg.slm_ratio, stream.group_tree, dp_group)
+        return slm_keep(excess, valid, cfg.slm_ratio, dp_group)
+
     stage = Stage.current()
     pp_group = parallel_state.get_pipeline_model_parallel_group()
     schedule = PipelineSchedule(model, stage, (seq, cfg.micro_batch, shape.hidden_size), params_dtype, device)
@@ -424,13 +433,14 @@ def train(
                 keeps = [torch.from_numpy(b.keep[:, 1:]).to(device) for b in batches]
             else:
                 refs = [torch.from_numpy(b.ref_loss[:, 1:]).to(device) for b in batches]
+                groups = [torch.from_numpy(b.groups[:, 1:]).to(device) for b in batches] if cfg.group_level else None
                 keeps = [None] * len(batches)
                 if two_pass:
                     # Several micro-batches per rank: rank the whole global batch under the current
                     # weights first (no graph kept), then train.
                     losses = schedule.forward_only(micro)
                     if stage.last:
-                        keeps = slm_keep([l - r for l, r in zip(losses, refs)], valid, cfg.slm_ratio, dp_group)
+                        keeps = live_keep([l - r for l, r in zip(losses, refs)], valid, groups)
             step_sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, kept loss sum, kept count
             scale = 0.0
 
@@ -441,7 +451,7 @@ def train(
                 nonlocal scale
                 if keeps[i] is None:
                     # SLM with one micro-batch per rank: score and train on the same forward pass.
-                    keeps[:] = slm_keep([loss.detach() - refs[0]], valid, cfg.slm_ratio, dp_group)
+                    keeps[:] = live_keep([loss.detach() - refs[0]], valid, groups)
                 if i == 0:
                     step_sums[2] = torch.stack([k.sum() for k in keeps]).sum()
                     scale = dp_size / max(float(_all_reduce(step_sums[2].clone(), dp_group)), 1.0)

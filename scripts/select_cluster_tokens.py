@@ -12,7 +12,7 @@ with logged(sm.log[0]) as log:
         list(sm.params.levels),
         list(sm.output.masks),
         sm.output.summary,
-        ratio=sm.params.ratio,
+        budget=sm.params.budget,
         policy=sm.params.policy,
         seed=sm.params.seed,
         base_loss=sm.input.get("base_loss"),

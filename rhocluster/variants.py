@@ -1,0 +1,138 @@
+"""The CPT variants as data: one table (``variants.yaml`` plus a config's ``variant_table``) that the
+rules, the planner, the trainer's settings and the reports read.
+
+A row says which tokens the loss uses (``tokens``: all, a static ``mask``, or live ``slm`` ranking)
+and how they are chosen. Everything else a part of the workflow needs to know about a variant (which
+rule makes its mask, which per-token files it reads, whether it needs the cluster tree) is derived here,
+so adding a variant is adding a row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+__all__ = ["Variant", "VariantError", "builtin_table", "load_variants", "variant_rows"]
+
+TOKENS = ("all", "mask", "slm")
+MASKS = ("random", "top_excess", "balanced")
+LEAF_POLICIES = ("random", "closest", "excess_loss")
+KEYS = ("tokens", "mask", "leaf_policy", "group_level", "label", "summary")
+# Names that are models but not variants (and path components of the workflow).
+RESERVED = ("base", "reference", "all", "hf", "mcore")
+_TABLE = Path(__file__).with_name("variants.yaml")
+
+
+class VariantError(ValueError):
+    """A variant declaration or the ``variants`` list is invalid; the message names the variant and key."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One row of the variant table."""
+
+    name: str
+    tokens: str
+    summary: str
+    label: str
+    mask: str | None = None
+    leaf_policy: str | None = None
+    group_level: int | None = None
+
+    @property
+    def selection(self) -> str:
+        """The trainer's ``TrainConfig.selection``: all, mask or slm."""
+        return self.tokens
+
+    @property
+    def uses_tree(self) -> bool:
+        """Needs the cluster tree and every token's leaf id (balanced masks, grouped SLM)."""
+        return self.mask == "balanced" or self.group_level is not None
+
+    @property
+    def ranks_fixed_excess(self) -> bool:
+        """Reads the fixed excess loss (base loss - reference loss) of every corpus token."""
+        return self.mask == "top_excess" or self.leaf_policy == "excess_loss"
+
+    @property
+    def reads_ref_loss_live(self) -> bool:
+        """The trainer reads the reference loss (live SLM ranking)."""
+        return self.tokens == "slm"
+
+    def describe(self) -> str:
+        """One line: what is ranked, when and over which tokens."""
+        return self.summary
+
+
+def builtin_table() -> dict[str, dict]:
+    """The declared rows shipped with the package (``rhocluster/variants.yaml``)."""
+    return yaml.safe_load(_TABLE.read_text())
+
+
+def _fail(name: str, key: str, message: str) -> VariantError:
+    return VariantError(f"variant_table.{name}.{key}: {message}")
+
+
+def _parse(name: str, row: Any, n_levels: int | None) -> Variant:
+    if not isinstance(row, Mapping):
+        raise VariantError(f"variant_table.{name}: expected a mapping of {', '.join(KEYS)}, got {row!r}")
+    unknown = sorted(set(row) - set(KEYS))
+    if unknown:
+        raise _fail(name, unknown[0], f"unknown key; valid keys: {', '.join(KEYS)}")
+    if name in RESERVED:
+        raise VariantError(f"variant_table.{name}: '{name}' is reserved (a model or path name)")
+    tokens = row.get("tokens")
+    if tokens not in TOKENS:
+        raise _fail(name, "tokens", f"{tokens!r}; expected one of {', '.join(TOKENS)}")
+    mask, policy, level = row.get("mask"), row.get("leaf_policy"), row.get("group_level")
+    if tokens == "mask" and mask not in MASKS:
+        raise _fail(name, "mask", f"{mask!r}; a tokens: mask row needs one of {', '.join(MASKS)}")
+    if tokens != "mask" and mask is not None:
+        raise _fail(name, "mask", f"only for tokens: mask (this row has tokens: {tokens})")
+    if mask == "balanced":
+        if policy not in LEAF_POLICIES:
+            raise _fail(name, "leaf_policy", f"{policy!r}; a balanced mask needs one of {', '.join(LEAF_POLICIES)}")
+    elif policy is not None:
+        raise _fail(name, "leaf_policy", "only for mask: balanced")
+    if level is not None:
+        if tokens != "slm":
+            raise _fail(name, "group_level", f"only for tokens: slm (this row has tokens: {tokens})")
+        if isinstance(level, bool) or not isinstance(level, int) or level < 1:
+            raise _fail(name, "group_level", f"{level!r}; expected a level number >= 1 (1 = leaves)")
+        if n_levels is not None and level > n_levels:
+            raise _fail(name, "group_level", f"{level} but clustering.levels has {n_levels} levels")
+    summary = row.get("summary")
+    if not isinstance(summary, str) or not summary.strip():
+        raise _fail(name, "summary", "a one-line description is required")
+    label = row.get("label", name)
+    if not isinstance(label, str) or not label.strip():
+        raise _fail(name, "label", "a short legend label (text) is expected")
+    return Variant(name, tokens, summary.strip(), label.strip(), mask, policy, level)
+
+
+def variant_rows(config: Mapping) -> dict[str, Variant]:
+    """Every declared row: the built-in table updated by ``config['variant_table']`` (whole rows replaced)."""
+    table = {**builtin_table(), **dict(config.get("variant_table") or {})}
+    n_levels = len(config["clustering"]["levels"]) if "clustering" in config else None
+    return {name: _parse(str(name), row, n_levels) for name, row in table.items()}
+
+
+def load_variants(config: Mapping) -> dict[str, Variant]:
+    """The variants to train (``config['variants']``, in that order), each checked against its row.
+
+    Raises :class:`VariantError` naming the variant and key for an undeclared name or a bad row.
+    """
+    rows = variant_rows(config)
+    names = list(config.get("variants") or [])
+    missing = [n for n in names if n not in rows]
+    if missing:
+        raise VariantError(
+            f"variants: {', '.join(map(repr, missing))} not declared; declared rows: {', '.join(rows)} "
+            "(add a row to variant_table)"
+        )
+    if len(set(names)) != len(names):
+        raise VariantError(f"variants: names repeat in {names}")
+    return {n: rows[n] for n in names}

@@ -1,0 +1,98 @@
+"""The variant table (rhocluster.variants): the shipped rows, what each implies, and bad declarations
+failing before the DAG is built, naming the variant and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.utils import validate
+
+from rhocluster.variants import VariantError, builtin_table, load_variants, variant_rows
+from tests.conftest import change_config, copy_workflow, run_snakemake
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def default_config() -> dict:
+    cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    validate(cfg, str(REPO / "config/schema.yaml"))
+    return cfg
+
+
+def test_shipped_rows_say_what_each_variant_ranks():
+    rows = variant_rows(default_config())
+    assert set(builtin_table()) == set(rows)
+    assert rows["ct"].selection == "all" and not rows["ct"].uses_tree
+    assert rows["rho1"].selection == "slm" and rows["rho1"].group_level is None and not rows["rho1"].uses_tree
+    assert rows["random"].mask == "random" and not rows["random"].ranks_fixed_excess
+    # excess_static vs cluster_excess: the same fixed excess loss, with and without balancing
+    assert rows["excess_static"].ranks_fixed_excess and not rows["excess_static"].uses_tree
+    assert rows["cluster_excess"].ranks_fixed_excess and rows["cluster_excess"].uses_tree
+    # cluster_slm vs rho1: the same live ranking, inside cluster groups
+    assert rows["cluster_slm"].selection == "slm" and rows["cluster_slm"].group_level == 1
+    assert rows["cluster_slm"].uses_tree and not rows["cluster_slm"].ranks_fixed_excess
+    for row in rows.values():
+        assert row.summary and row.label
+
+
+def test_default_and_real_config_train_every_shipped_row_in_table_order():
+    real = yaml.safe_load((REPO / "config/rho1-tinyllama.yaml").read_text())
+    for cfg in (default_config(), real):
+        assert list(load_variants(cfg)) == ["ct", "rho1", "random", "excess_static", "cluster", "cluster_excess", "cluster_slm"]
+
+
+def test_a_config_row_adds_a_variant():
+    cfg = default_config()
+    cfg["variant_table"] = {"closest": {"tokens": "mask", "mask": "balanced", "leaf_policy": "closest", "summary": "x"}}
+    cfg["variants"] = ["ct", "closest"]
+    validate(cfg, str(REPO / "config/schema.yaml"))
+    rows = load_variants(cfg)
+    assert list(rows) == ["ct", "closest"] and rows["closest"].leaf_policy == "closest" and rows["closest"].label == "closest"
+
+
+@pytest.mark.parametrize(
+    ("row", "match"),
+    [
+        ({"tokens": "mask", "summary": "x"}, r"variant_table\.bad\.mask: None; a tokens: mask row needs"),
+        ({"tokens": "all", "mask": "random", "summary": "x"}, r"variant_table\.bad\.mask: only for tokens: mask"),
+        ({"tokens": "mask", "mask": "balanced", "summary": "x"}, r"variant_table\.bad\.leaf_policy"),
+        ({"tokens": "mask", "mask": "random", "leaf_policy": "random", "summary": "x"}, r"bad\.leaf_policy: only for mask: balanced"),
+        ({"tokens": "mask", "mask": "random", "group_level": 1, "summary": "x"}, r"bad\.group_level: only for tokens: slm"),
+        ({"tokens": "slm", "group_level": 9, "summary": "x"}, r"bad\.group_level: 9 but clustering\.levels has 3"),
+        ({"tokens": "slm"}, r"variant_table\.bad\.summary"),
+        ({"tokens": "some", "summary": "x"}, r"variant_table\.bad\.tokens: 'some'"),
+        ({"tokens": "all", "summary": "x", "ratio": 0.5}, r"variant_table\.bad\.ratio: unknown key"),
+    ],
+)
+def test_bad_rows_name_the_variant_and_key(row, match):
+    cfg = default_config()
+    cfg["variant_table"] = {"bad": row}
+    with pytest.raises(VariantError, match=match):
+        load_variants(cfg)
+
+
+def test_undeclared_or_reserved_names_fail():
+    cfg = default_config()
+    cfg["variants"] = ["ct", "clustr"]
+    with pytest.raises(VariantError, match=r"variants: 'clustr' not declared"):
+        load_variants(cfg)
+    cfg["variants"] = ["ct"]
+    cfg["variant_table"] = {"base": {"tokens": "all", "summary": "x"}}
+    with pytest.raises(VariantError, match=r"variant_table\.base: 'base' is reserved"):
+        load_variants(cfg)
+
+
+@pytest.mark.slow
+def test_workflow_stops_before_the_dag_on_a_bad_row(tmp_path):
+    work = copy_workflow(tmp_path / "wf")
+
+    def edit(cfg):
+        cfg["variant_table"] = {"cluster_slm": {"tokens": "slm", "group_level": 7, "summary": "too deep"}}
+
+    change_config(work, edit)
+    proc = run_snakemake(work, "-n", timeout=120)
+    assert proc.returncode != 0
+    assert "variant_table.cluster_slm.group_level: 7 but clustering.levels has 3" in proc.stdout
+    assert "Building DAG" not in proc.stdout
