@@ -22,7 +22,7 @@ from typing import Any, Sequence
 
 from rhocluster.evaluation.benchmarks import HARNESS_ITEMS  # what evaluation.source fetch runs
 from rhocluster.model.shape import LlamaShape
-from rhocluster.variants import load_variants
+from rhocluster.variants import cpt_models, load_variants
 from rhocluster.training.flops import forward_flops_per_token, train_flops_per_token
 
 CHECKPOINT_BYTES_PER_PARAM = 16  # fp32 weights + Adam moments + bf16 copy, rounded up
@@ -96,22 +96,36 @@ def shard_lists(config: dict) -> dict[str, list[str]]:
     """Shard ids per split, as rules/common.smk defines them."""
     data = config["data"]
     if data["source"] == "hf":
-        return {"web": shard_ids(data["web"]["num_shards"]), "hq": shard_ids(data["hq"]["num_shards"]), "pretrain": []}
+        web = data["web"]
+        return {
+            "web": shard_ids(web.get("use_shards") or web["num_shards"]),
+            "hq": shard_ids(data["hq"]["num_shards"]),
+            "pretrain": [],
+            "heldout_web": shard_ids(web.get("heldout_shards", 0)),
+            "heldout_hq": shard_ids(1 if data["hq"].get("heldout_docs", 0) else 0),
+        }
     syn = data.get("synthetic", {})
     return {
         "web": shard_ids(syn.get("web_shards", 4)),
         "hq": ["00000"],
         "pretrain": shard_ids(syn.get("pretrain_shards", 2)),
+        "heldout_web": shard_ids(1 if syn.get("heldout_web_docs", 0) else 0),
+        "heldout_hq": shard_ids(1 if syn.get("heldout_hq_docs", 0) else 0),
     }
 
 
 def _estimated_tokens(config: dict, split: str, n_shards: int) -> tuple[float, str]:
     data, plan = config["data"], config["plan"]
     if data["source"] == "hf":
-        if split == "web":
+        if split in ("web", "heldout_web"):
             if "approx_tokens" not in data["web"]:
                 raise ValueError("data.web.approx_tokens is needed to plan before the web shards exist")
-            return float(data["web"]["approx_tokens"]), "config estimate (data.web.approx_tokens)"
+            # approx_tokens is the whole corpus, cut into num_shards ranges (plus the held-out ones)
+            part = n_shards / (data["web"]["num_shards"] + data["web"].get("heldout_shards", 0))
+            return float(data["web"]["approx_tokens"]) * part, "config estimate (data.web.approx_tokens)"
+        if split == "heldout_hq":
+            docs = data["hq"].get("heldout_docs", 0)
+            return docs * plan["tokens_per_doc"], f"estimate ({docs} documents x plan.tokens_per_doc)"
         if split == "hq":
             sets = data["hq"]["datasets"]
             missing = [d["name"] for d in sets if "approx_tokens" not in d]
@@ -124,6 +138,8 @@ def _estimated_tokens(config: dict, split: str, n_shards: int) -> tuple[float, s
         "web": n_shards * syn.get("web_docs_per_shard", 300),
         "hq": syn.get("hq_docs", 600),
         "pretrain": n_shards * syn.get("pretrain_docs_per_shard", 600),
+        "heldout_web": syn.get("heldout_web_docs", 0),
+        "heldout_hq": syn.get("heldout_hq_docs", 0),
     }[split]
     return docs * plan["tokens_per_doc"], f"estimate ({docs} generated documents x plan.tokens_per_doc)"
 
@@ -218,12 +234,16 @@ def make_plan(config: dict, results: Path | None = None, gpus_per_job: dict[str,
     seq = config["data"]["seq_len"]
     shards = shard_lists(config)
     s_web, s_hq, s_pre = len(shards["web"]), len(shards["hq"]), len(shards["pretrain"])
+    s_held = len(shards["heldout_web"]) + len(shards["heldout_hq"])
     tokens, sources = token_counts(config, results)
     t_web = tokens["web"]
+    t_held = tokens["heldout_web"] + tokens["heldout_hq"]
     rows = load_variants(config)
     variants = list(rows)
+    cpt_runs = cpt_models(config)  # every variant once per seed
     cluster_variants = [v for v, row in rows.items() if row.uses_tree]
-    models = ["base", "reference", *variants]
+    models = ["base", "reference", *cpt_runs]
+    eval_models = [m for m in models if config["evaluation"]["seeds"] == "all" or m not in cpt_runs or cpt_runs[m].replicate == 0]
     benchmarks = list(config["evaluation"]["benchmarks"])
     levels = config["clustering"]["levels"]
     scoring = config["scoring"]
@@ -258,16 +278,16 @@ def make_plan(config: dict, results: Path | None = None, gpus_per_job: dict[str,
             fetch_jobs["fetch_base_model"] = 1
             download += model_bytes
         stages.append(Stage("fetch (local rules)", fetch_jobs, disk_bytes=download, note="hub.cache_dir"))
-        prepare = {"prepare_web": s_web, "prepare_hq": 1}
+        prepare = {"prepare_web": s_web + len(shards["heldout_web"]), "prepare_hq": 1}
     else:
-        prepare = {"prepare_corpus": s_web + s_hq + s_pre}
-    text_tokens = t_web + tokens["hq"] + tokens["pretrain"]
+        prepare = {"prepare_corpus": s_web + s_hq + s_pre + s_held}
+    text_tokens = t_web + tokens["hq"] + tokens["pretrain"] + t_held
     stages.append(Stage("prepare documents", prepare, disk_bytes=text_tokens * p["text_bytes_per_token"]))
     tokenizer_rule = "import_tokenizer" if config["tokenizer"]["source"] == "hf" else "train_tokenizer"
     stages.append(
         Stage(
             "tokenize",
-            {tokenizer_rule: 1, "tokenize": s_web + s_hq + s_pre},
+            {tokenizer_rule: 1, "tokenize": s_web + s_hq + s_pre + s_held},
             disk_bytes=text_tokens * (token_bytes + 1),  # token ids + uint8 labels
         )
     )
@@ -340,7 +360,9 @@ def make_plan(config: dict, results: Path | None = None, gpus_per_job: dict[str,
         assign.disk_bytes = t_web * (4 + 2 + (2 if fused else 0))  # int32 leaf, fp16 distance (and loss)
         assign.note = f"nearest-centroid search: {search_hours(search):.1f} of these GPU-hours"
         stages.append(assign)
-    masks = [row.mask for row in rows.values() if row.tokens == "mask"]
+    # one mask per variant, or per seed where the mask is drawn at random (CptModel.mask_key)
+    keys = {m.mask_key: m.variant.mask for m in cpt_runs.values() if m.variant.tokens == "mask"}
+    masks = list(keys.values())
     per_variant = {"balanced": "select_cluster_tokens", "top_excess": "select_excess_tokens"}
     select_jobs: dict[str, int] = {}
     for kind in masks:
@@ -351,23 +373,30 @@ def make_plan(config: dict, results: Path | None = None, gpus_per_job: dict[str,
         stages.append(Stage("select tokens (static masks)", select_jobs, disk_bytes=t_web * static))
     # CPT and evaluation.
     cpt_tokens = _trained_tokens(config["cpt"]["training"], seq)
-    cpt = Stage("train CPT variants", {"train_cpt": len(variants)}, gpu=True)
-    cpt.flops = train_fpt * cpt_tokens * len(variants)
-    cpt.note = f"{_count(cpt_tokens)} tokens per variant"
+    n_seeds = len(cpt_runs) // max(1, len(variants))
+    cpt = Stage("train CPT variants", {"train_cpt": len(cpt_runs)}, gpu=True)
+    cpt.flops = train_fpt * cpt_tokens * len(cpt_runs)
+    cpt.note = f"{_count(cpt_tokens)} tokens per variant" + (f", {n_seeds} seeds each" if n_seeds > 1 else "")
     slm = [v for v, row in rows.items() if row.tokens == "slm"]
     if slm and slm_ranking_pass(config["cpt"]["training"], processes("train_cpt")):
-        cpt.flops += len(slm) * fwd_fpt * cpt_tokens
+        cpt.flops += len(slm) * n_seeds * fwd_fpt * cpt_tokens
         cpt.note += f"; {', '.join(slm)} also rank each global batch in a forward-only pass"
     cpt.gpu_hours = train_hours(cpt.flops, "cpt", "train_cpt")
-    cpt.disk_bytes = len(variants) * (model_bytes + ckpt_bytes)
+    cpt.disk_bytes = len(cpt_runs) * (model_bytes + ckpt_bytes)
     stages.append(cpt)
     stages.append(Stage("export HF", {"export_hf": len(models)}, disk_bytes=len(models) * model_bytes))
+    if s_held:
+        held = Stage("held-out loss", {"score_heldout": len(models)}, gpu=True)
+        held.flops = fwd_fpt * t_held * len(models)
+        held.gpu_hours = hours(held.flops, p["mfu_forward"])
+        held.note = f"{_count(t_held)} held-out tokens per model"
+        stages.append(held)
     bench_rule = {"tiny": "tiny_benchmarks", "fetch": "fetch_benchmarks"}.get(config["evaluation"]["source"])
     ev_jobs = {**({bench_rule: 1} if bench_rule else {}), "normalize_benchmark": len(benchmarks)}
-    ev_jobs["evaluate"] = len(models) * len(benchmarks)
+    ev_jobs["evaluate"] = len(eval_models) * len(benchmarks)
     items = sum(_eval_items(config, b) for b in benchmarks)
     ev = Stage("evaluate", ev_jobs, gpu=True)
-    ev.flops = len(models) * items * (p["eval_prompt_tokens"] + p["eval_generated_tokens"]) * fwd_fpt
+    ev.flops = len(eval_models) * items * (p["eval_prompt_tokens"] + p["eval_generated_tokens"]) * fwd_fpt
     ev.gpu_hours = hours(ev.flops, p["mfu_eval"])
     ev.note = f"{items} items per model"
     stages.append(ev)

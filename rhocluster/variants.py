@@ -15,7 +15,17 @@ from typing import Any, Mapping
 
 import yaml
 
-__all__ = ["Variant", "VariantError", "builtin_table", "load_variants", "variant_rows"]
+__all__ = [
+    "CptModel",
+    "Variant",
+    "VariantError",
+    "builtin_table",
+    "cpt_models",
+    "cpt_seeds",
+    "load_variants",
+    "replicate_name",
+    "variant_rows",
+]
 
 TOKENS = ("all", "mask", "slm")
 MASKS = ("random", "top_excess", "balanced")
@@ -136,3 +146,46 @@ def load_variants(config: Mapping) -> dict[str, Variant]:
     if len(set(names)) != len(names):
         raise VariantError(f"variants: names repeat in {names}")
     return {n: rows[n] for n in names}
+
+
+@dataclass(frozen=True)
+class CptModel:
+    """One trained CPT model: a variant at one training seed (data order and mask sampling)."""
+
+    name: str
+    variant: Variant
+    seed: int
+    replicate: int  # 0 for the first seed (the model is named after its variant), then 1, 2, ...
+
+    @property
+    def mask_key(self) -> str:
+        """Whose mask files it trains on: its own where the mask is drawn at random with its seed,
+        else its variant's (ranked masks do not depend on the seed, so the seeds share one)."""
+        v = self.variant
+        seeded = v.mask == "random" or (v.mask == "balanced" and v.leaf_policy == "random")
+        return self.name if seeded else v.name
+
+
+def cpt_seeds(config: Mapping) -> list[int]:
+    """``cpt.seeds``, or the master seed alone."""
+    seeds = (config.get("cpt") or {}).get("seeds") or [config["seed"]]
+    if len(set(seeds)) != len(seeds):
+        raise VariantError(f"cpt.seeds: seeds repeat in {seeds}")
+    return [int(s) for s in seeds]
+
+
+def replicate_name(variant: str, replicate: int) -> str:
+    """``cluster`` for the first seed, ``cluster.s1``, ``cluster.s2``, ... for the others."""
+    return variant if replicate == 0 else f"{variant}.s{replicate}"
+
+
+def cpt_models(config: Mapping) -> dict[str, CptModel]:
+    """Every CPT model to train: each variant of ``config['variants']`` once per seed of ``cpt.seeds``,
+    the first seed's models first (in variant order), then the next seed's."""
+    variants = load_variants(config)
+    out = {}
+    for i, seed in enumerate(cpt_seeds(config)):
+        for name, row in variants.items():
+            model = replicate_name(name, i)
+            out[model] = CptModel(model, row, seed, i)
+    return out

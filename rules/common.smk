@@ -2,7 +2,9 @@ import json
 import os
 from pathlib import Path
 
-from rhocluster.variants import load_variants
+import re
+
+from rhocluster.variants import cpt_models, load_variants
 
 # envs/*.yaml install this package with `--editable ${RHOCLUSTER_ROOT}` (pip expands the variable in
 # the requirements file conda writes): Snakemake copies each env file under .snakemake/conda before
@@ -18,23 +20,55 @@ SYN = config["data"].get("synthetic", {})
 if config["data"]["source"] == "hf":
     # Hub data (rules/fetch.smk): the web corpus and the HQ mixture in configured shard counts; no
     # generic pretraining corpus (the base model comes from the hub too).
-    WEB_SHARDS = [f"{i:05d}" for i in range(config["data"]["web"]["num_shards"])]
+    # The corpus is cut into num_shards row ranges (plus the held-out ones); a pilot trains on the first
+    # use_shards of them, the same files as the full run's first shards.
+    N_WEB_RANGES = config["data"]["web"]["num_shards"]
+    WEB_SHARDS = [
+        f"{i:05d}" for i in range(config["data"]["web"]["use_shards"] or N_WEB_RANGES)
+    ]
     HQ_SHARDS = [f"{i:05d}" for i in range(config["data"]["hq"]["num_shards"])]
     HQ_DATASETS = [d["name"] for d in config["data"]["hq"]["datasets"]]
     PRETRAIN_SHARDS = []
+    # Set aside before training, never trained on: the last row ranges of the web files and the first
+    # documents of the shuffled HQ mixture (one shard).
+    HELDOUT_WEB = [f"{i:05d}" for i in range(config["data"]["web"]["heldout_shards"])]
+    HELDOUT_HQ = ["00000"] if config["data"]["hq"]["heldout_docs"] else []
 else:
     WEB_SHARDS = [f"{i:05d}" for i in range(SYN.get("web_shards", 4))]
     PRETRAIN_SHARDS = [f"{i:05d}" for i in range(SYN.get("pretrain_shards", 2))]
     HQ_SHARDS = ["00000"]
     HQ_DATASETS = []
+    # Generated with their own seeds, never trained on.
+    HELDOUT_WEB = ["00000"] if SYN.get("heldout_web_docs", 0) else []
+    HELDOUT_HQ = ["00000"] if SYN.get("heldout_hq_docs", 0) else []
 HUB = config["hub"]
-SHARDS = {"web": WEB_SHARDS, "hq": HQ_SHARDS, "pretrain": PRETRAIN_SHARDS}
+SHARDS = {
+    "web": WEB_SHARDS,
+    "hq": HQ_SHARDS,
+    "pretrain": PRETRAIN_SHARDS,
+    "heldout_web": HELDOUT_WEB,
+    "heldout_hq": HELDOUT_HQ,
+}
+# Held-out shards every model is scored on (rules/heldout.smk), as "split/shard".
+HELDOUT = [
+    f"{split}/{shard}"
+    for split in ("heldout_web", "heldout_hq")
+    for shard in SHARDS[split]
+]
 SHARD_SUFFIXES = [".bin", ".idx", ".labels.npy", ".json"]
 
 # The variant table (rhocluster/variants.yaml + variant_table), checked before the DAG is built.
 VARIANT_ROWS = load_variants(config)
 VARIANTS = list(VARIANT_ROWS)
-MODELS = ["base", "reference", *VARIANTS]
+# Every variant once per training seed (cpt.seeds): "cluster", then "cluster.s1", "cluster.s2", ...
+CPT = cpt_models(config)
+MODELS = ["base", "reference", *CPT]
+# Models the benchmarks evaluate (evaluation.seeds: every seed, or the first seed's only).
+EVAL_MODELS = [
+    m
+    for m in MODELS
+    if config["evaluation"]["seeds"] == "all" or m not in CPT or CPT[m].replicate == 0
+]
 BUDGET = config["selection"]["budget"]
 
 
@@ -49,7 +83,17 @@ def variants_where(**row):
 
 def one_of(names):
     """Wildcard regex matching exactly ``names`` (nothing when empty)."""
-    return "|".join(names) if names else "(?!)"
+    return "|".join(map(re.escape, names)) if names else "(?!)"
+
+
+def mask_keys(**row):
+    """Mask directories (masks/{key}/) of the variants whose row has the given values: one per seed
+    where the mask is drawn at random, one per variant where it is ranked (CptModel.mask_key).
+    """
+    keep = set(variants_where(**row))
+    return list(
+        dict.fromkeys(m.mask_key for m in CPT.values() if m.variant.name in keep)
+    )
 
 
 TREE_VARIANTS = [v for v, row in VARIANT_ROWS.items() if row.uses_tree]
@@ -61,10 +105,10 @@ LEVEL_FILES = ["centroids.npy", "parents.npy", "sizes.npy", "summary.json"]
 
 wildcard_constraints:
     shard=r"\d{5}",
-    split="web|hq|pretrain",
+    split="web|hq|pretrain|heldout_web|heldout_hq",
     level=r"\d+",
-    model="|".join(MODELS),
-    variant="|".join(VARIANTS) if VARIANTS else "ct",
+    model=one_of(MODELS),
+    variant=one_of(list(CPT)),
     benchmark="|".join(BENCHMARKS),
 
 
@@ -123,11 +167,12 @@ def base_training():
 
 
 def cpt_training(wildcards):
-    """Training config of a CPT variant: the shared CPT settings plus its row's token selection (the
-    budget only where the trainer ranks, so a budget change reruns no ct or static-mask training).
+    """Training config of a CPT model: the shared CPT settings, its seed, and its row's token selection
+    (the budget only where the trainer ranks, so a budget change reruns no ct or static-mask training).
     """
-    row = VARIANT_ROWS[wildcards.variant]
-    training = {**train_config("cpt"), "selection": row.selection}
+    model = CPT[wildcards.model]
+    row = model.variant
+    training = {**train_config("cpt"), "seed": model.seed, "selection": row.selection}
     if row.tokens == "slm":
         training["slm_ratio"] = BUDGET
         training["group_level"] = row.group_level or 0
@@ -146,7 +191,8 @@ def cpt_inputs(wildcards):
     """A variant trains on the web shards, from the base model, with its mask, or with the reference
     losses (and, ranking inside cluster groups, every token's leaf and the cluster tree).
     """
-    row = VARIANT_ROWS[wildcards.variant]
+    model = CPT[wildcards.model]
+    row = model.variant
     inputs = {"shards": all_shard_files("web"), "init": f"{R}/models/base/mcore"}
     if row.tokens == "slm":
         # always score_reference's loss, also under fused_pass: rho1 and cluster_slm then differ in
@@ -159,7 +205,7 @@ def cpt_inputs(wildcards):
             inputs["levels"] = tree_files()
     elif row.tokens == "mask":
         inputs["masks"] = expand(
-            f"{R}/masks/{wildcards.variant}/{{shard}}.npy", shard=WEB_SHARDS
+            f"{R}/masks/{model.mask_key}/{{shard}}.npy", shard=WEB_SHARDS
         )
     return inputs
 
@@ -201,8 +247,17 @@ def selection_inputs(wildcards):
     return inputs
 
 
+def mask_model(wildcards):
+    """The CPT model a mask directory (masks/{variant}/) belongs to (the first seed's, when shared)."""
+    return CPT[wildcards.variant]
+
+
 def leaf_policy(wildcards):
-    return VARIANT_ROWS[wildcards.variant].leaf_policy
+    return mask_model(wildcards).variant.leaf_policy
+
+
+def mask_seed(wildcards):
+    return mask_model(wildcards).seed
 
 
 def inspect_inputs(wildcards):
@@ -228,7 +283,7 @@ def harness_dir():
 
 
 def label_summaries():
-    return {v: f"{R}/models/{v}/summary.json" for v in VARIANTS}
+    return {m: f"{R}/models/{m}/summary.json" for m in CPT}
 
 
 def gpu(n=1):

@@ -25,15 +25,19 @@ if config["data"]["source"] == "synthetic":
 
 else:
 
+    # The web files are cut into num_shards + heldout_shards row ranges: heldout_web shard i is range
+    # num_shards + i, never trained on.
     rule prepare_web:
         input:
             f"{R}/downloads/owm.json",
         output:
-            f"{R}/corpus/web/{{shard}}.jsonl",
+            f"{R}/corpus/{{split}}/{{shard}}.jsonl",
         log:
-            f"{LOGS}/prepare_web/{{shard}}.log",
+            f"{LOGS}/prepare_web/{{split}}_{{shard}}.log",
         benchmark:
-            f"{BENCH}/prepare_web/{{shard}}.tsv"
+            f"{BENCH}/prepare_web/{{split}}_{{shard}}.tsv"
+        wildcard_constraints:
+            split="web|heldout_web",
         conda:
             "../envs/hub.yaml"
         threads: 1
@@ -41,7 +45,9 @@ else:
             mem_mb=8000,
             runtime=60,
         params:
-            n_shards=len(WEB_SHARDS),
+            n_shards=N_WEB_RANGES + len(HELDOUT_WEB),
+            index=lambda wc: int(wc.shard)
+            + (N_WEB_RANGES if wc.split == "heldout_web" else 0),
             text_field=config["data"]["web"].get("text_field", "text"),
         script:
             "../scripts/prepare_web.py"
@@ -50,7 +56,8 @@ else:
         input:
             expand(f"{R}/downloads/hq/{{dataset}}.json", dataset=HQ_DATASETS),
         output:
-            expand(f"{R}/corpus/hq/{{shard}}.jsonl", shard=HQ_SHARDS),
+            train=expand(f"{R}/corpus/hq/{{shard}}.jsonl", shard=HQ_SHARDS),
+            heldout=expand(f"{R}/corpus/heldout_hq/{{shard}}.jsonl", shard=HELDOUT_HQ),
         log:
             f"{LOGS}/prepare_hq.log",
         benchmark:
@@ -64,6 +71,7 @@ else:
         params:
             datasets=config["data"]["hq"]["datasets"],
             seed=config["seed"],
+            heldout_docs=config["data"]["hq"]["heldout_docs"],
             cache_dir=f"{HUB['cache_dir']}/datasets",
         script:
             "../scripts/prepare_hq.py"

@@ -64,14 +64,16 @@ rule train_cpt:
     input:
         unpack(cpt_inputs),
     output:
-        model=directory(f"{R}/models/{{variant}}/mcore"),
-        train_log=f"{R}/models/{{variant}}/train_log.jsonl",
-        summary=f"{R}/models/{{variant}}/summary.json",
-        plot=report(f"{R}/models/{{variant}}/loss.png", category="Training"),
+        model=directory(f"{R}/models/{{model}}/mcore"),
+        train_log=f"{R}/models/{{model}}/train_log.jsonl",
+        summary=f"{R}/models/{{model}}/summary.json",
+        plot=report(f"{R}/models/{{model}}/loss.png", category="Training"),
     log:
-        f"{LOGS}/train/{{variant}}.log",
+        f"{LOGS}/train/{{model}}.log",
     benchmark:
-        f"{BENCH}/train/{{variant}}.tsv"
+        f"{BENCH}/train/{{model}}.tsv"
+    wildcard_constraints:
+        model=one_of(list(CPT)),
     priority: 5
     conda:
         "../envs/training.yaml"
@@ -84,10 +86,10 @@ rule train_cpt:
         shards=shard_prefixes("web"),
         shape=config["model"],
         training=cpt_training,
-        checkpoints=lambda wc: f"{R}/checkpoints/{wc.variant}",
+        checkpoints=lambda wc: f"{R}/checkpoints/{wc.model}",
         levels=lambda wc: (
             [f"{R}/clusters/level_{level}" for level in LEVELS]
-            if VARIANT_ROWS[wc.variant].group_level
+            if CPT[wc.model].variant.group_level
             else []
         ),
     script:

@@ -4,11 +4,30 @@ FIGURES = f"{R}/figures"
 # [model, benchmark, summary, predictions] of every evaluation (rule evaluate's outputs)
 REPORT_EVALS = [
     [m, b, f"{R}/eval/{m}/{b}.json", f"{R}/eval/{m}/{b}.predictions.jsonl"]
-    for m in MODELS
+    for m in EVAL_MODELS
     for b in BENCHMARKS
 ]
 REPORT_EVAL_FILES = [path for row in REPORT_EVALS for path in row[2:]]
-TRAIN_LOGS = {v: f"{R}/models/{v}/train_log.jsonl" for v in VARIANTS}
+TRAIN_LOGS = {v: f"{R}/models/{v}/train_log.jsonl" for v in VARIANTS}  # first seeds
+# Rows of the tables: base, reference, and each variant with its models, one per seed.
+REPLICATES = {
+    "base": ["base"],
+    "reference": ["reference"],
+    **{v: [m for m, c in CPT.items() if c.variant.name == v] for v in VARIANTS},
+}
+ROWS = list(REPLICATES)
+EVAL_REPLICATES = {
+    row: [m for m in ms if m in EVAL_MODELS] for row, ms in REPLICATES.items()
+}
+CPT_REPLICATES = {v: REPLICATES[v] for v in VARIANTS}
+HELDOUT_LOSSES = {
+    m: {
+        split: [f"{R}/heldout/{m}/{split}/{shard}.loss.npy" for shard in SHARDS[split]]
+        for split in ("heldout_web", "heldout_hq")
+        if SHARDS[split]
+    }
+    for m in MODELS
+}
 SELECTION_SUMMARIES = {
     v: f"{R}/masks/{v}/summary.json" for v in variants_where(mask="balanced")
 }
@@ -21,6 +40,7 @@ REPORT_TARGETS = [
     f"{FIGURES}/loss.png",
     f"{FIGURES}/kept_fraction.png",
 ] + ([f"{FIGURES}/clusters.png"] if SELECTION_SUMMARIES else [])
+REPORT_TARGETS += [f"{R}/tables/heldout.md"] if HELDOUT else []
 
 
 rule report_all:
@@ -58,11 +78,52 @@ rule tables:
     params:
         evals=REPORT_EVALS,
         summaries=label_summaries(),
-        models=MODELS,
+        models=ROWS,
+        replicates=EVAL_REPLICATES,
+        label_replicates=CPT_REPLICATES,
         benchmarks=BENCHMARKS,
         run=RUN,
     script:
         "../scripts/tables.py"
+
+
+rule heldout_tables:
+    input:
+        losses=[p for m in HELDOUT_LOSSES.values() for ps in m.values() for p in ps],
+        shards=[f"{R}/shards/{key}.bin" for key in HELDOUT],
+        tokenizer=f"{R}/tokenizer",
+    output:
+        md=f"{R}/tables/heldout.md",
+        losses_csv=report(
+            f"{R}/tables/heldout.csv",
+            caption="../report/heldout_table.rst",
+            category="Tables",
+        ),
+        differences_csv=f"{R}/tables/heldout_differences.csv",
+    log:
+        f"{LOGS}/heldout_tables.log",
+    benchmark:
+        f"{BENCH}/heldout_tables.tsv"
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        shards={
+            split: [f"{R}/shards/{split}/{shard}" for shard in SHARDS[split]]
+            for split in ("heldout_web", "heldout_hq")
+            if SHARDS[split]
+        },
+        losses=HELDOUT_LOSSES,
+        replicates=REPLICATES,
+        baselines=["ct", "rho1"],
+        resamples=config["report"].get("bootstrap_resamples", 10000),
+        seed=config["seed"],
+        run=RUN,
+    script:
+        "../scripts/heldout_tables.py"
 
 
 rule significance:
@@ -89,7 +150,8 @@ rule significance:
         runtime=30,
     params:
         evals=REPORT_EVALS,
-        models=MODELS,
+        models=ROWS,
+        replicates=EVAL_REPLICATES,
         variants=VARIANTS,
         baselines=["ct", "rho1"],
         benchmarks=BENCHMARKS,
@@ -188,6 +250,7 @@ rule figure_clusters:
 
 rule update_readme:
     input:
+        **({"heldout": f"{R}/tables/heldout.md"} if HELDOUT else {}),
         results=f"{R}/tables/results.md",
         labels=f"{R}/tables/labels.md",
         significance=f"{R}/tables/significance.md",
@@ -208,5 +271,6 @@ rule update_readme:
         readme=config["report"].get("readme", "README.md"),
         figure=config["report"].get("readme_figure", "docs/results.png"),
         run=RUN,
+        workflow_dir=workflow.basedir,
     script:
         "../scripts/update_readme.py"

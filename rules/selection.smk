@@ -14,7 +14,7 @@ rule select_cluster_tokens:
     benchmark:
         f"{BENCH}/select_cluster_tokens/{{variant}}.tsv"
     wildcard_constraints:
-        variant=one_of(variants_where(mask="balanced")),
+        variant=one_of(mask_keys(mask="balanced")),
     # the clustering variants' critical path runs before the many independent evaluations
     priority: 10
     conda:
@@ -26,7 +26,7 @@ rule select_cluster_tokens:
     params:
         budget=BUDGET,
         policy=leaf_policy,
-        seed=config["seed"],
+        seed=mask_seed,
         levels=[f"{R}/clusters/level_{level}" for level in LEVELS],
     script:
         "../scripts/select_cluster_tokens.py"
@@ -43,7 +43,7 @@ rule select_excess_tokens:
     benchmark:
         f"{BENCH}/select_excess_tokens/{{variant}}.tsv"
     wildcard_constraints:
-        variant=one_of(variants_where(mask="top_excess")),
+        variant=one_of(mask_keys(mask="top_excess")),
     conda:
         "../envs/clustering.yaml"
     threads: 1
@@ -66,7 +66,7 @@ rule random_mask:
     benchmark:
         f"{BENCH}/random_mask/{{variant}}/{{shard}}.tsv"
     wildcard_constraints:
-        variant=one_of(variants_where(mask="random")),
+        variant=one_of(mask_keys(mask="random")),
     conda:
         "../envs/clustering.yaml"
     threads: 1
@@ -76,7 +76,7 @@ rule random_mask:
     params:
         prefix=lambda wc: f"{R}/shards/web/{wc.shard}",
         budget=BUDGET,
-        seed=config["seed"],
+        seed=mask_seed,
     script:
         "../scripts/random_mask.py"
 

@@ -8,6 +8,12 @@ sm = snakemake  # noqa: F821
 with logged(sm.log[0]) as log:
     manifests = [load_manifest(path) for path in sm.input]
     counts = build_hq_mixture(
-        [dict(d) for d in sm.params.datasets], manifests, list(sm.output), sm.params.seed, sm.params.cache_dir
+        [dict(d) for d in sm.params.datasets],
+        manifests,
+        list(sm.output.train),
+        sm.params.seed,
+        sm.params.cache_dir,
+        heldout_path=sm.output.heldout[0] if sm.output.heldout else None,
+        heldout_docs=sm.params.heldout_docs,
     )
     log.info("documents per dataset: %s", counts)

@@ -7,5 +7,6 @@ from rhocluster.workflow import logged
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]) as log:
     manifest = load_manifest(sm.input[0])
-    n = write_web_shard(manifest, sm.params.n_shards, int(sm.wildcards.shard), sm.output[0], sm.params.text_field)
-    log.info("web shard %s: %d documents", sm.wildcards.shard, n)
+    n = write_web_shard(manifest, sm.params.n_shards, sm.params.index, sm.output[0], sm.params.text_field)
+    log.info("%s shard %s (row range %d of %d): %d documents", sm.wildcards.split, sm.wildcards.shard,
+             sm.params.index, sm.params.n_shards, n)

@@ -14,4 +14,5 @@ with logged(sm.log[0]):
         out=dict(sm.output.items()),
         n_resamples=sm.params.resamples,
         seed=sm.params.seed,
+        replicates={k: list(v) for k, v in sm.params.replicates.items()},
     )

@@ -11,5 +11,7 @@ with logged(sm.log[0]):
         models=list(sm.params.models),
         benchmarks=list(sm.params.benchmarks),
         run=sm.params.run,
+        replicates={k: list(v) for k, v in sm.params.replicates.items()},
+        label_replicates={k: list(v) for k, v in sm.params.label_replicates.items()},
         out=dict(sm.output.items()),
     )

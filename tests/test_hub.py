@@ -129,6 +129,17 @@ def test_hq_mixture_renders_shuffles_and_deals(fixtures, tmp_path):
     assert all(p.read_bytes() == (tmp_path / "b" / p.name).read_bytes() for p in outs), "seeded: same bytes"
     with pytest.raises(ValueError, match=r"template fields \['question'\]"):
         render_records([{"query": "q"}], "Q: {question}", "bad")
+    # Held out: the first documents of the same shuffle go to their own file, the rest are dealt as before.
+    held_outs = [tmp_path / "c" / p.name for p in outs]
+    build_hq_mixture(specs, manifests, held_outs, seed=5, cache_dir=tmp_path / "ds",
+                     heldout_path=tmp_path / "c" / "heldout.jsonl", heldout_docs=4)  # fmt: skip
+    held = [d["id"] for d in read_jsonl(tmp_path / "c" / "heldout.jsonl")]
+    trained = [d["id"] for p in held_outs for d in read_jsonl(p)]
+    assert len(held) == 4 and len(trained) == 36 and not set(held) & set(trained)
+    assert set(held) | set(trained) == {d["id"] for d in docs}
+    with pytest.raises(ValueError, match="heldout_docs=40 would leave none"):
+        build_hq_mixture(specs, manifests, held_outs, seed=5, cache_dir=tmp_path / "ds",
+                         heldout_path=tmp_path / "c" / "h.jsonl", heldout_docs=40)  # fmt: skip
 
 
 def test_llama_tokenizer_imports_and_tokenizes_unlabelled_shards(fixtures, tmp_path):

@@ -123,12 +123,17 @@ def build_hq_mixture(
     out_paths: Sequence[Path | str],
     seed: int,
     cache_dir: Path | str | None = None,
+    heldout_path: Path | str | None = None,
+    heldout_docs: int = 0,
 ) -> dict[str, int]:
     """Render, shuffle and deal the mixture into ``out_paths`` (jsonl, atomically); returns documents per dataset.
 
     ``datasets`` are the config entries (``name``, ``format``, ``template``, optional ``max_records``),
-    ``manifests`` their fetched files in the same order.
+    ``manifests`` their fetched files in the same order. The first ``heldout_docs`` documents of the
+    shuffled order go to ``heldout_path`` instead (never trained on); with none, the deal is unchanged.
     """
+    if heldout_docs and heldout_path is None:
+        raise ValueError(f"heldout_docs={heldout_docs} but no held-out output path")
     if len(datasets) != len(manifests):
         raise ValueError(f"{len(datasets)} datasets but {len(manifests)} manifests")
     rng = np.random.default_rng(seed)
@@ -144,6 +149,11 @@ def build_hq_mixture(
         docs += [{"id": f"{spec['name']}:{i}", "text": t} for i, t in enumerate(texts) if t.strip()]
         counts[spec["name"]] = len(texts)
     order = rng.permutation(len(docs))
+    if heldout_docs >= len(order):
+        raise ValueError(f"heldout_docs={heldout_docs} would leave none of the {len(order)} documents to train on")
+    if heldout_path is not None:
+        write_jsonl((docs[j] for j in order[:heldout_docs]), Path(heldout_path))
+    order = order[heldout_docs:]
     n = len(out_paths)
     for i, path in enumerate(out_paths):
         write_jsonl((docs[j] for j in order[i::n]), Path(path))

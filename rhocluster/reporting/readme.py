@@ -71,20 +71,34 @@ def readme_body(
     run: str,
     significance_md: str | None = None,
     figure_link: str | None = None,
+    heldout_md: str | None = None,
+    fingerprint: str | None = None,
 ) -> str:
-    """The text that goes between the README markers: results table, main figure, paired tests, labels."""
-    parts = [
-        f"<!-- written by the workflow (rule update_readme) from results/{run}/tables/; do not edit by hand -->",
-        results_md,
-    ]
+    """The text between the README markers, what was measured first: held-out loss, kept fraction per
+    label, the accuracy table (with the published rows) and its figure, then the paired tests."""
+    source = f"results/{run}/tables/"
+    if fingerprint:
+        source += f"; code fingerprint {fingerprint} (rhocluster.provenance)"
+    parts = [f"<!-- written by the workflow (rule update_readme) from {source}; do not edit by hand -->"]
+    if heldout_md:
+        parts.append(heldout_md)
+    parts.append(labels_md)
+    parts.append(results_md)
     if figure_link:
         parts.append(
             f"![Accuracy per benchmark and model, run {run}, with 95% bootstrap intervals]({figure_link})"
         )
     if significance_md:
         parts.append(significance_md)
-    parts.append(labels_md)
     return "\n\n".join(p.strip("\n") for p in parts) + "\n"
+
+
+def readme_fingerprint(text: str) -> str | None:
+    """The code fingerprint recorded in a README's results block (None if it records none)."""
+    import re
+
+    m = re.search(r"code fingerprint ([0-9a-f]{16})", text)
+    return m.group(1) if m else None
 
 
 def write_readme(
@@ -95,6 +109,8 @@ def write_readme(
     significance_md: Path | str | None = None,
     figure: Path | str | None = None,
     figure_dest: Path | str | None = None,
+    heldout_md: Path | str | None = None,
+    fingerprint: str | None = None,
 ) -> tuple[bool, bool]:
     """Copy ``figure`` to ``figure_dest`` (a committed path) and rewrite the README block from the
     table files, with an image link to the copy; return (README changed, figure changed)."""
@@ -104,11 +120,17 @@ def write_readme(
     if figure is not None and figure_dest is not None:
         figure_changed = copy_figure(figure, figure_dest)
         link = relative_link(figure_dest, readme)
+
+    def text(path: Path | str | None) -> str | None:
+        return None if path is None else Path(path).read_text(encoding="utf-8")
+
     body = readme_body(
-        Path(results_md).read_text(encoding="utf-8"),
-        Path(labels_md).read_text(encoding="utf-8"),
+        text(results_md),
+        text(labels_md),
         run,
-        significance_md=None if significance_md is None else Path(significance_md).read_text(encoding="utf-8"),
+        significance_md=text(significance_md),
         figure_link=link,
+        heldout_md=text(heldout_md),
+        fingerprint=fingerprint,
     )
     return update_readme(readme, body), figure_changed

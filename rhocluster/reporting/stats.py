@@ -166,15 +166,17 @@ def accuracy_intervals(
     n_resamples: int = DEFAULT_RESAMPLES,
     seed: int = 0,
     level: float = LEVEL,
+    replicates: Mapping[str, Sequence[str]] | None = None,
 ) -> pd.DataFrame:
     """Accuracy (%) and its bootstrap interval per model and benchmark, plus ``avg``, the plain mean
     over benchmarks (benchmarks resampled independently). Columns: model, benchmark, n, accuracy,
-    ci_low, ci_high."""
+    ci_low, ci_high. With ``replicates`` (``{row: [model of each seed]}``) a row pools the verdicts of
+    its seeds, so its interval covers the seeds too."""
     rows = []
     for model in models:
         all_draws = []
         for bench in benchmarks:
-            verdict = preds[model, bench].verdict
+            verdict = _pooled(preds, replicates, model, bench)
             draws = 100.0 * bootstrap_means(verdict, n_resamples, rng_for(seed, "accuracy", model, bench))
             all_draws.append(draws)
             low, high = percentile_interval(draws, level)
@@ -184,6 +186,13 @@ def accuracy_intervals(
             low, high = percentile_interval(np.mean(all_draws, axis=0), level)
             rows.append((model, AVG, sum(r[2] for r in rows[-len(benchmarks) :]), point, low, high))
     return pd.DataFrame(rows, columns=["model", "benchmark", "n", "accuracy", "ci_low", "ci_high"])
+
+
+def _pooled(
+    preds: Mapping[tuple[str, str], Predictions], replicates: Mapping[str, Sequence[str]] | None, row: str, bench: str
+) -> np.ndarray:
+    """Verdicts of a row on a benchmark, its seeds' models concatenated (the row itself without replicates)."""
+    return np.concatenate([preds[m, bench].verdict for m in (replicates or {}).get(row, [row])])
 
 
 def comparisons(variants: Sequence[str], baselines: Sequence[str]) -> list[tuple[str, str]]:
@@ -206,8 +215,11 @@ def paired_comparisons(
     n_resamples: int = DEFAULT_RESAMPLES,
     seed: int = 0,
     level: float = LEVEL,
+    replicates: Mapping[str, Sequence[str]] | None = None,
 ) -> pd.DataFrame:
     """Paired bootstrap of accuracy(model) - accuracy(baseline), in points, per benchmark and ``avg``.
+    With ``replicates`` the rows pool their seeds: seed i of the model against seed i of the baseline
+    (same data order), over the seeds both have, each (item, seed) one resampling unit.
 
     Columns: model, baseline, benchmark, n, diff, ci_low, ci_high, p_value (bootstrap, the interval
     inverted), p_exact (exact McNemar per benchmark; NaN for ``avg``, which weighs benchmarks equally),
@@ -218,17 +230,20 @@ def paired_comparisons(
     for model, base in pairs:
         all_draws, diffs = [], []
         for bench in benchmarks:
-            a, b = preds[model, bench], preds[base, bench]
-            check_same_items(a, b)
-            d = a.verdict.astype(np.float64) - b.verdict.astype(np.float64)
+            seeds = list(zip(*((replicates or {}).get(r, [r]) for r in (model, base))))
+            for m, b in seeds:
+                check_same_items(preds[m, bench], preds[b, bench])
+            va = np.concatenate([preds[m, bench].verdict for m, _ in seeds])
+            vb = np.concatenate([preds[b, bench].verdict for _, b in seeds])
+            d = va.astype(np.float64) - vb.astype(np.float64)
             draws = 100.0 * bootstrap_means(d, n_resamples, rng_for(seed, "paired", model, base, bench))
             all_draws.append(draws)
             diffs.append(100.0 * d.mean())
-            exact = mcnemar_exact_p(a.verdict, b.verdict)
+            exact = mcnemar_exact_p(va, vb)
             rows.append((model, base, bench, d.size, diffs[-1], *percentile_interval(draws, level), bootstrap_p_value(draws), exact))
         if len(benchmarks) > 1:
             draws = np.mean(all_draws, axis=0)
-            n = sum(preds[model, bench].verdict.size for bench in benchmarks)
+            n = sum(_pooled(preds, replicates, model, bench).size for bench in benchmarks)
             rows.append(
                 (model, base, AVG, n, float(np.mean(diffs)), *percentile_interval(draws, level), bootstrap_p_value(draws), np.nan)
             )

@@ -68,14 +68,30 @@ def load_accuracies(evals: EvalPaths) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.DataFrame.from_dict(acc, orient="index"), pd.DataFrame.from_dict(counts, orient="index")
 
 
-def accuracy_table(acc: pd.DataFrame, models: Sequence[str], benchmarks: Sequence[str], source: str) -> pd.DataFrame:
-    """Rows in ``models`` order, benchmarks in the seed's order, ``avg``, then a ``source`` column."""
+def accuracy_table(
+    acc: pd.DataFrame,
+    models: Sequence[str],
+    benchmarks: Sequence[str],
+    source: str,
+    replicates: Mapping[str, Sequence[str]] | None = None,
+) -> pd.DataFrame:
+    """Rows in ``models`` order, benchmarks in the seed's order, ``avg``, then a ``source`` column.
+
+    With ``replicates`` (``{row: [model of each seed]}``) a row is the mean over its seeds, and where any
+    row has several, ``seeds`` and ``avg sd`` (the standard deviation of avg over seeds) columns follow avg.
+    """
     cols = ordered_benchmarks(benchmarks)
-    missing = [(m, b) for m in models for b in cols if m not in acc.index or b not in acc.columns or pd.isna(acc.at[m, b])]
+    reps = {m: list((replicates or {}).get(m, [m])) for m in models}
+    needed = [r for rs in reps.values() for r in rs]
+    missing = [(m, b) for m in needed for b in cols if m not in acc.index or b not in acc.columns or pd.isna(acc.at[m, b])]
     if missing:
         raise ValueError(f"no evaluation for (model, benchmark) {missing[:5]}")
-    table = acc.reindex(index=list(models), columns=cols).astype(float)
-    table["avg"] = table[cols].mean(axis=1)
+    per_model = acc.reindex(index=needed, columns=cols).astype(float)
+    per_model["avg"] = per_model[cols].mean(axis=1)
+    table = pd.DataFrame({row: per_model.loc[rs].mean() for row, rs in reps.items()}).T
+    if any(len(rs) > 1 for rs in reps.values()):
+        table["seeds"] = [len(rs) for rs in reps.values()]
+        table["avg sd"] = [per_model.loc[rs, "avg"].std(ddof=1) if len(rs) > 1 else np.nan for rs in reps.values()]
     table["source"] = source
     return table.rename(columns=COLUMNS)
 
@@ -91,8 +107,9 @@ def published_table(benchmarks: Sequence[str]) -> pd.DataFrame:
     return table.rename(columns=COLUMNS)
 
 
-def label_table(summaries: Mapping[str, Path | str]) -> pd.DataFrame:
-    """``{variant: train summary.json}`` -> kept fraction (%) of each ground-truth label, plus overall."""
+def label_table(summaries: Mapping[str, Path | str], replicates: Mapping[str, Sequence[str]] | None = None) -> pd.DataFrame:
+    """``{model: train summary.json}`` -> kept fraction (%) of each ground-truth label, plus overall; with
+    ``replicates`` (``{variant: [model of each seed]}``) one row per variant, the mean over its seeds."""
     rows = {}
     for variant, path in summaries.items():
         data = read_json(Path(path))
@@ -104,7 +121,10 @@ def label_table(summaries: Mapping[str, Path | str]) -> pd.DataFrame:
         row = {k: (np.nan if v is None else 100.0 * v) for k, v in by_label.items()}
         row["all"] = 100.0 * data["kept_fraction"]
         rows[variant] = row
-    return pd.DataFrame.from_dict(rows, orient="index")
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    if replicates and not table.empty:
+        table = pd.DataFrame({v: table.loc[[m for m in ms if m in table.index]].mean() for v, ms in replicates.items()}).T
+    return table
 
 
 def _cell(value: object, digits: int) -> str:
@@ -133,11 +153,15 @@ def write_tables(
     benchmarks: Sequence[str],
     run: str,
     out: Mapping[str, Path | str],
+    replicates: Mapping[str, Sequence[str]] | None = None,
+    label_replicates: Mapping[str, Sequence[str]] | None = None,
 ) -> None:
     """Write ``results_md``/``results_csv`` (ours, then the published rows, each row labelled with its
-    source) and ``labels_md``/``labels_csv``. ``evals``: ``{(model, benchmark): (summary, predictions)}``."""
+    source) and ``labels_md``/``labels_csv``. ``evals``: ``{(model, benchmark): (summary, predictions)}``;
+    ``models`` are the rows, ``replicates`` their evaluated models (one per seed), ``label_replicates``
+    the variants' trained models (one per seed)."""
     acc, counts = load_accuracies(evals)
-    ours = accuracy_table(acc, models, benchmarks, f"this workflow, run {run}")
+    ours = accuracy_table(acc, models, benchmarks, f"this workflow, run {run}", replicates)
     both = pd.concat([ours, published_table(benchmarks)])
     cols = ordered_benchmarks(benchmarks)
     n_line = ", ".join(f"{COLUMNS.get(b, b)} {int(counts[b].iloc[0])}" for b in cols)
@@ -149,7 +173,7 @@ def write_tables(
     )
     save_text(out["results_md"], md)
     save_text(out["results_csv"], _csv(both, "model"))
-    labels = label_table(summaries)
+    labels = label_table(summaries, label_replicates)
     if labels.empty:
         labels_md = "No ground-truth token labels in this corpus.\n"
     else:
@@ -220,13 +244,16 @@ def write_significance(
     n_resamples: int = stats.DEFAULT_RESAMPLES,
     seed: int = 0,
     level: float = stats.LEVEL,
+    replicates: Mapping[str, Sequence[str]] | None = None,
 ) -> None:
-    """Write ``ci_md``/``ci_csv`` (accuracy intervals of every model) and ``significance_md``/``significance_csv``
-    (paired bootstrap of each variant against each baseline) from the predictions files."""
+    """Write ``ci_md``/``ci_csv`` (accuracy intervals of every row) and ``significance_md``/``significance_csv``
+    (paired bootstrap of each variant against each baseline) from the predictions files. ``models`` are
+    the rows; ``replicates`` maps a row to its evaluated models, one per seed (pooled)."""
     preds = stats.load_all_predictions(evals)
     cols = ordered_benchmarks(benchmarks)
-    ci = stats.accuracy_intervals(preds, models, cols, n_resamples, seed, level)
-    sig = stats.paired_comparisons(preds, stats.comparisons(variants, baselines), cols, n_resamples, seed, level)
+    ci = stats.accuracy_intervals(preds, models, cols, n_resamples, seed, level, replicates)
+    pairs = stats.comparisons(variants, baselines)
+    sig = stats.paired_comparisons(preds, pairs, cols, n_resamples, seed, level, replicates)
     save_text(out["ci_md"], ci_markdown(ci, level, n_resamples))
     save_text(out["ci_csv"], _csv(ci, None))
     save_text(out["significance_md"], significance_markdown(sig, level, n_resamples))
