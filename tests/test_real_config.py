@@ -108,3 +108,33 @@ def test_a_configfile_is_complete_and_later_files_override_earlier_ones(tmp_path
     )
     assert layered.returncode == 0, layered.stdout[-3000:]
     assert "results/layered/shards/web/00000.bin" in layered.stdout
+
+
+PILOT = REPO / "config/rho1-pilot.yaml"
+
+
+def test_the_pilot_differs_from_the_real_config_in_sizes_only_and_fits_a_node_day(config):
+    """config/rho1-pilot.yaml overrides sizes only (corpus share, steps, seeds, cluster sizes, benchmarks);
+    planned at <= 24 h on one 8-GPU node."""
+    raw = yaml.safe_load(PILOT.read_text())
+    sized = {"run", "data", "cpt", "scoring", "clustering", "evaluation", "report"}
+    assert set(raw) <= sized
+    assert set(raw["data"]["web"]) == {"use_shards"} and set(raw["scoring"]) == {"sample_tokens_per_shard"}
+    assert set(raw["evaluation"]) == {"benchmarks"} and set(raw["report"]) == {"update_readme"}
+    pilot = load_config([CONFIG, PILOT], REPO / "config/schema.yaml")
+    for key in ("model", "base", "reference", "variants", "selection", "tokenizer", "hub", "resources"):
+        assert pilot[key] == config[key], key
+    for key in ("lr", "min_lr", "global_batch", "micro_batch", "bf16", "weight_decay"):
+        assert pilot["cpt"]["training"][key] == config["cpt"]["training"][key], key
+    plan = make_plan(pilot)
+    cpt_tokens = pilot["cpt"]["training"]["steps"] * 512 * 2048
+    assert 1.9e9 < cpt_tokens < 2.1e9 and cpt_tokens < plan.tokens["web"]  # under one epoch of its shards
+    assert plan.total_gpu_hours / 8 <= 24, plan.total_gpu_hours
+
+
+def test_pilot_dry_run_matches_its_plan(workdir):
+    pilot = load_config([CONFIG, PILOT], REPO / "config/schema.yaml")
+    jobs = dry_run(workdir, "--configfile", "config/rho1-tinyllama.yaml", "config/rho1-pilot.yaml")
+    planned = make_plan(pilot).jobs_per_rule()
+    assert {rule: jobs.get(rule, 0) for rule in planned} == planned
+    assert jobs["train_cpt"] == 7 * 2 and jobs["score_heldout"] == 2 + 7 * 2 and jobs["assign"] == 150
