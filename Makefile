@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CORES ?= all
 
-.PHONY: install run test lint rulegraph
+.PHONY: install run test test-fast lint rulegraph
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ run: install
 
 test: install
 	$(BIN)/pytest -q
+
+# The edit-test loop: unit tests only, no Snakemake, torchrun or training runs (tests/conftest.py marks
+# those slow). A few minutes on 2 cores.
+test-fast: install
+	$(BIN)/pytest -q -m "not slow and not integration"
 
 lint: install
 	$(BIN)/snakemake --lint

@@ -7,6 +7,7 @@ run (e.g. the repository root after ``make run``) to reuse it instead of running
 
 from __future__ import annotations
 
+import inspect
 import os
 import shutil
 import subprocess
@@ -79,3 +80,33 @@ def tiny_run(tmp_path_factory) -> Path:
         pytest.fail(f"tiny workflow failed (rc={proc.returncode}):\n{proc.stdout[-8000:]}")
     print(f"tiny workflow finished in {time.perf_counter() - start:.0f} s", file=sys.stderr)
     return workdir
+
+
+# --- the fast tier (make test-fast: pytest -m "not slow") ---------------------------------------------
+# A test is slow when it runs Snakemake, torchrun or a training loop. Rather than trusting every author
+# to remember the marker, collection marks a test slow when its own source calls one of these or it
+# uses a fixture that does; test modules that train in most tests carry `pytestmark = slow` themselves.
+SLOW_CALLS = (
+    "run_snakemake(",
+    "dry_run(",
+    "planned_jobs(",
+    "planned(",
+    "torch.distributed.run",
+    "run_training(",
+    "launch_training(",
+    "train(",
+)
+SLOW_FIXTURES = {"tiny_run", "rerun_dir", "workdir"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        fn = getattr(item, "function", None)
+        if fn is None or item.get_closest_marker("slow"):
+            continue
+        try:
+            source = inspect.getsource(fn)
+        except (OSError, TypeError):
+            continue
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or any(call in source for call in SLOW_CALLS):
+            item.add_marker(pytest.mark.slow)

@@ -29,6 +29,8 @@ from rhocluster.training.run import launch_training, run_training
 from rhocluster.training.selection import slm_keep
 from rhocluster.training.trainer import StepInfo, _Optimizer, train
 
+pytestmark = pytest.mark.slow  # nearly every test here runs the training loop
+
 REPO = Path(__file__).resolve().parents[1]
 SHAPE = LlamaShape(
     vocab_size=64,
