@@ -74,7 +74,7 @@ def per_rule(bench_dir: Path) -> list[dict]:
     """Jobs, summed wall seconds and max RSS (MB) per rule from Snakemake ``benchmark:`` files."""
     stats: dict[str, dict] = defaultdict(lambda: {"jobs": 0, "seconds": 0.0, "max_rss_mb": 0.0})
     for tsv in sorted(bench_dir.rglob("*.tsv")):
-        rule = tsv.parent.name if tsv.parent != bench_dir else tsv.stem
+        rule = tsv.relative_to(bench_dir).parts[0].removesuffix(".tsv")  # benchmarks/{run}/{rule}[/...]
         with open(tsv) as fh:
             rows = list(csv.DictReader(fh, delimiter="\t"))
         for row in rows:

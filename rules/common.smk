@@ -371,3 +371,47 @@ def hq_dataset(name):
 
 onstart:
     check_before_start()
+
+
+# --- paths the report rules read and write --------------------------------------------------------
+FIGURES = f"{R}/figures"
+# [model, benchmark, summary, predictions] of every evaluation (rule evaluate's outputs)
+REPORT_EVALS = [
+    [m, b, f"{R}/eval/{m}/{b}.json", f"{R}/eval/{m}/{b}.predictions.jsonl"]
+    for m in EVAL_MODELS
+    for b in BENCHMARKS
+]
+REPORT_EVAL_FILES = [path for row in REPORT_EVALS for path in row[2:]]
+TRAIN_LOGS = {v: f"{R}/models/{v}/train_log.jsonl" for v in VARIANTS}  # first seeds
+# Rows of the tables: base, reference, and each variant with its models, one per seed.
+REPLICATES = {
+    "base": ["base"],
+    "reference": ["reference"],
+    **{v: [m for m, c in CPT.items() if c.variant.name == v] for v in VARIANTS},
+}
+ROWS = list(REPLICATES)
+EVAL_REPLICATES = {
+    row: [m for m in ms if m in EVAL_MODELS] for row, ms in REPLICATES.items()
+}
+CPT_REPLICATES = {v: REPLICATES[v] for v in VARIANTS}
+HELDOUT_LOSSES = {
+    m: {
+        split: [f"{R}/heldout/{m}/{split}/{shard}.loss.npy" for shard in SHARDS[split]]
+        for split in ("heldout_web", "heldout_hq")
+        if SHARDS[split]
+    }
+    for m in MODELS
+}
+SELECTION_SUMMARIES = {
+    v: f"{R}/masks/{v}/summary.json" for v in variants_where(mask="balanced")
+}
+LEVEL_DIRS = [f"{R}/clusters/level_{level}" for level in LEVELS]
+# everything the report rules make beyond tables/results.*: intervals, paired tests, figures
+REPORT_TARGETS = [
+    f"{R}/tables/ci.csv",
+    f"{R}/tables/significance.md",
+    f"{FIGURES}/accuracy.png",
+    f"{FIGURES}/loss.png",
+    f"{FIGURES}/kept_fraction.png",
+] + ([f"{FIGURES}/clusters.png"] if SELECTION_SUMMARIES else [])
+REPORT_TARGETS += [f"{R}/tables/heldout.md"] if HELDOUT else []

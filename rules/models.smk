@@ -7,9 +7,9 @@ rule pretrain_base:
         summary=f"{R}/models/base/summary.json",
         plot=report(f"{R}/models/base/loss.png", category="Training"),
     log:
-        f"{LOGS}/train/base.log",
+        f"{LOGS}/pretrain_base.log",
     benchmark:
-        f"{BENCH}/train/base.tsv"
+        f"{BENCH}/pretrain_base.tsv"
     # the clustering variants' critical path runs before the many independent evaluations
     priority: 10
     conda:
@@ -26,7 +26,7 @@ rule pretrain_base:
         checkpoints=f"{R}/checkpoints/base",
         source=config["base"]["source"],
     script:
-        "../scripts/train_base.py"
+        "../scripts/pretrain_base.py"
 
 
 rule train_reference:
@@ -39,9 +39,9 @@ rule train_reference:
         summary=f"{R}/models/reference/summary.json",
         plot=report(f"{R}/models/reference/loss.png", category="Training"),
     log:
-        f"{LOGS}/train/reference.log",
+        f"{LOGS}/train_reference.log",
     benchmark:
-        f"{BENCH}/train/reference.tsv"
+        f"{BENCH}/train_reference.tsv"
     # the clustering variants' critical path runs before the many independent evaluations
     priority: 10
     conda:
@@ -57,7 +57,7 @@ rule train_reference:
         training=train_config("reference"),
         checkpoints=f"{R}/checkpoints/reference",
     script:
-        "../scripts/train.py"
+        "../scripts/train_reference.py"
 
 
 rule train_cpt:
@@ -69,9 +69,9 @@ rule train_cpt:
         summary=f"{R}/models/{{model}}/summary.json",
         plot=report(f"{R}/models/{{model}}/loss.png", category="Training"),
     log:
-        f"{LOGS}/train/{{model}}.log",
+        f"{LOGS}/train_cpt/{{model}}.log",
     benchmark:
-        f"{BENCH}/train/{{model}}.tsv"
+        f"{BENCH}/train_cpt/{{model}}.tsv"
     wildcard_constraints:
         model=one_of(list(CPT)),
     priority: 5
@@ -93,7 +93,7 @@ rule train_cpt:
             else []
         ),
     script:
-        "../scripts/train.py"
+        "../scripts/train_cpt.py"
 
 
 rule export_hf:

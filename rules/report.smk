@@ -1,46 +1,5 @@
-# Paths the report rules read and write. Plain values, not functions, so this file holds rules only
-# (snakemake --lint); they depend on nothing but the config.
-FIGURES = f"{R}/figures"
-# [model, benchmark, summary, predictions] of every evaluation (rule evaluate's outputs)
-REPORT_EVALS = [
-    [m, b, f"{R}/eval/{m}/{b}.json", f"{R}/eval/{m}/{b}.predictions.jsonl"]
-    for m in EVAL_MODELS
-    for b in BENCHMARKS
-]
-REPORT_EVAL_FILES = [path for row in REPORT_EVALS for path in row[2:]]
-TRAIN_LOGS = {v: f"{R}/models/{v}/train_log.jsonl" for v in VARIANTS}  # first seeds
-# Rows of the tables: base, reference, and each variant with its models, one per seed.
-REPLICATES = {
-    "base": ["base"],
-    "reference": ["reference"],
-    **{v: [m for m, c in CPT.items() if c.variant.name == v] for v in VARIANTS},
-}
-ROWS = list(REPLICATES)
-EVAL_REPLICATES = {
-    row: [m for m in ms if m in EVAL_MODELS] for row, ms in REPLICATES.items()
-}
-CPT_REPLICATES = {v: REPLICATES[v] for v in VARIANTS}
-HELDOUT_LOSSES = {
-    m: {
-        split: [f"{R}/heldout/{m}/{split}/{shard}.loss.npy" for shard in SHARDS[split]]
-        for split in ("heldout_web", "heldout_hq")
-        if SHARDS[split]
-    }
-    for m in MODELS
-}
-SELECTION_SUMMARIES = {
-    v: f"{R}/masks/{v}/summary.json" for v in variants_where(mask="balanced")
-}
-LEVEL_DIRS = [f"{R}/clusters/level_{level}" for level in LEVELS]
-# everything the report rules make beyond tables/results.*: intervals, paired tests, figures
-REPORT_TARGETS = [
-    f"{R}/tables/ci.csv",
-    f"{R}/tables/significance.md",
-    f"{FIGURES}/accuracy.png",
-    f"{FIGURES}/loss.png",
-    f"{FIGURES}/kept_fraction.png",
-] + ([f"{FIGURES}/clusters.png"] if SELECTION_SUMMARIES else [])
-REPORT_TARGETS += [f"{R}/tables/heldout.md"] if HELDOUT else []
+# Tables, figures and the README's results block, from the evaluations, the held-out losses and the
+# training logs (paths in rules/common.smk).
 
 
 rule report_all:
@@ -171,9 +130,9 @@ rule figure_accuracy:
             category="Results",
         ),
     log:
-        f"{LOGS}/figures/accuracy.log",
+        f"{LOGS}/figure_accuracy.log",
     benchmark:
-        f"{BENCH}/figures/accuracy.tsv"
+        f"{BENCH}/figure_accuracy.tsv"
     conda:
         "../envs/report.yaml"
     threads: 1
@@ -183,7 +142,7 @@ rule figure_accuracy:
     params:
         run=RUN,
     script:
-        "../scripts/figures_accuracy.py"
+        "../scripts/figure_accuracy.py"
 
 
 rule figure_training:
@@ -201,9 +160,9 @@ rule figure_training:
             category="Training",
         ),
     log:
-        f"{LOGS}/figures/training.log",
+        f"{LOGS}/figure_training.log",
     benchmark:
-        f"{BENCH}/figures/training.tsv"
+        f"{BENCH}/figure_training.tsv"
     conda:
         "../envs/report.yaml"
     threads: 1
@@ -215,7 +174,7 @@ rule figure_training:
         budget=BUDGET,
         run=RUN,
     script:
-        "../scripts/figures_training.py"
+        "../scripts/figure_training.py"
 
 
 rule figure_clusters:
@@ -231,9 +190,9 @@ rule figure_clusters:
             category="Clustering",
         ),
     log:
-        f"{LOGS}/figures/clusters.log",
+        f"{LOGS}/figure_clusters.log",
     benchmark:
-        f"{BENCH}/figures/clusters.tsv"
+        f"{BENCH}/figure_clusters.tsv"
     conda:
         "../envs/report.yaml"
     threads: 1
@@ -245,7 +204,7 @@ rule figure_clusters:
         selections=SELECTION_SUMMARIES,
         run=RUN,
     script:
-        "../scripts/figures_clusters.py"
+        "../scripts/figure_clusters.py"
 
 
 rule update_readme:

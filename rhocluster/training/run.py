@@ -89,6 +89,26 @@ def run_training(
     return summary_dict
 
 
+def rule_spec(input, output, params) -> dict:
+    """``run_training``'s arguments from a training rule's input, output and params (Snakemake's named
+    lists): the rules wire files, this turns them into one JSON-serialisable spec."""
+    return dict(
+        shape=dict(params.shape),
+        training=dict(params.training),
+        shards=list(params.shards),
+        out_dir=output.model,
+        train_log=output.train_log,
+        summary=output.summary,
+        plot=output.plot,
+        checkpoints=params.checkpoints,
+        init=input.get("init"),
+        masks=list(input.get("masks", [])) or None,
+        ref_losses=list(input.get("ref_loss", [])) or None,
+        leaves=list(input.get("leaves", [])) or None,
+        levels=list(params.get("levels", [])) or None,
+    )
+
+
 def launch_training(
     spec: Mapping, gpus: int = 0, env: Mapping[str, str] | None = None, python: str = sys.executable
 ) -> dict:

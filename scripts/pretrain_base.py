@@ -2,26 +2,14 @@
 
 from pathlib import Path
 
-from rhocluster.training.run import import_hf_base, launch_training
+from rhocluster.training.run import import_hf_base, launch_training, rule_spec
 from rhocluster.workflow import logged, set_threads
 
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]):
     set_threads(sm.threads)
     if sm.params.source == "pretrain":
-        launch_training(
-            dict(
-                shape=dict(sm.params.shape),
-                training=dict(sm.params.training),
-                shards=list(sm.params.shards),
-                out_dir=sm.output.model,
-                train_log=sm.output.train_log,
-                summary=sm.output.summary,
-                plot=sm.output.plot,
-                checkpoints=sm.params.checkpoints,
-            ),
-            gpus=sm.resources.get("gpus", 0),
-        )
+        launch_training(rule_spec(sm.input, sm.output, sm.params), gpus=sm.resources.get("gpus", 0))
     else:
         import_hf_base(
             Path(sm.input[0]),
