@@ -65,6 +65,8 @@ def tiny_setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def test_evaluate_model_writes_the_contract(tiny_setup: dict[str, Path]) -> None:
+    from transformers import AutoTokenizer
+
     from rhocluster.evaluation.run import evaluate_model
 
     out = tiny_setup["root"] / "out"
@@ -75,10 +77,13 @@ def test_evaluate_model_writes_the_contract(tiny_setup: dict[str, Path]) -> None
     )
     assert json.loads((out / "gsm8k.json").read_text()) == summary
     assert set(summary) == {
-        "benchmark", "model", "accuracy", "n", "correct", "timeouts", "empty_predictions", "truncated_prompts", "settings",
+        "benchmark", "model", "accuracy", "n", "correct", "timeouts", "empty_predictions", "generation", "settings",
     }
-    assert summary["truncated_prompts"] == 0 and summary["settings"]["context_tokens"] == 512 - 16
-    assert summary["settings"]["max_new_tokens"] == 16
+    # every gsm8k prompt leaves room for 16 new tokens in the 512 positions
+    assert summary["generation"] == {
+        "positions": 512, "max_gen_toks": 16, "rule": summary["generation"]["rule"], "limits": {"16": 4},
+        "shortened": 0, "overlong_prompts": 0,
+    }
     assert summary["benchmark"] == "gsm8k" and summary["n"] == 4
     assert summary["accuracy"] == pytest.approx(100 * summary["correct"] / 4)
     settings = summary["settings"]
@@ -89,10 +94,16 @@ def test_evaluate_model_writes_the_contract(tiny_setup: dict[str, Path]) -> None
 
     rows = [json.loads(line) for line in normalized.read_text().splitlines()]
     predictions = [json.loads(line) for line in (out / "gsm8k.predictions.jsonl").read_text().splitlines()]
+    tokenizer = AutoTokenizer.from_pretrained(tiny_setup["model"])
     assert [p["id"] for p in predictions] == [r["id"] for r in rows]
     for prediction, row in zip(predictions, rows):
-        assert set(prediction) == {"id", "prompt_sha256", "completion", "extracted_answer", "gold", "verdict", "timed_out"}
+        assert set(prediction) == {
+            "id", "prompt_sha256", "prompt_tokens", "max_new_tokens", "completion", "extracted_answer", "gold",
+            "verdict", "timed_out",
+        }
         assert prediction["prompt_sha256"] == hashlib.sha256(row["prompt"].encode()).hexdigest()
+        assert prediction["prompt_tokens"] == len(tokenizer(row["prompt"])["input_ids"])
+        assert prediction["max_new_tokens"] == 16
         assert prediction["gold"] == row["gold"]
         assert prediction["extracted_answer"] == extract_answer("gsm8k", prediction["completion"])
         assert prediction["verdict"] == grade("gsm8k", prediction["completion"], row["gold"])
@@ -117,37 +128,145 @@ def test_evaluate_model_limit_and_errors(tiny_setup: dict[str, Path]) -> None:
     with pytest.raises(ValueError, match="backend"):
         evaluate_model(tiny_setup["model"], "gsm8k", tiny_setup["normalized"] / "gsm8k.jsonl", out / "x", out / "y",
                        backend="tgi")
+    with pytest.raises(ValueError, match="max_gen_toks"):
+        evaluate_model(tiny_setup["model"], "gsm8k", tiny_setup["normalized"] / "gsm8k.jsonl", out / "x", out / "y",
+                       max_gen_toks=0)
 
 
-def test_generation_budget_keeps_prompts_whole(tiny_setup: dict[str, Path]) -> None:
+def test_item_limit_is_the_harness_rule() -> None:
+    from rhocluster.evaluation.run import item_limit
+
+    # min(max_gen_toks, positions - prompt tokens), 0 when the prompt leaves no room
+    cases = [(10, 1024, 2048, 1024), (1024, 1024, 2048, 1024), (1025, 1024, 2048, 1023), (1500, 1024, 2048, 548),
+             (2047, 1024, 2048, 1), (2048, 1024, 2048, 0), (3000, 1024, 2048, 0), (0, 64, 128, 64)]
+    for prompt_tokens, max_gen_toks, positions, expected in cases:
+        assert item_limit(prompt_tokens, max_gen_toks, positions) == expected, (prompt_tokens, max_gen_toks, positions)
+    with pytest.raises(ValueError, match="max_gen_toks"):
+        item_limit(5, 0, 2048)
+
+
+def _prompt_of_length(tokenizer: object, target: int, seed: int) -> str:
+    """A "Question: ... Answer:" prompt of about ``target`` tokens (with BOS) for ``tokenizer``."""
+    import random
+
+    rng = random.Random(seed)
+    words = "the sum of two numbers is what we find when the answer equals a prime root".split()
+    body: list[str] = []
+    while len(tokenizer(f"Question: {' '.join(body)}\nAnswer:")["input_ids"]) < target:
+        body.append(rng.choice(words))
+    return f"Question: {' '.join(body)}\nAnswer:"
+
+
+def test_each_item_gets_its_own_new_token_limit_and_keeps_its_prompt_whole(
+    tiny_setup: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Prompts of different lengths get min(max_gen_toks, positions - own length) new tokens each, as
+    recorded; what reaches the model is every prompt whole, with exactly that budget; a prompt that
+    fills the context alone is not generated."""
+    import torch
+    from lm_eval.models.huggingface import HFLM
     from transformers import AutoTokenizer
 
-    from rhocluster.evaluation.run import generation_budget
+    from rhocluster.evaluation.run import evaluate_model
 
-    prompts = [json.loads(line)["prompt"] for line in (tiny_setup["normalized"] / "mathqa.jsonl").read_text().splitlines()]
-    longest = max(len(ids) for ids in AutoTokenizer.from_pretrained(tiny_setup["model"])(prompts)["input_ids"])
-    assert 12 < longest < 496
-    # Room for every prompt: the limit stands.
-    assert generation_budget(tiny_setup["model"], prompts, 16) == (16, 496, 0)
-    # 500 new tokens would cut the longest prompts (lm-eval keeps the last 12 tokens): fewer new tokens.
-    assert generation_budget(tiny_setup["model"], prompts, 500) == (512 - longest, longest, 0)
-    # A prompt that fills the context alone is still cut, and counted.
-    assert generation_budget(tiny_setup["model"], prompts, 500, max_length=longest) == (1, longest - 1, 1)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_setup["model"])
+    positions, max_gen_toks = 512, 100
+    prompts = [_prompt_of_length(tokenizer, target, seed) for seed, target in
+               enumerate([30, 60, 420, 450, 480, 505, 530])]
+    lengths = [len(tokenizer(p)["input_ids"]) for p in prompts]
+    expected = [min(max_gen_toks, positions - n) if n < positions else 0 for n in lengths]
+    # short prompts keep the full limit; longer ones get less, each its own; the last has no room
+    assert expected[:2] == [100, 100] and 0 < expected[5] < expected[4] < expected[3] < expected[2] < 100
+    assert expected[-1] == 0, expected
+    data = tiny_setup["root"] / "lengths.jsonl"
+    data.write_text("".join(json.dumps({"id": i, "prompt": p, "question": "q", "gold": "1"}) + "\n"
+                            for i, p in enumerate(prompts)))
+
+    calls: list[tuple[list[list[int]], int, int]] = []
+    model_generate = HFLM._model_generate
+
+    def spy(self: HFLM, context: torch.Tensor, max_length: int, stop: list[str], **kwargs: object) -> torch.Tensor:
+        out = model_generate(self, context, max_length, stop, **kwargs)
+        mask = kwargs["attention_mask"]
+        rows = [ids[m.bool()].tolist() for ids, m in zip(context, mask)]  # left padding dropped
+        calls.append((rows, max_length - context.shape[1], out.shape[1] - context.shape[1]))
+        return out
+
+    monkeypatch.setattr(HFLM, "_model_generate", spy)
+    out = tiny_setup["root"] / "lengths"
+    summary = evaluate_model(tiny_setup["model"], "gsm8k", data, out / "l.json", out / "l.jsonl",
+                             batch_size=8, max_gen_toks=max_gen_toks)
+    predictions = [json.loads(line) for line in (out / "l.jsonl").read_text().splitlines()]
+
+    assert [p["prompt_tokens"] for p in predictions] == lengths
+    assert [p["max_new_tokens"] for p in predictions] == expected
+    assert predictions[-1]["completion"] == "" and predictions[-1]["verdict"] is False
+    # what the model was handed: each generated prompt exactly once, whole, with its own budget
+    sent = {tuple(row): (budget, decoded) for rows, budget, decoded in calls for row in rows}
+    assert len(sent) == sum(len(rows) for rows, _, _ in calls) == len(prompts) - 1
+    for prompt, n, limit in zip(prompts[:-1], lengths, expected):
+        budget, decoded = sent[tuple(tokenizer(prompt)["input_ids"])]
+        assert budget == limit and decoded <= limit
+    for rows, budget, _ in calls:  # a batch never runs past the positions, padding included
+        assert max(map(len, rows)) + budget <= positions
+    # the two short prompts share the full limit and one batch; each shorter limit is its own batch
+    assert sorted((len(rows), budget) for rows, budget, _ in calls) == sorted([(2, 100)] + [(1, e) for e in expected[2:6]])
+    generation = summary["generation"]
+    assert generation["positions"] == positions and generation["max_gen_toks"] == max_gen_toks
+    assert generation["limits"] == {str(e): expected.count(e) for e in sorted(set(expected), reverse=True)}
+    assert generation["shortened"] == 4 and generation["overlong_prompts"] == 1
 
 
-def test_evaluate_model_lowers_the_new_token_limit_instead_of_cutting_prompts(tiny_setup: dict[str, Path]) -> None:
-    from rhocluster.evaluation.run import evaluate_model, generation_budget
+def test_evaluate_benchmarks_loads_the_model_once(tiny_setup: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Several benchmarks in one call: one model load, and the same files as one call per benchmark."""
+    from lm_eval.models.huggingface import HFLM
 
-    normalized = tiny_setup["normalized"] / "mathqa.jsonl"
-    out = tiny_setup["root"] / "budget"
-    summary = evaluate_model(
-        tiny_setup["model"], "mathqa", normalized, out / "m.json", out / "m.jsonl", batch_size=2, max_gen_toks=500, limit=2
-    )
-    prompts = [json.loads(line)["prompt"] for line in normalized.read_text().splitlines()][:2]
-    expected, _, _ = generation_budget(tiny_setup["model"], prompts, 500)
-    assert 1 < expected < 500
-    assert summary["settings"]["max_gen_toks"] == 500 and summary["settings"]["max_new_tokens"] == expected
-    assert summary["truncated_prompts"] == 0 and summary["settings"]["context_tokens"] == 512 - expected
+    from rhocluster.evaluation.run import benchmark_files, evaluate_benchmarks, evaluate_model
+
+    init = HFLM.__init__
+    loads: list[str] = []
+
+    def counted(self: HFLM, *args: object, **kwargs: object) -> None:
+        loads.append(str(kwargs.get("pretrained")))
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(HFLM, "__init__", counted)
+    names = ["svamp", "mathqa", "math"]
+    together = tiny_setup["root"] / "together"
+    files = benchmark_files(names, tiny_setup["normalized"], together)
+    summaries = evaluate_benchmarks(tiny_setup["model"], files, batch_size=4, max_gen_toks=8)
+    assert loads == [str(tiny_setup["model"])]
+    assert [s["benchmark"] for s in summaries] == names
+    assert sorted(p.name for p in together.iterdir()) == sorted(
+        f"{b}{suffix}" for b in names for suffix in (".json", ".predictions.jsonl"))
+    for name in names:
+        alone = tiny_setup["root"] / "alone"
+        evaluate_model(tiny_setup["model"], name, tiny_setup["normalized"] / f"{name}.jsonl", alone / f"{name}.json",
+                       alone / f"{name}.predictions.jsonl", batch_size=4, max_gen_toks=8)
+        assert (alone / f"{name}.predictions.jsonl").read_bytes() == (together / f"{name}.predictions.jsonl").read_bytes()
+        assert json.loads((alone / f"{name}.json").read_text()) == json.loads((together / f"{name}.json").read_text())
+    assert len(loads) == 1 + len(names)
+
+
+def test_evaluate_benchmarks_checks_every_file_before_loading(tiny_setup: dict[str, Path], tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from lm_eval.models.huggingface import HFLM
+
+    from rhocluster.evaluation.run import BenchmarkFiles, evaluate_benchmarks
+
+    def never(self: HFLM, *args: object, **kwargs: object) -> None:
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(HFLM, "__init__", never)
+    bad = tmp_path / "math.jsonl"
+    bad.write_text('{"id": 0, "prompt": "p"}\n')
+    files = [BenchmarkFiles("gsm8k", tiny_setup["normalized"] / "gsm8k.jsonl", tmp_path / "g.json", tmp_path / "g.jsonl"),
+             BenchmarkFiles("math", bad, tmp_path / "m.json", tmp_path / "m.jsonl")]
+    with pytest.raises(ValueError, match=r"math.jsonl:1: malformed normalized row: missing question, gold"):
+        evaluate_benchmarks(tiny_setup["model"], files)
+    with pytest.raises(ValueError, match="listed twice"):
+        evaluate_benchmarks(tiny_setup["model"], [files[0], files[0]])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["math.jsonl"]
 
 
 def test_task_configs_are_indexed() -> None:
@@ -344,12 +463,16 @@ def test_command_line_batch_size_and_vllm_flags(monkeypatch: pytest.MonkeyPatch,
 
     seen: dict[str, object] = {}
 
-    def fake(*args: object, **kwargs: object) -> dict[str, object]:
-        seen.update(kwargs)
-        return {"benchmark": "gsm8k", "accuracy": 0.0, "n": 1, "correct": 0}
+    def fake(model_dir: Path, files: list[object], **kwargs: object) -> list[dict[str, object]]:
+        seen.update(kwargs, files=files)
+        return [{"benchmark": f.benchmark, "accuracy": 0.0, "n": 1, "correct": 0} for f in files]
 
-    monkeypatch.setattr(run, "evaluate_model", fake)
-    run.main([str(tmp_path), "gsm8k", "d.jsonl", "o.json", "o.jsonl", "--backend", "vllm", "--batch-size", "auto",
+    monkeypatch.setattr(run, "evaluate_benchmarks", fake)
+    run.main([str(tmp_path), "data", "out", "gsm8k", "math", "--backend", "vllm", "--batch-size", "auto",
               "--tensor-parallel-size", "2", "--max-model-len", "3072", "--seed", "5"])
     assert seen["batch_size"] == "auto" and seen["seed"] == 5 and seen["backend"] == "vllm"
     assert seen["vllm"] == run.VLLMSettings(2, "auto", 0.85, 3072)
+    assert seen["files"] == [
+        run.BenchmarkFiles("gsm8k", Path("data/gsm8k.jsonl"), Path("out/gsm8k.json"), Path("out/gsm8k.predictions.jsonl")),
+        run.BenchmarkFiles("math", Path("data/math.jsonl"), Path("out/math.json"), Path("out/math.predictions.jsonl")),
+    ]

@@ -1,9 +1,17 @@
-"""Evaluate one model on one benchmark through lm-eval, the Rho-1 harness way.
+"""Evaluate one model on Rho-1's benchmarks through lm-eval, the Rho-1 harness way.
 
-The benchmark's normalised jsonl (``normalize_benchmark``) is fed to our ``rho1_<benchmark>``
+Each benchmark's normalised jsonl (``normalize_benchmark``) is fed to our ``rho1_<benchmark>``
 lm-eval task, decoded greedily up to the harness' stop strings, and graded by
-:mod:`rhocluster.evaluation.grading`. Per-item predictions and a summary are written
-atomically.
+:mod:`rhocluster.evaluation.grading`. :func:`evaluate_benchmarks` loads the model once for all the
+benchmarks it is given and writes each benchmark's predictions and summary atomically as soon as
+that benchmark is graded.
+
+New tokens per item, as the harness' vLLM ran them: every prompt is kept whole and its completion
+may run to ``min(max_gen_toks, positions - its own prompt tokens)`` (:func:`item_limit`), so a long
+prompt shortens only its own completion. lm-eval alone would apply one ``max_gen_toks`` to every
+item and left-truncate a prompt that leaves less room; the :class:`ItemLimits` backends give each
+request its own limit before lm-eval's ``generate_until`` sees it, and the limit is recorded per
+item.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ import importlib.util
 import json
 import logging
 import math
+from collections import Counter
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -29,6 +38,7 @@ log = logging.getLogger(__name__)
 
 BACKENDS = ("hf", "vllm")
 HARNESS_COMMIT = "7fd4949"
+LIMIT_RULE = "min(max_gen_toks, positions - prompt_tokens); 0: the prompt fills the context, nothing is generated"
 
 
 def _sha256(text: str) -> str:
@@ -62,9 +72,19 @@ class VLLMSettings:
         return cls(**section)
 
 
+@dataclass(frozen=True)
+class BenchmarkFiles:
+    """One benchmark of an evaluation: its normalised jsonl and the two files written for it."""
+
+    benchmark: str
+    normalized: Path
+    summary: Path
+    predictions: Path
+
+
 def hf_model_args(model_dir: Path, device: str) -> dict[str, Any]:
     """lm-eval ``hf`` model_args: float32 on CPU (half precision is slow and lossy there), the
-    checkpoint's dtype on GPU. The device goes in through simple_evaluate."""
+    checkpoint's dtype on GPU. The device goes in beside them (:func:`load_lm`)."""
     return {"pretrained": str(model_dir), "dtype": "float32" if device == "cpu" else "auto"}
 
 
@@ -127,104 +147,185 @@ def model_args(
     raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
 
 
-def _positions(model_dir: Path) -> int:
-    from transformers import AutoConfig
+def item_limit(prompt_tokens: int, max_gen_toks: int, positions: int) -> int:
+    """New tokens one item may generate: ``min(max_gen_toks, positions - prompt_tokens)``, the
+    harness' rule; 0 when the prompt fills the context by itself (vLLM then generates nothing)."""
+    if max_gen_toks < 1 or positions < 1 or prompt_tokens < 0:
+        raise ValueError(f"need max_gen_toks >= 1, positions >= 1, prompt_tokens >= 0; got "
+                         f"{max_gen_toks}, {positions}, {prompt_tokens}")
+    return max(0, min(max_gen_toks, positions - prompt_tokens))
 
-    config = AutoConfig.from_pretrained(model_dir)
-    return getattr(config, "max_position_embeddings", None) or 2048  # lm-eval's fallback too
 
+class ItemLimits:
+    """Mixin for an lm-eval LM (``HFLM``, ``VLLM``): each ``generate_until`` request gets its own
+    ``max_gen_toks``, :func:`item_limit` of its prompt's token count as the backend encodes it and
+    of the backend's ``max_length``, so no prompt is left-truncated.
 
-def generation_budget(
-    model_dir: Path, prompts: list[str], max_gen_toks: int, max_length: int | None = None
-) -> tuple[int, int, int]:
-    """(new-token limit, context budget, prompts over it) for one benchmark's ``prompts``.
-
-    The harness' vLLM kept every prompt whole and let a completion run until ``max_gen_toks`` or the
-    end of the context (``max_length``: the model's positions unless given). lm-eval instead keeps
-    the last ``max_length - max_gen_toks`` prompt tokens, which would cut the first few-shot example
-    of long prompts (MathQA's run to ~1,500 TinyLlama tokens). So the limit is lowered to what the
-    longest prompt leaves, ``min(max_gen_toks, max_length - longest)`` (at least 1): no prompt is cut,
-    and a completion is only shortened where the context would have ended it for the longest prompt.
-    Only a prompt that fills the context by itself is still left-truncated, and counted.
+    The limit replaces ``max_gen_toks`` in the request's own generation kwargs (lm-eval logs them
+    with the sample); ``prompt_tokens`` maps each prompt seen to its token count. HFLM batches the
+    requests of each distinct limit together: every item of such a batch fits the context whole,
+    padding included, and is decoded to exactly its limit or a stop string. A request whose prompt
+    leaves no room (limit 0) is not sent to the model; its completion is empty.
     """
-    from transformers import AutoTokenizer
 
-    positions = max_length or _positions(model_dir)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    lengths = [len(ids) for ids in tokenizer(prompts)["input_ids"]]  # with BOS: never an undercount
-    new_tokens = max(1, min(max_gen_toks, positions - max(lengths, default=0)))
-    budget = positions - new_tokens
-    return new_tokens, budget, sum(length > budget for length in lengths)
+    prompt_tokens: dict[str, int]
+
+    def _prompt_lengths(self, contexts: list[str]) -> list[int]:
+        raise NotImplementedError
+
+    def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
+        if not hasattr(self, "prompt_tokens"):
+            self.prompt_tokens = {}
+        contexts = [request.args[0] for request in requests]
+        lengths = self._prompt_lengths(contexts) if contexts else []
+        for request, context, length in zip(requests, contexts, lengths, strict=True):
+            gen_kwargs = dict(request.args[1])
+            wanted = int(gen_kwargs.get("max_gen_toks", self.max_gen_toks))
+            gen_kwargs["max_gen_toks"] = item_limit(length, wanted, self.max_length)
+            request.arguments = (context, gen_kwargs)
+            self.prompt_tokens[context] = length
+        runnable = [request for request in requests if request.args[1]["max_gen_toks"] > 0]
+        done = iter(super().generate_until(runnable, disable_tqdm) if runnable else [])  # type: ignore[misc]
+        return [next(done) if request.args[1]["max_gen_toks"] > 0 else "" for request in requests]
 
 
-def evaluate_model(
+def _hf_prompt_lengths(self: Any, contexts: list[str]) -> list[int]:
+    # the encoding HFLM.generate_until builds (same special tokens); left padding is masked out
+    lengths = []
+    for start in range(0, len(contexts), 256):
+        _, mask = self.tok_batch_encode(contexts[start : start + 256], truncation=self.truncation)
+        lengths += [int(n) for n in mask.sum(dim=1).tolist()]
+    return lengths
+
+
+def _vllm_prompt_lengths(self: Any, contexts: list[str]) -> list[int]:
+    return [len(ids) for ids in self.tok_encode(contexts)]  # VLLM.generate_until's own encoding
+
+
+def item_limited_class(backend: str) -> type:
+    """The lm-eval model class of ``backend`` with :class:`ItemLimits` mixed in."""
+    if backend == "hf":
+        from lm_eval.models.huggingface import HFLM
+
+        return type("ItemLimitsHFLM", (ItemLimits, HFLM), {"_prompt_lengths": _hf_prompt_lengths})
+    if backend == "vllm":
+        from lm_eval.models.vllm_causallms import VLLM
+
+        return type("ItemLimitsVLLM", (ItemLimits, VLLM), {"_prompt_lengths": _vllm_prompt_lengths})
+    raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
+
+
+def load_lm(backend: str, args: dict[str, Any], batch_size: int | str, device: str) -> Any:
+    """The model, loaded once, as an lm-eval LM with per-item new-token limits."""
+    extra = {"batch_size": batch_size, "device": device if backend == "hf" else None}
+    return item_limited_class(backend).create_from_arg_obj(args, extra)
+
+
+def _check_batch_size(batch_size: int | str) -> None:
+    if not (batch_size == "auto" or (isinstance(batch_size, int) and batch_size >= 1)):
+        raise ValueError(f"batch_size must be a positive integer or 'auto', got {batch_size!r}")
+
+
+def _rows(files: BenchmarkFiles) -> list[dict[str, Any]]:
+    rows = read_normalized(files.normalized)
+    if not rows:
+        raise ValueError(f"{files.normalized}: no items")
+    if len({str(row["id"]) for row in rows}) != len(rows):
+        raise ValueError(f"{files.normalized}: duplicate ids")
+    return rows
+
+
+def evaluate_benchmarks(
     model_dir: Path,
-    benchmark: str,
-    normalized_jsonl: Path,
-    out_json: Path,
-    out_predictions: Path,
+    benchmarks: list[BenchmarkFiles],
     *,
     backend: str = "hf",
     batch_size: int | str = 8,
     max_gen_toks: int = 1024,
     device: str = "cpu",
-    limit: int | None = None,
+    limit: int | float | None = None,
     vllm: VLLMSettings | dict[str, Any] | None = None,
     seed: int = 0,
-) -> dict[str, Any]:
-    """Run lm-eval on ``normalized_jsonl`` and write predictions and a summary.
+) -> list[dict[str, Any]]:
+    """Evaluate ``model_dir`` on each of ``benchmarks`` in turn, the model loaded once; return the summaries.
 
     ``backend`` is ``hf`` (``device`` cpu or cuda) or ``vllm`` (engine ``vllm`` settings,
-    ``seed``); ``batch_size`` an integer or ``"auto"``. ``out_predictions`` gets one jsonl row
-    per item: ``id``, ``prompt_sha256`` (of the prompt lm-eval actually sent), ``completion``,
-    ``extracted_answer``, ``gold``, ``verdict`` and ``timed_out``. ``out_json`` gets the
-    returned summary: ``benchmark``, ``model``, ``accuracy`` (percent), ``n``, ``correct``,
-    ``timeouts`` (comparisons that hit the grading time limit, counted wrong),
-    ``empty_predictions``, ``truncated_prompts`` (prompts that fill the context alone, which lm-eval
-    left-truncates; see :func:`generation_budget` for the new-token limit) and ``settings``.
+    ``seed``); ``batch_size`` an integer or ``"auto"``; ``limit`` the first items of each benchmark
+    (a count, or a fraction below 1). Every benchmark name and file is checked before the model loads.
+
+    Each ``predictions`` file gets one jsonl row per item: ``id``, ``prompt_sha256`` (of the prompt
+    lm-eval actually sent), ``prompt_tokens``, ``max_new_tokens`` (its :func:`item_limit`),
+    ``completion``, ``extracted_answer``, ``gold``, ``verdict`` and ``timed_out``. Each ``summary``
+    gets ``benchmark``, ``model``, ``accuracy`` (percent), ``n``, ``correct``, ``timeouts``
+    (comparisons that hit the grading time limit, counted wrong), ``empty_predictions``,
+    ``generation`` (``positions``, ``max_gen_toks``, the rule, ``limits``: items per new-token
+    limit, ``shortened``: items under ``max_gen_toks``, ``overlong_prompts``: items with no room)
+    and ``settings``.
     """
     from lm_eval import __version__ as lm_eval_version
-    from lm_eval import simple_evaluate
-    from lm_eval.tasks import TaskManager
 
-    check_benchmark(benchmark)
     settings = vllm if isinstance(vllm, VLLMSettings) else VLLMSettings.from_config(vllm)
-    if not (batch_size == "auto" or (isinstance(batch_size, int) and batch_size >= 1)):
-        raise ValueError(f"batch_size must be a positive integer or 'auto', got {batch_size!r}")
+    _check_batch_size(batch_size)
+    if max_gen_toks < 1:
+        raise ValueError(f"max_gen_toks must be >= 1, got {max_gen_toks}")
+    names = [files.benchmark for files in benchmarks]
+    for name in names:
+        check_benchmark(name)
+    if len(set(names)) != len(names):
+        raise ValueError(f"a benchmark is listed twice: {names}")
     check_backend(backend, device, settings)
     if backend == "vllm" and batch_size != "auto":
         log.warning("vllm with batch_size %s: lm-eval hands vLLM %s prompts at a time; 'auto' lets vLLM schedule them all",
                     batch_size, batch_size)
-    model_dir, normalized_jsonl = Path(model_dir), Path(normalized_jsonl)
-    rows = read_normalized(normalized_jsonl)
-    if not rows:
-        raise ValueError(f"{normalized_jsonl}: no items")
-    by_id = {str(row["id"]): row for row in rows}
-    if len(by_id) != len(rows):
-        raise ValueError(f"{normalized_jsonl}: duplicate ids")
+    rows = {files.benchmark: _rows(files) for files in benchmarks}  # every file read before the model loads
 
-    task = task_name(benchmark)
+    model_dir = Path(model_dir)
     args = model_args(backend, model_dir, device, settings, seed)
+    lm = load_lm(backend, args, batch_size, device)
+    common = {
+        "backend": backend,
+        "device": device if backend == "hf" else "cuda",
+        "dtype": args["dtype"],
+        "model_args": {k: v for k, v in args.items() if k != "pretrained"},
+        "batch_size": batch_size,
+        "max_gen_toks": max_gen_toks,
+        "limit": limit,
+        "do_sample": False,
+        "temperature": 0.0,
+        "stop_strings": list(STOP_STRINGS),
+        "grade_timeout_s": configured_timeout_s(),
+        "harness_commit": HARNESS_COMMIT,
+        "lm_eval_version": lm_eval_version,
+    }
+    return [_evaluate_one(lm, model_dir, files, rows[files.benchmark], max_gen_toks, limit, common) for files in benchmarks]
+
+
+def _evaluate_one(
+    lm: Any,
+    model_dir: Path,
+    files: BenchmarkFiles,
+    rows: list[dict[str, Any]],
+    max_gen_toks: int,
+    limit: int | float | None,
+    common: dict[str, Any],
+) -> dict[str, Any]:
+    """Run one benchmark's lm-eval task on the loaded ``lm``, grade it, write its two files."""
+    from lm_eval import simple_evaluate
+    from lm_eval.tasks import TaskManager
+
+    benchmark, task = files.benchmark, task_name(files.benchmark)
+    by_id = {str(row["id"]): row for row in rows}
     sent = rows if limit is None else rows[: int(limit) if limit >= 1 else math.ceil(limit * len(rows))]
-    max_length = settings.max_model_len if backend == "vllm" else None
-    new_tokens, budget, truncated = generation_budget(model_dir, [r["prompt"] for r in sent], max_gen_toks, max_length)
-    if new_tokens < max_gen_toks:
-        log.info("%s: at most %d new tokens (not %d), so the longest prompt fits the %d-token context whole",
-                 benchmark, new_tokens, max_gen_toks, budget + new_tokens)
-    if truncated:
-        log.warning("%s: %d prompts fill the context alone and are left-truncated to %d tokens", benchmark, truncated, budget)
+    lm.prompt_tokens = {}
     # the task's rows come from this file (metadata reaches the task's custom_dataset hook)
-    manager = TaskManager(include_path=str(TASKS_DIR), include_defaults=False, metadata={"data_files": str(normalized_jsonl)})
+    manager = TaskManager(include_path=str(TASKS_DIR), include_defaults=False, metadata={"data_files": str(files.normalized)})
     results = simple_evaluate(
-        model=backend,
-        model_args=args,
+        model=lm,
         tasks=[task],
-        batch_size=batch_size,
-        device=device if backend == "hf" else None,
         limit=limit,
         log_samples=True,
         bootstrap_iters=0,
-        gen_kwargs={"max_gen_toks": new_tokens, "do_sample": False, "temperature": 0.0},
+        gen_kwargs={"max_gen_toks": max_gen_toks, "do_sample": False, "temperature": 0.0},
         task_manager=manager,
     )
     if results is None:  # a non-zero rank of a distributed run
@@ -233,7 +334,7 @@ def evaluate_model(
     predictions = []
     for sample in sorted(results["samples"][task], key=lambda s: s["doc_id"]):
         row = by_id[sample["doc"]["id"]]
-        sent_prompt = sample["arguments"][0][0]
+        sent_prompt, gen_kwargs = sample["arguments"][0][0], sample["arguments"][0][1]
         if sent_prompt != row["prompt"]:
             # the contract is the harness' prompt, byte for byte
             raise RuntimeError(f"{benchmark} item {row['id']}: lm-eval sent a prompt that differs from the normalized one")
@@ -244,6 +345,8 @@ def evaluate_model(
             {
                 "id": row["id"],
                 "prompt_sha256": _sha256(sent_prompt),
+                "prompt_tokens": lm.prompt_tokens[sent_prompt],
+                "max_new_tokens": int(gen_kwargs["max_gen_toks"]),
                 "completion": completion,
                 "extracted_answer": extract_answer(benchmark, completion),
                 "gold": row["gold"],
@@ -260,6 +363,15 @@ def evaluate_model(
     if timed_out:
         log.warning("%s: %d answer(s) hit the grading time limit and count as wrong: ids %s",
                     benchmark, len(timed_out), ", ".join(timed_out))
+    limits = Counter(p["max_new_tokens"] for p in predictions)
+    shortened = sum(count for value, count in limits.items() if 0 < value < max_gen_toks)
+    overlong = limits.get(0, 0)
+    if shortened:
+        log.info("%s: %d item(s) get fewer than %d new tokens so that their prompt fits the %d-position context whole",
+                 benchmark, shortened, max_gen_toks, lm.max_length)
+    if overlong:
+        log.warning("%s: %d prompt(s) fill the %d-position context alone: nothing generated, counted wrong",
+                    benchmark, overlong, lm.max_length)
     summary = {
         "benchmark": benchmark,
         "model": str(model_dir),
@@ -268,36 +380,50 @@ def evaluate_model(
         "correct": correct,
         "timeouts": sum(p["timed_out"] for p in predictions),
         "empty_predictions": sum(is_empty_answer(p["extracted_answer"]) for p in predictions),
-        "truncated_prompts": truncated,
-        "settings": {
-            "backend": backend,
-            "device": device if backend == "hf" else "cuda",
-            "dtype": args["dtype"],
-            "model_args": {k: v for k, v in args.items() if k != "pretrained"},
-            "batch_size": batch_size,
+        "generation": {
+            "positions": int(lm.max_length),
             "max_gen_toks": max_gen_toks,
-            "max_new_tokens": new_tokens,
-            "context_tokens": budget,
-            "limit": limit,
-            "do_sample": False,
-            "temperature": 0.0,
-            "stop_strings": list(STOP_STRINGS),
-            "grade_timeout_s": configured_timeout_s(),
+            "rule": LIMIT_RULE,
+            "limits": {str(value): limits[value] for value in sorted(limits, reverse=True)},
+            "shortened": shortened,
+            "overlong_prompts": overlong,
+        },
+        "settings": {
+            **common,
             "prompt_file": f"prompts/cot/{PROMPT_FILE[benchmark]}.md",
-            "harness_commit": HARNESS_COMMIT,
             "lm_eval_task": task,
-            "lm_eval_version": lm_eval_version,
-            "normalized_jsonl": str(normalized_jsonl),
-            "normalized_sha256": _file_sha256(normalized_jsonl),
+            "normalized_jsonl": str(files.normalized),
+            "normalized_sha256": _file_sha256(files.normalized),
         },
     }
-    with atomic_path(out_predictions, ".jsonl") as tmp:
+    with atomic_path(files.predictions, ".jsonl") as tmp:
         with open(tmp, "w", encoding="utf-8") as fh:
             for prediction in predictions:
                 fh.write(json.dumps(prediction, ensure_ascii=False) + "\n")
-    save_json(out_json, summary)
+    save_json(files.summary, summary)
     log.info("%s on %s: %.1f%% (%d/%d)", model_dir, benchmark, summary["accuracy"], correct, n)
     return summary
+
+
+def evaluate_model(
+    model_dir: Path,
+    benchmark: str,
+    normalized_jsonl: Path,
+    out_json: Path,
+    out_predictions: Path,
+    **options: Any,
+) -> dict[str, Any]:
+    """One benchmark: :func:`evaluate_benchmarks` with a single :class:`BenchmarkFiles`."""
+    files = BenchmarkFiles(benchmark, Path(normalized_jsonl), Path(out_json), Path(out_predictions))
+    return evaluate_benchmarks(model_dir, [files], **options)[0]
+
+
+def benchmark_files(benchmarks: list[str], data_dir: Path, out_dir: Path) -> list[BenchmarkFiles]:
+    """The workflow's layout: ``data_dir/<b>.jsonl`` in, ``out_dir/<b>.json`` and ``out_dir/<b>.predictions.jsonl`` out."""
+    return [
+        BenchmarkFiles(b, Path(data_dir) / f"{b}.jsonl", Path(out_dir) / f"{b}.json", Path(out_dir) / f"{b}.predictions.jsonl")
+        for b in benchmarks
+    ]
 
 
 def _batch_size(text: str) -> int | str:
@@ -305,13 +431,12 @@ def _batch_size(text: str) -> int | str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Command line: ``python -m rhocluster.evaluation.run MODEL_DIR BENCHMARK NORMALIZED OUT_JSON OUT_PRED``."""
-    parser = argparse.ArgumentParser(description=__doc__)
+    """Command line: ``python -m rhocluster.evaluation.run MODEL_DIR DATA_DIR OUT_DIR BENCHMARK...``."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model_dir", type=Path)
-    parser.add_argument("benchmark")
-    parser.add_argument("normalized_jsonl", type=Path)
-    parser.add_argument("out_json", type=Path)
-    parser.add_argument("out_predictions", type=Path)
+    parser.add_argument("data_dir", type=Path, help="folder of normalized <benchmark>.jsonl files")
+    parser.add_argument("out_dir", type=Path, help="gets <benchmark>.json and <benchmark>.predictions.jsonl")
+    parser.add_argument("benchmarks", nargs="+")
     parser.add_argument("--backend", default="hf", choices=BACKENDS)
     parser.add_argument("--batch-size", type=_batch_size, default=8, help="an integer or 'auto'")
     parser.add_argument("--max-gen-toks", type=int, default=1024)
@@ -325,12 +450,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     vllm = VLLMSettings(args.tensor_parallel_size, args.vllm_dtype, args.gpu_memory_utilization, args.max_model_len)
-    summary = evaluate_model(
-        args.model_dir, args.benchmark, args.normalized_jsonl, args.out_json, args.out_predictions,
+    summaries = evaluate_benchmarks(
+        args.model_dir, benchmark_files(args.benchmarks, args.data_dir, args.out_dir),
         backend=args.backend, batch_size=args.batch_size, max_gen_toks=args.max_gen_toks,
         device=args.device, limit=args.limit, vllm=vllm, seed=args.seed,
     )
-    print(json.dumps({k: summary[k] for k in ("benchmark", "accuracy", "n", "correct")}))
+    for summary in summaries:
+        print(json.dumps({k: summary[k] for k in ("benchmark", "accuracy", "n", "correct")}))
 
 
 if __name__ == "__main__":
