@@ -347,10 +347,10 @@ def test_host_mlp_matches_megatron_mlp(pair):
 
 
 def test_host_modules_defer_to_megatron_outside_float32(device, monkeypatch):
-    import rhocluster.model.megatron as megatron
+    import rhocluster.model.kernels as kernels
 
-    for name in ("_SwiGLUMLPFunction", "_QKVRopeFunction", "_RMSNormFunction"):
-        monkeypatch.setattr(getattr(megatron, name), "apply", None)  # calling it would raise
+    for name in ("SwiGLUMLPFunction", "QKVRopeFunction", "RMSNormFunction"):
+        monkeypatch.setattr(getattr(kernels, name), "apply", None)  # calling it would raise
     ours, stock = build_gpt_model(TINY), build_gpt_model(TINY, sdpa=False)
     stock.load_state_dict(ours.state_dict())
     x = _hidden(70).detach().double()
@@ -390,16 +390,16 @@ def test_host_self_attention_matches_megatron_self_attention(pair):
 
 def test_qkv_rope_gradient_layout(pair):
     """The split + RoPE of the fused projection has Megatron's shapes and its exact gradient."""
-    from rhocluster.model.megatron import _QKVRopeFunction
+    from rhocluster.model.kernels import QKVRopeFunction
 
     groups, q_per_group = TINY.num_query_groups, TINY.num_attention_heads // TINY.num_query_groups
     dim = TINY.head_dim
     mixed = torch.randn(7, 2, groups, (q_per_group + 2) * dim, dtype=torch.float64, requires_grad=True)
     freqs = _rope(pair[0], 7).double()
-    q, k, v = _QKVRopeFunction.apply(mixed, torch.cos(freqs), torch.sin(freqs), q_per_group)
+    q, k, v = QKVRopeFunction.apply(mixed, torch.cos(freqs), torch.sin(freqs), q_per_group)
     assert q.shape == (7, 2, TINY.num_attention_heads, dim) and k.shape == v.shape == (7, 2, groups, dim)
     torch.autograd.gradcheck(
-        lambda m: _QKVRopeFunction.apply(m, torch.cos(freqs), torch.sin(freqs), q_per_group), (mixed,)
+        lambda m: QKVRopeFunction.apply(m, torch.cos(freqs), torch.sin(freqs), q_per_group), (mixed,)
     )
 
 
