@@ -1,4 +1,5 @@
-"""Which tokens a training step learns from: all, a static mask, or Rho-1's dynamic SLM."""
+"""Which tokens a training step learns from: all, a static mask, or Rho-1's live SLM (optionally ranked
+inside cluster groups), behind one selector interface the trainer's loop calls."""
 
 from __future__ import annotations
 
@@ -106,3 +107,65 @@ def grouped_slm_keep(
         start += count
         out.append(m)
     return out
+
+
+class TokenSelector:
+    """Which target tokens of a global batch the loss uses (``TrainConfig.selection``).
+
+    A fixed selector knows them from the data (``fixed``); a live one ranks this rank's per-token
+    losses of the batch, each [b, s] (``rank``), gathering over the data-parallel group."""
+
+    live = False
+
+    def __init__(self, device: torch.device):
+        self.device = device
+
+    def fixed(self, batches, valid: list[torch.Tensor]) -> list[torch.Tensor] | None:
+        """The kept tokens known before any forward pass (None: the selector ranks losses)."""
+        return None
+
+    def rank(self, losses: list[torch.Tensor], batches, valid: list[torch.Tensor]) -> list[torch.Tensor]:
+        raise TypeError(f"{type(self).__name__} does not rank losses")
+
+    def _side(self, batches, name: str) -> list[torch.Tensor]:
+        return [torch.from_numpy(getattr(b, name)[:, 1:]).to(self.device) for b in batches]
+
+
+class AllTokens(TokenSelector):
+    """Every target token (ct, the reference model, base pretraining)."""
+
+    def fixed(self, batches, valid):
+        return list(valid)
+
+
+class StaticMask(TokenSelector):
+    """The static mask of the data (the batches' ``keep``)."""
+
+    def fixed(self, batches, valid):
+        return self._side(batches, "keep")
+
+
+class LiveSLM(TokenSelector):
+    """Rho-1's SLM: live excess loss (loss - reference loss) ranked over the global batch, or, with a
+    cluster ``tree``, inside the batch's cluster groups with balanced quotas (cluster_slm)."""
+
+    live = True
+
+    def __init__(self, device: torch.device, ratio: float, group, tree: np.ndarray | None = None):
+        super().__init__(device)
+        self.ratio, self.group, self.tree = ratio, group, tree
+
+    def rank(self, losses, batches, valid):
+        excess = [loss - ref for loss, ref in zip(losses, self._side(batches, "ref_loss"))]
+        if self.tree is None:
+            return slm_keep(excess, valid, self.ratio, self.group)
+        return grouped_slm_keep(excess, valid, self._side(batches, "groups"), self.ratio, self.tree, self.group)
+
+
+def make_selector(cfg, tree: np.ndarray | None, group, device: torch.device) -> TokenSelector:
+    """The selector of a ``TrainConfig``; ``tree`` is the cluster tree above the groups (grouped SLM)."""
+    if cfg.selection == "all":
+        return AllTokens(device)
+    if cfg.selection == "mask":
+        return StaticMask(device)
+    return LiveSLM(device, cfg.slm_ratio, group, tree if cfg.group_level else None)

@@ -50,7 +50,7 @@ from rhocluster.training.data import Batch, TokenStream
 from rhocluster.training.flops import forward_flops_per_token, train_flops_per_token
 from rhocluster.training.pipeline import PipelineSchedule, Stage
 from rhocluster.training.schedule import cosine_lr
-from rhocluster.training.selection import grouped_slm_keep, slm_keep
+from rhocluster.training.selection import make_selector
 
 log = logging.getLogger(__name__)
 
@@ -397,13 +397,11 @@ def train(
         _truncate_log(log_path, start)
     dist.barrier()
 
-    two_pass = cfg.selection == "slm" and accum > 1
-
-    def live_keep(excess: list[torch.Tensor], valid: list[torch.Tensor], groups: list[torch.Tensor] | None):
-        """SLM's choice over the global batch: top excess loss, inside cluster groups when configured."""
-        if cfg.group_level:
-            return grouped_slm_keep(excess, valid, groups, cfg.slm_ratio, stream.group_tree, dp_group)
-        return slm_keep(excess, valid, cfg.slm_ratio, dp_group)
+    selector = make_selector(cfg, stream.group_tree, dp_group, device)
+    # Several micro-batches per rank: a live selector ranks the whole global batch in a forward-only
+    # pass under the current weights first (no graph kept), then trains; with one, the training
+    # forward's own losses rank.
+    two_pass = selector.live and accum > 1
 
     stage = Stage.current()
     pp_group = parallel_state.get_pipeline_model_parallel_group()
@@ -426,21 +424,11 @@ def train(
 
             optimizer.zero_grad(model)
             micro = [(t[:, :-1], t[:, 1:]) for t in tokens]
-            keeps: list[torch.Tensor | None]
-            if cfg.selection == "all":
-                keeps = list(valid)
-            elif cfg.selection == "mask":
-                keeps = [torch.from_numpy(b.keep[:, 1:]).to(device) for b in batches]
-            else:
-                refs = [torch.from_numpy(b.ref_loss[:, 1:]).to(device) for b in batches]
-                groups = [torch.from_numpy(b.groups[:, 1:]).to(device) for b in batches] if cfg.group_level else None
-                keeps = [None] * len(batches)
-                if two_pass:
-                    # Several micro-batches per rank: rank the whole global batch under the current
-                    # weights first (no graph kept), then train.
-                    losses = schedule.forward_only(micro)
-                    if stage.last:
-                        keeps = live_keep([l - r for l, r in zip(losses, refs)], valid, groups)
+            keeps: list[torch.Tensor | None] = selector.fixed(batches, valid) or [None] * len(batches)
+            if two_pass:
+                losses = schedule.forward_only(micro)
+                if stage.last:
+                    keeps = selector.rank(losses, batches, valid)
             step_sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, kept loss sum, kept count
             scale = 0.0
 
@@ -450,8 +438,8 @@ def train(
                 all-reduce on CPU), hence the factor dp_size in ``scale``."""
                 nonlocal scale
                 if keeps[i] is None:
-                    # SLM with one micro-batch per rank: score and train on the same forward pass.
-                    keeps[:] = live_keep([loss.detach() - refs[0]], valid, groups)
+                    # a live selector with one micro-batch per rank: rank and train on the same forward
+                    keeps[:] = selector.rank([loss.detach()], batches, valid)
                 if i == 0:
                     step_sums[2] = torch.stack([k.sum() for k in keeps]).sum()
                     scale = dp_size / max(float(_all_reduce(step_sums[2].clone(), dp_group)), 1.0)
