@@ -1,11 +1,12 @@
 # Held-out loss: every model (base, reference, every CPT model of every seed) scored on text it never
 # trained on: the held-out web split (per ground-truth label in the generated corpus) and held-out
-# problem/solution documents like the reference mixture. One job per model scores every held-out shard.
+# problem/solution documents like the reference mixture. One job per model scores every held-out shard,
+# from its mcore checkpoint with the trainer's forward (no HF export needed).
 
 
 rule score_heldout:
     input:
-        model=f"{R}/models/{{model}}/hf",
+        model=f"{R}/models/{{model}}/mcore",
         shards=[f"{R}/shards/{key}.bin" for key in HELDOUT],
     output:
         [f"{R}/heldout/{{model}}/{key}.loss.npy" for key in HELDOUT],

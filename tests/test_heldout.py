@@ -108,3 +108,35 @@ def test_write_tables_and_bad_loss_file(world, tmp_path):
     losses["ct"]["heldout_hq"] = [str(tmp_path / "bad.npy")]
     with pytest.raises(ValueError, match="bad.npy: non-finite loss"):
         load_columns(shards, losses, EOS)
+
+
+@pytest.mark.slow
+def test_score_heldout_is_the_trainers_loss_on_each_window(tmp_path):
+    """score_heldout (mcore checkpoint, the trainer's forward) writes what lm_forward gives per window."""
+    import torch
+
+    from rhocluster.model.checkpoint import save_mcore
+    from rhocluster.model.megatron import build_gpt_model, init_distributed, lm_forward
+    from rhocluster.model.shape import LlamaShape
+    from rhocluster.training.heldout import score_heldout
+
+    shape = LlamaShape(vocab_size=64, hidden_size=32, ffn_hidden_size=64, num_layers=2, num_attention_heads=4,
+                       num_query_groups=2, max_position_embeddings=8)  # fmt: skip
+    init_distributed(5)
+    model = build_gpt_model(shape)
+    save_mcore({k: v for k, v in model.state_dict().items() if "_extra_state" not in k}, shape, tmp_path / "m")
+    rng = np.random.default_rng(1)
+    tokens, labels = make_shard(tmp_path / "s", 25, rng)
+    stats = score_heldout(tmp_path / "m", [tmp_path / "s"], [tmp_path / "loss.npy"], batch_size=3)
+    got = np.load(tmp_path / "loss.npy")
+    assert got.shape == tokens.shape and got.dtype == np.float16 and np.isnan(got[:, 0]).all()
+    with torch.no_grad():
+        t = torch.from_numpy(tokens).long()
+        want = lm_forward(model, t[:, :-1], t[:, 1:]).numpy()
+    np.testing.assert_allclose(got[:, 1:].astype(np.float32), want, rtol=2e-3, atol=2e-3)  # float16 file
+    assert stats[0]["tokens"] == want.size and stats[0]["mean_loss"] == pytest.approx(float(want.mean()), rel=1e-5)
+    too_long = LlamaShape(**{**shape.to_dict(), "max_position_embeddings": 4})
+    save_mcore({k: v for k, v in model.state_dict().items() if "_extra_state" not in k}, too_long, tmp_path / "m4")
+    with pytest.raises(ValueError, match="exceed the model's 4 positions"):
+        score_heldout(tmp_path / "m4", [tmp_path / "s"], [tmp_path / "l4.npy"])
+    assert not (tmp_path / "l4.npy").exists()
