@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from rhocluster.corpus.jsonl import read_jsonl, write_jsonl
-from rhocluster.corpus.labels import FOOTER, JUNK, LABELS, MATH, NAVIGATION, NO_LABEL, PROSE
-from rhocluster.corpus.synthetic import generate_hq_math, generate_math_web, generate_pretrain, label_token_spans
+from rhocluster.corpus.labels import FOOTER, JUNK, LABELS, MATH, NAVIGATION, NO_LABEL, PROSE, label_token_spans
+from rhocluster.corpus.synthetic import generate_hq_math, generate_math_web, generate_pretrain
 
 GENERATORS = [generate_math_web, generate_hq_math, generate_pretrain]
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rhocluster.corpus.labels import LABELS, NO_LABEL
-from rhocluster.corpus.synthetic import generate_hq_math, generate_math_web, generate_pretrain, label_token_spans
+from rhocluster.corpus.labels import LABELS, NO_LABEL, label_token_spans
+from rhocluster.corpus.synthetic import generate_hq_math, generate_math_web, generate_pretrain
 from rhocluster.corpus.tokenizer import load_tokenizer, train_tokenizer
 
 TRICKY = [

@@ -8,7 +8,7 @@ from typing import Iterator
 import numpy as np
 
 from rhocluster.corpus.jsonl import read_jsonl
-from rhocluster.corpus.synthetic import label_token_spans
+from rhocluster.corpus.labels import label_token_spans
 from rhocluster.corpus.tokenizer import load_tokenizer
 from rhocluster.data.shards import ShardMeta, pack_windows, write_shard
 
