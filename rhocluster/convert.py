@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from rhocluster.data.atomic import atomic_dir
 from rhocluster.model.checkpoint import (
-    atomic_directory,
     check_tensors,
     is_extra_state,
     is_te_layout,
@@ -193,7 +193,7 @@ def export_hf(
     hf_sd = {k: v.detach().to("cpu", dtype).contiguous() for k, v in mcore_to_hf(mc_sd, shape).items()}
     config = LlamaConfig(**shape.to_hf_config(), **ids, dtype=torch_dtype)
     generation = GenerationConfig(bos_token_id=config.bos_token_id, eos_token_id=config.eos_token_id)
-    with atomic_directory(Path(out_dir)) as tmp:
+    with atomic_dir(out_dir) as tmp:
         save_file(hf_sd, str(tmp / "model.safetensors"), metadata={"format": "pt"})
         config.save_pretrained(str(tmp))
         generation.save_pretrained(str(tmp))

@@ -25,13 +25,12 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from rhocluster.data.atomic import save_json
+from rhocluster.data.atomic import atomic_dir, save_json
 
 COMMIT = re.compile(r"^[0-9a-f]{40}$")
 _CHUNK = 1 << 20
@@ -341,9 +340,7 @@ def materialize(manifest: Manifest, out_dir: Path | str) -> None:
     """Lay the manifest's files out under ``out_dir`` (hard links where possible, else copies) with the
     manifest beside them as ``fetch.json``; the directory appears atomically."""
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
-    try:
+    with atomic_dir(out_dir) as tmp:
         placed = []
         for f in manifest.files:
             dest = tmp / f.path
@@ -354,16 +351,6 @@ def materialize(manifest: Manifest, out_dir: Path | str) -> None:
                 shutil.copy2(f.local_path, dest)
             placed.append(FileRecord(**{**asdict(f), "local_path": str((out_dir / f.path).resolve())}))
         Manifest(**{**asdict(manifest), "files": placed}).save(tmp / "fetch.json")
-        if out_dir.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".old", dir=out_dir.parent))
-            os.replace(out_dir, old / "d")
-            os.replace(tmp, out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 # --- the sources of a workflow config ------------------------------------------------------------

@@ -164,27 +164,19 @@ def import_tokenizer(model_dir: Path | str, out_dir: Path | str, vocab_size: int
     """Copy a Hugging Face model's tokenizer files into ``out_dir`` (atomically) and check that the
     workflow's loader accepts it and that it fits ``vocab_size``; returns its size."""
     import shutil
-    import tempfile
 
     from rhocluster.convert import TOKENIZER_FILES
     from rhocluster.corpus.tokenizer import load_tokenizer
+    from rhocluster.data.atomic import atomic_dir
 
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     present = [name for name in TOKENIZER_FILES if (model_dir / name).is_file()]
     if "tokenizer.json" not in present and "tokenizer.model" not in present:
         raise FileNotFoundError(f"{model_dir} holds no tokenizer (tokenizer.json or tokenizer.model)")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
-    try:
+    with atomic_dir(out_dir) as tmp:
         for name in present:
             shutil.copy2(model_dir / name, tmp / name)
         n = len(load_tokenizer(tmp))
         if n > vocab_size:
             raise ValueError(f"tokenizer of {model_dir} has {n} tokens but model.vocab_size is {vocab_size}")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.replace(out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return n

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
+
+from rhocluster.data.atomic import atomic_dir
 
 __all__ = ["SPECIAL_TOKENS", "train_tokenizer", "load_tokenizer"]
 
@@ -85,22 +84,9 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int, out_dir: Path) -> Non
         split_special_tokens=True,
     )
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
-    try:
+    with atomic_dir(out_dir) as tmp:
         hf.save_pretrained(str(tmp))
         _complete_config(tmp)
-        if out_dir.exists():
-            # A directory cannot be os.replace()d onto a non-empty one: move the old one aside first.
-            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".old", dir=out_dir.parent))
-            os.replace(out_dir, old / "d")
-            os.replace(tmp, out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _complete_config(directory: Path) -> None:

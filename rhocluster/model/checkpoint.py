@@ -4,18 +4,14 @@ Megatron parameter names, local-spec layout) and ``shape.json`` (:class:`LlamaSh
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
-import uuid
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import fields
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from rhocluster.data.atomic import atomic_dir
 from rhocluster.model.shape import LlamaShape
 from rhocluster.model.pipeline_layout import stage_state_dict
 from rhocluster.model.tensor_parallel import shard_state_dict
@@ -84,30 +80,6 @@ def check_tensors(tensors: Mapping[str, torch.Tensor], expected: Mapping[str, tu
             raise ValueError(f"{what}: tensor {key} has shape {got}, expected {tuple(want)}")
 
 
-@contextmanager
-def atomic_directory(out_dir: Path) -> Iterator[Path]:
-    """Yield an empty sibling temp directory that replaces ``out_dir`` (overwriting it) only when the
-    block succeeds, so readers never see a half-written checkpoint."""
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise NotADirectoryError(f"{out_dir} exists and is not a directory")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
-        yield tmp
-        os.chmod(tmp, 0o755)  # mkdtemp creates 0700
-        old = None
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old-{uuid.uuid4().hex}")
-            os.replace(out_dir, old)
-        os.replace(tmp, out_dir)
-        if old is not None:
-            shutil.rmtree(old)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
 def save_mcore(state_dict: Mapping[str, torch.Tensor | None], shape: LlamaShape, out_dir: Path) -> None:
     """Write ``state_dict`` (a full GPTModel state dict, either layer spec) and ``shape`` to ``out_dir``
     atomically. ``_extra_state`` entries are dropped; weights are stored in the local-spec layout."""
@@ -122,7 +94,7 @@ def save_mcore(state_dict: Mapping[str, torch.Tensor | None], shape: LlamaShape,
         tensors[key] = value.detach().to("cpu", copy=True).contiguous()
     tensors = to_layout(tensors, transformer_engine=False)
     check_tensors(tensors, mcore_tensor_shapes(shape), f"state dict for {shape}")
-    with atomic_directory(Path(out_dir)) as tmp:
+    with atomic_dir(out_dir) as tmp:
         save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": "pt", "rhocluster": _FORMAT})
         (tmp / SHAPE_FILE).write_text(json.dumps(shape.to_dict(), indent=2) + "\n")
 

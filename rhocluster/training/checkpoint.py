@@ -13,7 +13,6 @@ latest complete one; a failed save removes its temporary directory.
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 import shutil
@@ -23,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rhocluster.data.atomic import atomic_dir
 from rhocluster.model.checkpoint import load_mcore, save_mcore
 from rhocluster.model.shape import LlamaShape
 
@@ -110,25 +110,14 @@ def save_checkpoint(
 ) -> Path:
     """Write checkpoint ``step`` atomically and prune all but the ``keep_last`` newest complete ones."""
     root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
     final = root / f"{PREFIX}{step:08d}"
-    tmp = root / f".{final.name}.{os.getpid()}.tmp"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    try:
+    with atomic_dir(final) as tmp:  # a rerun of the same step replaces it
         save_mcore(model_state, shape, tmp / "model")
         torch.save(optimizer_state, tmp / "optimizer.pt")
         if optimizer_shards is not None:
             torch.save(optimizer_shards, tmp / "optimizer_shards.pt")
         torch.save(rng_states, tmp / "rng.pt")
         (tmp / "trainer.json").write_text(json.dumps({**trainer_state, "step": step}, indent=2) + "\n")
-        if final.exists():  # a rerun of the same step: replace it
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     for old in checkpoint_dirs(root)[:-keep_last]:
         shutil.rmtree(old)
     return final
