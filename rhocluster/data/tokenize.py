@@ -8,12 +8,9 @@ from typing import Iterator
 import numpy as np
 
 from rhocluster.corpus.jsonl import read_jsonl
-from rhocluster.corpus.labels import label_token_spans
+from rhocluster.corpus.labels import NO_LABEL, label_token_spans
 from rhocluster.corpus.tokenizer import load_tokenizer
 from rhocluster.data.shards import ShardMeta, pack_windows, write_shard
-
-UNLABELED = 255  # label value of tokens from documents without ground-truth spans
-
 
 def _encode(docs_path: Path, tokenizer_dir: Path, batch: int = 256) -> Iterator[tuple[list[int], np.ndarray | None]]:
     tok = load_tokenizer(tokenizer_dir)
@@ -44,7 +41,7 @@ def tokenize_shard(
 ) -> ShardMeta:
     """Tokenize documents, frame each as ``BOS ... EOS``, pack into windows of ``window`` tokens and write the shard.
 
-    Shards without ground-truth spans get a label array of ``UNLABELED`` and ``has_labels = False``.
+    Shards without ground-truth spans get a label array of ``NO_LABEL`` and ``has_labels = False``.
     """
     tok = load_tokenizer(Path(tokenizer_dir))
     if len(tok) > vocab_size:
@@ -54,7 +51,7 @@ def tokenize_shard(
     )
     has_labels = labels is not None
     if labels is None:
-        labels = np.full(tokens.shape, UNLABELED, np.uint8)
+        labels = np.full(tokens.shape, NO_LABEL, np.uint8)
     meta = write_shard(prefix, tokens, labels, vocab_size, n_docs, dropped)
     if not has_labels:
         from rhocluster.data.atomic import save_json
