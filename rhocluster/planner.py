@@ -393,12 +393,12 @@ def make_plan(config: dict, results: Path | None = None, gpus_per_job: dict[str,
         stages.append(held)
     bench_rule = {"tiny": "tiny_benchmarks", "fetch": "fetch_benchmarks"}.get(config["evaluation"]["source"])
     ev_jobs = {**({bench_rule: 1} if bench_rule else {}), "normalize_benchmark": len(benchmarks)}
-    ev_jobs["evaluate"] = len(eval_models) * len(benchmarks)
+    ev_jobs["evaluate"] = len(eval_models)  # one job per model runs every benchmark
     items = sum(_eval_items(config, b) for b in benchmarks)
     ev = Stage("evaluate", ev_jobs, gpu=True)
     ev.flops = len(eval_models) * items * (p["eval_prompt_tokens"] + p["eval_generated_tokens"]) * fwd_fpt
     ev.gpu_hours = hours(ev.flops, p["mfu_eval"])
-    ev.note = f"{items} items per model"
+    ev.note = f"{items} items per model, its {len(benchmarks)} benchmarks in one job"
     stages.append(ev)
     if not config.get("resources", {}).get("gpu_rules", False):
         for s in stages:
@@ -408,7 +408,7 @@ def make_plan(config: dict, results: Path | None = None, gpus_per_job: dict[str,
                 s.note = f"{s.note}; {cpu}" if s.note else cpu
     for s in stages:
         g = max((gpus_per_job or {}).get(rule, 0) for rule in s.jobs)
-        main_rule = max(s.jobs, key=lambda r: s.jobs[r])
+        main_rule = max(s.jobs, key=lambda r: ((gpus_per_job or {}).get(r, 0) > 0, s.jobs[r]))  # the GPU rule
         if g and s.gpu_hours:
             s.wall_hours = s.gpu_hours / s.jobs[main_rule] / g
     assumptions = {

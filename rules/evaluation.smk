@@ -66,29 +66,37 @@ rule normalize_benchmark:
         "../scripts/normalize_benchmark.py"
 
 
+# One job per model: all benchmarks in one process, the model and the libraries loaded once (their
+# import was most of a per-benchmark job's time); each benchmark's two files are written atomically.
 rule evaluate:
     input:
         model=f"{R}/models/{{model}}/hf",
-        data=f"{R}/benchmarks/{{benchmark}}.jsonl",
+        data=expand(f"{R}/benchmarks/{{benchmark}}.jsonl", benchmark=BENCHMARKS),
     output:
-        summary=f"{R}/eval/{{model}}/{{benchmark}}.json",
-        predictions=f"{R}/eval/{{model}}/{{benchmark}}.predictions.jsonl",
+        summaries=expand(
+            f"{R}/eval/{{{{model}}}}/{{benchmark}}.json", benchmark=BENCHMARKS
+        ),
+        predictions=expand(
+            f"{R}/eval/{{{{model}}}}/{{benchmark}}.predictions.jsonl",
+            benchmark=BENCHMARKS,
+        ),
     log:
-        f"{LOGS}/evaluate/{{model}}_{{benchmark}}.log",
+        f"{LOGS}/evaluate/{{model}}.log",
     benchmark:
-        f"{BENCH}/evaluate/{{model}}_{{benchmark}}.tsv"
+        f"{BENCH}/evaluate/{{model}}.tsv"
     conda:
         "../envs/evaluation.yaml"
     threads: 1
     resources:
         mem_mb=8000,
-        runtime=240,
+        runtime=12 * 60,
         gpus=(
             gpu(config["evaluation"]["vllm"]["tensor_parallel_size"])
             if config["evaluation"]["backend"] == "vllm"
             else gpu(1)
         ),
     params:
+        benchmarks=BENCHMARKS,
         backend=config["evaluation"]["backend"],
         batch_size=config["evaluation"]["batch_size"],
         max_gen_toks=config["evaluation"].get("max_gen_toks", 1024),

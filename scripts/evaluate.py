@@ -1,19 +1,23 @@
-"""Evaluate one model on one benchmark through lm-eval (few-shot CoT, greedy)."""
+"""Evaluate one model on every benchmark in one process (lm-eval, few-shot CoT, greedy): the model
+and the libraries load once; each benchmark's two files are written as soon as it is graded."""
 
 from pathlib import Path
 
-from rhocluster.evaluation.run import evaluate_model
+from rhocluster.evaluation.run import BenchmarkFiles, evaluate_benchmarks
 from rhocluster.workflow import logged, set_threads
 
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]) as log:
     set_threads(sm.threads)
-    summary = evaluate_model(
+    files = [
+        BenchmarkFiles(benchmark, Path(data), Path(summary), Path(predictions))
+        for benchmark, data, summary, predictions in zip(
+            sm.params.benchmarks, sm.input.data, sm.output.summaries, sm.output.predictions, strict=True
+        )
+    ]
+    summaries = evaluate_benchmarks(
         Path(sm.input.model),
-        sm.wildcards.benchmark,
-        Path(sm.input.data),
-        Path(sm.output.summary),
-        Path(sm.output.predictions),
+        files,
         backend=sm.params.backend,
         batch_size=sm.params.batch_size,
         max_gen_toks=sm.params.max_gen_toks,
@@ -21,4 +25,5 @@ with logged(sm.log[0]) as log:
         vllm=sm.params.vllm,
         seed=sm.params.seed,
     )
-    log.info("%s", summary)
+    for summary in summaries:
+        log.info("%s: %.1f%% (%d/%d)", summary["benchmark"], summary["accuracy"], summary["correct"], summary["n"])

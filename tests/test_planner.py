@@ -53,6 +53,8 @@ def test_tinyllama_figures_match_hand_computation(real, tmp_path):
     # Evaluation: 9 models x 12,149 items x (1,000 + 256) tokens x 2N at 2% MFU = 4.2431 GPU-hours.
     ev = stage(plan, "evaluate")
     assert ev.gpu_hours == pytest.approx(3.3002072 * 9 / 7, rel=1e-6)
+    # one evaluation job per model, running all nine benchmarks
+    assert ev.jobs == {"fetch_benchmarks": 1, "normalize_benchmark": 9, "evaluate": 9}
     # Held-out loss: 9 models x (2 web ranges, 14.7e9 / 1002 tokens each, + 20,000 HQ documents x 200) x 2N
     # at 40% MFU.
     held = stage(plan, "held-out loss")
@@ -88,6 +90,12 @@ def test_wall_clock_hours_use_the_profiles_gpus(real):
     assert stage(plan, "score").wall_hours == pytest.approx(45.4182430 * WEB_SHARE / 1000, rel=1e-6)
     md = render_markdown(plan)
     assert "| train CPT variants | train_cpt x7 | yes |" in md and "1,100,048,384 parameters" in md
+    # Evaluation: the GPU-hours spread over the evaluate jobs (one per model, 1 GPU each), not over the
+    # CPU jobs of the stage, even where those are more (two variants: 4 models, 9 normalize jobs).
+    two = make_plan({**real, "variants": ["ct", "cluster"]}, gpus_per_job=gpus)
+    ev = stage(two, "evaluate")
+    assert ev.jobs["evaluate"] == 4 and ev.jobs["normalize_benchmark"] == 9 and gpus["evaluate"] == 1
+    assert ev.wall_hours == pytest.approx(ev.gpu_hours / 4, rel=1e-9)
 
 
 def test_rho1_ranking_pass_and_pipeline_bubble(real):
