@@ -12,13 +12,23 @@ stay unit-norm, and "distance" means ``1 - cos``.
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 
 import faiss
 import numpy as np
 
-__all__ = ["KMeansResult", "kmeans", "assign_nearest", "NearestCentroid", "kmeanspp_init", "default_init_sample"]
+__all__ = [
+    "KMeansResult",
+    "kmeans",
+    "assign_nearest",
+    "NearestCentroid",
+    "kmeanspp_init",
+    "default_init_sample",
+    "resolve_init_sample",
+    "resampling_size",
+]
 
 # Rows checked / converted at a time, so validation of a large sample needs no n*d temporaries.
 _CHUNK_ROWS = 65536
@@ -96,11 +106,38 @@ def _faiss_seed(seed: int) -> int:
 
 
 def default_init_sample(k: int) -> int:
-    """Rows k-means++ seeds from by default: 256 per centroid (faiss' points-per-centroid rule),
-    at least 65536 and at most 262144, so the O(k * sample * d) seeding stays seconds on a CPU
-    for k up to a few thousand. Seeding from fewer points per centroid misses the rare modes of
-    long-tailed data (on a 1M-point Zipf mixture, 65 points per centroid cost ~1.5% inertia)."""
+    """Rows k-means++ seeds from when ``init_sample`` is null: 256 per centroid (faiss'
+    points-per-centroid rule), at least 65536 and at most 262144, so the O(k * sample * d) seeding
+    stays seconds on a CPU for k up to a few thousand. Seeding from fewer points per centroid
+    misses the rare modes of long-tailed data (on a 1M-point Zipf mixture, 65 points per centroid
+    cost ~1.5% inertia); for large k set ``init_sample`` (a row count, or "all") explicitly."""
     return int(min(max(256 * k, 65536), 262144))
+
+
+def resolve_init_sample(init_sample: int | str | None, k: int, n: int) -> int:
+    """Rows the k-means++ seeding of ``k`` centroids reads out of ``n`` points: ``init_sample`` rows
+    (an int), every point ("all"; Vo et al. seed on every point they cluster) or
+    :func:`default_init_sample` (None); never fewer than ``k`` nor more than ``n``."""
+    if init_sample is None:
+        rows = default_init_sample(k)
+    elif isinstance(init_sample, str):
+        if init_sample != "all":
+            raise ValueError(f"init_sample must be a row count, 'all' or None, got {init_sample!r}")
+        rows = n
+    else:
+        rows = int(init_sample)
+        if rows < 1:
+            raise ValueError(f"init_sample must be >= 1, got {init_sample}")
+    return max(k, min(n, rows))
+
+
+def resampling_size(n: int, k: int, fraction: float) -> int:
+    """Points taken per cluster in a resampling round: ``ceil(fraction * n / k)``, at least 1.
+
+    Vo et al. set this count per level as "roughly half the average cluster size" (their configs:
+    10, 5 and 3 for mean sizes 20, 10 and 5), which ``fraction=0.5`` and rounding up reproduce.
+    """
+    return max(1, math.ceil(fraction * n / k - 1e-9))
 
 
 def kmeanspp_init(
@@ -108,11 +145,13 @@ def kmeanspp_init(
     k: int,
     rng: np.random.Generator,
     *,
-    sample: int | None = None,
+    sample: int | str | None = None,
     weights: np.ndarray | None = None,
     n_local_trials: int | None = None,
+    device: str | None = None,
 ) -> np.ndarray:
-    """Greedy k-means++ seeding (Arthur & Vassilvitskii 2007; the variant scikit-learn uses) with numpy.
+    """Greedy k-means++ seeding (Arthur & Vassilvitskii 2007; the variant scikit-learn and Vo et
+    al.'s ``distributed_kmeans_plusplus_init`` use).
 
     Each step draws ``n_local_trials`` candidates (default ``2 + ln k``; 1 = plain k-means++) with
     probability proportional to weight * D^2 and keeps the one that lowers the potential most.
@@ -120,14 +159,14 @@ def kmeanspp_init(
     k-means++) and costs little more: a step reads the sample once either way.
     x: float32 [n, d] (already normalised in spherical mode; squared L2 on unit vectors is
     2*(1-cos), so D^2 sampling is the same). Seeds are drawn from a seeded subsample of
-    ``sample`` rows (default :func:`default_init_sample`) because the cost is O(k * sample * d).
+    ``sample`` rows (see :func:`resolve_init_sample`) because the cost is O(k * sample * d).
     weights: optional float [n] >= 0 (the first seed is drawn proportional to weight).
+    device: None = numpy (bitwise reproducible); a torch device ("cuda") runs the distance steps
+    there, with the same random draws, which makes seeding on millions of rows take seconds.
     Returns float32 [k, d].
     """
     n = x.shape[0]
-    if sample is None:
-        sample = default_init_sample(k)
-    sample = max(k, min(n, int(sample)))
+    sample = resolve_init_sample(sample, k, n)
     trials = max(1, 2 + int(np.log(k)) if n_local_trials is None else int(n_local_trials))
     if sample < n:
         idx = np.sort(rng.choice(n, size=sample, replace=False))
@@ -137,6 +176,20 @@ def kmeanspp_init(
         xs = x
         ws = None if weights is None else np.asarray(weights, dtype=np.float64)
     w = np.ones(sample) if ws is None else ws
+    if w.sum() <= 0:
+        first = int(rng.integers(sample))
+    else:
+        first = min(int(np.searchsorted(np.cumsum(w), rng.random() * w.sum(), side="right")), sample - 1)
+    steps = _kmeanspp_steps_numpy if device is None else _kmeanspp_steps_torch
+    chosen = steps(xs, w, k, first, trials, rng, device)
+    return np.ascontiguousarray(xs[chosen], dtype=np.float32)
+
+
+def _kmeanspp_steps_numpy(
+    xs: np.ndarray, w: np.ndarray, k: int, first: int, trials: int, rng: np.random.Generator, device: None
+) -> np.ndarray:
+    """Row indices [k] of the greedy k-means++ seeds in ``xs`` [s, d], starting from ``first``."""
+    sample = xs.shape[0]
     w32 = w.astype(np.float32)
     xs_norm = np.einsum("ij,ij->i", xs, xs, dtype=np.float64).astype(np.float32)
     # A step is memory-bound (it reads the whole sample once): a contiguous [d, sample] copy makes
@@ -152,10 +205,6 @@ def kmeanspp_init(
 
     chosen = np.empty(k, dtype=np.int64)
     taken = np.zeros(sample, dtype=bool)
-    if w.sum() <= 0:
-        first = int(rng.integers(sample))
-    else:
-        first = min(int(np.searchsorted(np.cumsum(w), rng.random() * w.sum(), side="right")), sample - 1)
     chosen[0] = first
     taken[first] = True
     closest = np.maximum(sqdist(np.array([first]))[0], 0.0)
@@ -180,7 +229,58 @@ def kmeanspp_init(
         chosen[j] = pick
         taken[pick] = True
         closest[pick] = 0.0
-    return np.ascontiguousarray(xs[chosen], dtype=np.float32)
+    return chosen
+
+
+def _kmeanspp_steps_torch(
+    xs: np.ndarray, w: np.ndarray, k: int, first: int, trials: int, rng: np.random.Generator, device: str
+) -> np.ndarray:
+    """:func:`_kmeanspp_steps_numpy` with the distances, sums and searches on a torch device (the
+    random draws stay on ``rng``, so both paths pick the same seeds up to float round-off)."""
+    import torch
+
+    dev = torch.device(device)
+    sample = xs.shape[0]
+    with torch.no_grad():
+        X = torch.from_numpy(np.ascontiguousarray(xs)).to(dev)
+        w64 = torch.from_numpy(np.asarray(w, dtype=np.float64)).to(dev)
+        w32 = w64.float()
+        x_norm = (X.double() * X.double()).sum(1).float()
+
+        def sqdist(rows: torch.Tensor) -> torch.Tensor:
+            out = (X[rows] * -2.0) @ X.T
+            out += x_norm[None, :]
+            out += x_norm[rows][:, None]
+            return out
+
+        chosen = np.empty(k, dtype=np.int64)
+        taken = np.zeros(sample, dtype=bool)
+        chosen[0] = first
+        taken[first] = True
+        closest = sqdist(torch.tensor([first], device=dev))[0].clamp_min_(0.0)
+        closest[first] = 0.0
+        for j in range(1, k):
+            prob = closest.double() * w64
+            cum = torch.cumsum(prob, 0)
+            total = float(cum[-1])
+            if total > 0:
+                u = torch.from_numpy(rng.random(trials) * total).to(dev)
+                cand = torch.searchsorted(cum, u, right=True).clamp_max_(sample - 1)
+                bad = prob[cand] <= 0
+                if bool(bad.any()):  # float round-off at the upper end
+                    cand[bad] = torch.nonzero(prob > 0)[-1, 0]
+                dist = sqdist(cand)
+                torch.minimum(dist, closest[None, :], out=dist)
+                best = int(torch.argmin(dist @ w32))
+                pick = int(cand[best])
+                closest = dist[best].clamp_min_(0.0)
+            else:
+                free = np.flatnonzero(~taken)
+                pick = int(free[rng.integers(free.size)])
+            chosen[j] = pick
+            taken[pick] = True
+            closest[pick] = 0.0
+    return chosen
 
 
 def _faiss_kmeans(
@@ -300,6 +400,11 @@ def _closest_per_cluster(assignment: np.ndarray, dist: np.ndarray, r: int) -> np
     return np.sort(order[rank < r])
 
 
+def _seeding_device(gpu: bool) -> str | None:
+    """torch device of the k-means++ steps: the GPU when faiss uses one and torch sees it, else numpy."""
+    return "cuda" if gpu and _cuda_visible() else None
+
+
 def kmeans(
     x: np.ndarray,
     k: int,
@@ -311,20 +416,27 @@ def kmeans(
     resampling_rounds: int = 0,
     resampling_fraction: float = 0.5,
     use_gpu: bool | None = None,
-    init_sample: int | None = None,
+    init_sample: int | str | None = None,
     weights: np.ndarray | None = None,
     max_points_per_centroid: int | None = None,
 ) -> KMeansResult:
-    """k-means of the rows of ``x`` (float [n, d]) into ``k`` clusters.
+    """k-means of the rows of ``x`` (float [n, d]) into ``k`` clusters, with Vo et al.'s
+    resampling-clustering when ``resampling_rounds`` > 0.
 
-    init: "kmeans++" (numpy seeding on a subsample of ``init_sample`` rows, see
-    :func:`kmeanspp_init`) or "random" (faiss' default: k random rows). resampling_rounds > 0
-    enables Vo et al.'s refinement: take the ``max(1, int(resampling_fraction * n / k))`` points
-    closest to each centroid, refit from the current centroids on those, reassign everything.
+    One fit: seeding (init "kmeans++": greedy k-means++ on ``init_sample`` rows, see
+    :func:`kmeanspp_init` and :func:`resolve_init_sample`; "random": faiss' k random rows), then
+    ``n_iter`` faiss Lloyd iterations. The first fit runs on every point. Each resampling round
+    (Vo et al., ``hierarchical_kmeans_gpu.hierarchical_kmeans_with_resampling``) takes the
+    :func:`resampling_size` points closest to their centroid in every cluster, runs a fresh fit
+    (new seeding, seeded per round) on their union and reassigns every point to the new
+    centroids. A fresh fit, not a warm start: only re-seeding lets the number of centroids per
+    region change, so that dense regions give up centroids to the tail. The result is the last
+    fit's centroids and every point's nearest one among them.
     weights: optional float [n] >= 0 (weighted k-means; inertia is then weighted too).
     max_points_per_centroid: run all Lloyd iterations but the last on a seeded subsample of that
     many points per centroid (faiss' own subsampling; None = every point); the last iteration, the
-    assignment and the inertia are always over every point. Deterministic for a given seed on CPU.
+    assignment and the inertia are always over every point. Deterministic for a given seed on CPU
+    (with resampling_rounds=0 bitwise the same as a plain fit).
     Raises ValueError on bad shapes, NaN/inf, k > n.
     """
     x = _as_float32_2d(x)
@@ -344,6 +456,7 @@ def kmeans(
         raise ValueError(f"resampling_fraction must be in (0, 1], got {resampling_fraction}")
     if max_points_per_centroid is not None and max_points_per_centroid < 1:
         raise ValueError(f"max_points_per_centroid must be >= 1 or None, got {max_points_per_centroid}")
+    resolve_init_sample(init_sample, k, n)  # validate before any work
     w = None
     if weights is not None:
         w = np.asarray(weights, dtype=np.float64)
@@ -352,25 +465,34 @@ def kmeans(
     if spherical:
         x = _normalize_rows(x)
     gpu = _use_gpu(use_gpu)
-    rng = np.random.default_rng(np.random.SeedSequence(seed))
-    train = dict(n_iter=n_iter, seed=seed, spherical=spherical, gpu=gpu, max_points_per_centroid=max_points_per_centroid)
+    device = _seeding_device(gpu)
 
-    init_c = kmeanspp_init(x, k, rng, sample=init_sample, weights=w) if init == "kmeans++" else None
-    centroids = _faiss_train(x, k, init_centroids=init_c, weights=w, **train)
+    def fit(points: np.ndarray, pw: np.ndarray | None, ss: np.random.SeedSequence, faiss_seed: int) -> np.ndarray:
+        """One fresh k-means of ``points``: seeding from ``ss``, then faiss' Lloyd iterations."""
+        rng = np.random.default_rng(ss)
+        init_c = None
+        if init == "kmeans++":
+            init_c = kmeanspp_init(points, k, rng, sample=init_sample, weights=pw, device=device)
+        return _faiss_train(
+            points, k, n_iter=n_iter, seed=faiss_seed, spherical=spherical, gpu=gpu, init_centroids=init_c,
+            weights=pw, max_points_per_centroid=max_points_per_centroid,
+        )
+
+    # Round 0 keeps the plain fit's seeds; round j draws from the child SeedSequence(seed, spawn_key=(j,)).
+    centroids = fit(x, w, np.random.SeedSequence(seed), seed)
     assignment, dist = assign_nearest(x, centroids, spherical=spherical, use_gpu=gpu)
-
-    for _ in range(resampling_rounds):
-        sizes = np.bincount(assignment, minlength=k)
-        r = max(1, int(resampling_fraction * sizes.mean()))
+    r = resampling_size(n, k, resampling_fraction)
+    for j in range(1, resampling_rounds + 1):
+        ss = np.random.SeedSequence(seed, spawn_key=(j,))
         sel = _closest_per_cluster(assignment, dist, r)
         if sel.size < k:
             # faiss needs >= k training points; empty clusters can leave fewer. Top up with the
             # remaining points in seeded random order (rare, and only matters for tiny inputs).
             rest = np.setdiff1d(np.arange(n), sel, assume_unique=True)
-            sel = np.sort(np.concatenate([sel, rng.permutation(rest)[: k - sel.size]]))
-        centroids = _faiss_train(
-            x[sel], k, init_centroids=centroids, weights=None if w is None else w[sel], **train
-        )
+            extra = np.random.default_rng(ss.spawn(1)[0]).permutation(rest)[: k - sel.size]
+            sel = np.sort(np.concatenate([sel, extra]))
+        faiss_seed = int(ss.generate_state(1)[0] & 0x7FFFFFFF)
+        centroids = fit(np.ascontiguousarray(x[sel]), None if w is None else w[sel], ss, faiss_seed)
         assignment, dist = assign_nearest(x, centroids, spherical=spherical, use_gpu=gpu)
 
     assignment = assignment.astype(np.int64)
