@@ -217,6 +217,33 @@ def test_each_item_gets_its_own_new_token_limit_and_keeps_its_prompt_whole(
     assert generation["shortened"] == 4 and generation["overlong_prompts"] == 1
 
 
+def test_item_limits_on_a_vllm_style_backend() -> None:
+    """The mixin over a backend that counts tokens with ``tok_encode`` (vLLM's way): each request
+    gets its own limit in its generation kwargs, a prompt without room is answered "" unsent."""
+    from lm_eval.api.instance import Instance
+
+    from rhocluster.evaluation.run import ItemLimits, _vllm_prompt_lengths
+
+    class Backend:  # stands in for lm_eval's VLLM: one token per word, 10 positions
+        max_length, max_gen_toks = 10, 256
+
+        def tok_encode(self, strings: list[str]) -> list[list[int]]:
+            return [list(range(len(s.split()))) for s in strings]
+
+        def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
+            self.sent = [(r.args[0], r.args[1]["max_gen_toks"]) for r in requests]
+            return [f"out:{r.args[0]}" for r in requests]
+
+    lm = type("Limited", (ItemLimits, Backend), {"_prompt_lengths": _vllm_prompt_lengths})()
+    prompts = ["a b", "a b c d e f g", "a b c d e f g h i", "a b c d e f g h i j k"]
+    requests = [Instance("generate_until", {}, (p, {"until": ["\n"], "max_gen_toks": 4}), i) for i, p in enumerate(prompts)]
+    assert lm.generate_until(requests) == ["out:a b", "out:a b c d e f g", "out:a b c d e f g h i", ""]
+    assert [r.args[1]["max_gen_toks"] for r in requests] == [4, 3, 1, 0]  # min(4, 10 - words)
+    assert all(r.args[1]["until"] == ["\n"] for r in requests)
+    assert lm.sent == [("a b", 4), ("a b c d e f g", 3), ("a b c d e f g h i", 1)]
+    assert lm.prompt_tokens == {p: len(p.split()) for p in prompts}
+
+
 def test_evaluate_benchmarks_loads_the_model_once(tiny_setup: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     """Several benchmarks in one call: one model load, and the same files as one call per benchmark."""
     from lm_eval.models.huggingface import HFLM
