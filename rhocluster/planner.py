@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from rhocluster.clustering.sizing import kmeans_flops
 from rhocluster.evaluation.benchmarks import HARNESS_ITEMS  # what evaluation.source fetch runs
 from rhocluster.model.shape import LlamaShape
 from rhocluster.variants import cpt_models, load_variants
@@ -342,15 +343,24 @@ def make_plan(config: dict, results: Path | None = None, gpus_per_job: dict[str,
                 note=f"{_count(sample)} sampled token embeddings held in fp32",
             )
         )
+        # Each level: a fit on every point, then resampling_rounds fresh fits on the points closest to
+        # the centroids; each fit seeds (k-means++), iterates and reassigns every point (clustering.sizing).
         cl = Stage("cluster levels", {"cluster_level": len(levels)}, gpu=True)
-        points = sample
+        points, parts = sample, {"seeding": 0.0, "lloyd": 0.0, "assign": 0.0}
         for lv in levels:
-            rounds = 1 + lv.get("resampling_rounds", 0)
-            cap = lv.get("max_points_per_centroid")
-            used = min(points, cap * lv["k"]) if cap else points
-            cl.flops += rounds * lv.get("n_iter", 20) * 2.0 * used * lv["k"] * dim
+            cost = kmeans_flops(
+                points, lv["k"], dim, n_iter=lv.get("n_iter", 50), init=lv.get("init", "kmeans++"),
+                init_sample=lv.get("init_sample"), resampling_rounds=lv.get("resampling_rounds", 0),
+                resampling_fraction=lv.get("resampling_fraction", 0.5),
+                max_points_per_centroid=lv.get("max_points_per_centroid", 256),
+            )
+            for part in parts:
+                parts[part] += cost[part]
             points = lv["k"]
+        cl.flops = sum(parts.values())
         cl.gpu_hours = search_hours(cl.flops)
+        fits = sum(1 + lv.get("resampling_rounds", 0) for lv in levels)
+        cl.note = f"{fits} k-means fits; " + ", ".join(f"{part} {v / 1e15:.3g} PFLOP" for part, v in parts.items())
         cl.disk_bytes = sum(lv["k"] * dim * 4 for lv in levels)
         stages.append(cl)
         assign = Stage("assign leaves", {"assign": s_web}, gpu=True)

@@ -141,6 +141,24 @@ def test_fit_and_save_level_names_level_and_both_numbers(tmp_path, fitted):
     assert not (tmp_path / "level_1").exists() and not (tmp_path / "level_3").exists()
 
 
+def test_fit_and_save_level_runs_the_configured_resampling(tmp_path, points):
+    """The level's keys reach k-means: the saved level is the resampling-clustering fit, which
+    differs from the plain fit, and its summary records the settings."""
+    from rhocluster.clustering.kmeans import kmeans
+
+    np.save(tmp_path / "sample.npy", points)
+    params = {"k": 16, "n_iter": 12, "init_sample": "all", "resampling_rounds": 2, "resampling_fraction": 0.3}
+    res = fit_and_save_level(tmp_path / "sample.npy", tmp_path / "level_1", 1, params, seed=5)
+    same = dict(seed=5, n_iter=12, init_sample="all")
+    direct = kmeans(points, 16, resampling_rounds=2, resampling_fraction=0.3, **same)
+    assert res.centroids.tobytes() == direct.centroids.tobytes()
+    assert res.centroids.tobytes() != kmeans(points, 16, **same).centroids.tobytes()
+    level = load_level(tmp_path / "level_1")
+    np.testing.assert_array_equal(level.centroids, res.centroids)
+    np.testing.assert_array_equal(level.parents, res.assignment)
+    assert level.summary["meta"]["resampling_rounds"] == 2 and level.summary["meta"]["init_sample"] == "all"
+
+
 @pytest.mark.parametrize("weighted", [False, True])
 def test_levels_from_files_chain_and_stay_consistent(tmp_path, points, weighted):
     np.save(tmp_path / "sample.npy", points)

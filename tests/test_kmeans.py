@@ -313,3 +313,24 @@ def test_subsampled_training_is_deterministic_and_close(mixture):
     assert sub.inertia < 1.05 * full.inertia
     with pytest.raises(ValueError, match="max_points_per_centroid"):
         kmeans(mixture, 4, max_points_per_centroid=0)
+
+
+def test_seeding_runs_on_the_torch_gpu_when_one_is_visible(mixture, monkeypatch):
+    """k-means++ steps go to torch's GPU whenever torch sees one (even with a CPU build of faiss),
+    and stay in numpy with use_gpu=False."""
+    import rhocluster.clustering.kmeans as km
+
+    devices = []
+    real = km.kmeanspp_init
+
+    def recording(points, k, rng, device=None, **kw):
+        devices.append(device)
+        return real(points, k, rng, **kw)  # numpy on this machine
+
+    monkeypatch.setattr(km, "kmeanspp_init", recording)
+    monkeypatch.setattr(km, "_cuda_visible", lambda: True)
+    monkeypatch.setattr(km.faiss, "get_num_gpus", lambda: 0)
+    with pytest.warns(RuntimeWarning, match="faiss-gpu-cu12"):
+        km.kmeans(mixture[:500], 8, seed=0, resampling_rounds=1)
+    km.kmeans(mixture[:500], 8, seed=0, use_gpu=False)
+    assert devices == ["cuda", "cuda", None]

@@ -72,6 +72,31 @@ def test_tinyllama_figures_match_hand_computation(real, tmp_path):
     assert stage(plan, "fit projection").memory_bytes == pytest.approx(8000 * 1000 * 2048 * 4)
 
 
+def test_clustering_cost_follows_the_resampling_settings(real, tmp_path):
+    """cluster levels = per level a k-means fit on every point plus resampling_rounds fresh fits on the
+    closest points, each with k-means++ seeding, Lloyd iterations and a search of every point."""
+    plan = make_plan(real, tmp_path)
+    cl = stage(plan, "cluster levels")
+    # Level 1: n = 8,000 x 1,000 = 8M sampled tokens, k = 16,384, d = 64, 50 iterations, 9 rounds,
+    # r = ceil(0.5 x 8M / 16,384) = 245 points per cluster (a 4,014,080-point union), 11 k-means++
+    # candidates (2 + ln k) on every point, faiss' 256 points per centroid (4,194,304) in the first fit.
+    n, k, d, union, cap = 8_000_000, 16384, 64, 245 * 16384, 256 * 16384
+    first = 2 * 11 * k * n * d + 2 * k * d * (49 * cap + n) + 2 * n * k * d
+    round_ = 2 * 11 * k * union * d + 2 * k * d * 50 * union + 2 * n * k * d
+    level1 = first + 9 * round_
+    assert level1 == pytest.approx(5.4e15, rel=0.01)
+    # levels 2-4 (16,384 -> 2,048 -> 256 -> 32 points) add ~0.03%
+    assert cl.flops == pytest.approx(level1, rel=1e-3) and cl.flops > level1
+    assert cl.gpu_hours == pytest.approx(cl.flops / 50e12 / 3600, rel=1e-9)  # plan.search_tflops
+    assert "40 k-means fits" in cl.note
+    # the former settings (20 iterations, 2 rounds at level 1, 1 at level 2, seeding on 262,144 rows)
+    # cost about a tenth
+    old = [{"k": 16384, "n_iter": 20, "resampling_rounds": 2}, {"k": 2048, "n_iter": 20, "resampling_rounds": 1},
+           {"k": 256, "n_iter": 20}, {"k": 32, "n_iter": 20}]
+    cheap = make_plan({**real, "clustering": {**real["clustering"], "levels": old}}, tmp_path)
+    assert stage(cheap, "cluster levels").flops < 0.15 * cl.flops
+
+
 def test_detailed_flops_reuse_the_trainer_formula(real):
     real = {**real, "plan": {**real["plan"], "flops": "detailed"}}
     plan = make_plan(real)

@@ -103,7 +103,9 @@ def fit_and_save_level(
     """The cluster_level stage: fit level ``level`` from its points file and save it (see module doc).
 
     params: the level's config (``k``, ``n_iter``, ``init``, ``init_sample``, ``resampling_rounds``,
-    ``resampling_fraction``, ``weighted``, ``max_points_per_centroid``). Errors name the level.
+    ``resampling_fraction``, ``weighted``, ``max_points_per_centroid``; absent keys take the
+    schema's defaults). With ``resampling_rounds`` > 0 the level is Vo et al.'s
+    resampling-clustering (:func:`rhocluster.clustering.kmeans.kmeans`). Errors name the level.
     """
     points = np.load(points_path, mmap_mode="r")
     weights = np.load(child_sizes_path) if child_sizes_path is not None else None
@@ -119,7 +121,7 @@ def fit_and_save_level(
         k,
         weights=weights,
         weighted=bool(params.get("weighted", False)) and level > 1,
-        n_iter=params.get("n_iter", 20),
+        n_iter=params.get("n_iter", 50),
         seed=seed,
         init=params.get("init", "kmeans++"),
         spherical=spherical,

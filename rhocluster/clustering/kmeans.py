@@ -2,9 +2,11 @@
 
 faiss runs the Lloyd iterations and the nearest-centroid searches (CPU, or GPU where faiss has
 one). Written here, because faiss does not have them: greedy k-means++ seeding (faiss only seeds
-with random points; ours is seeded by our own RNG and bitwise reproducible) and the resampling
-refinement of Vo et al., which repeatedly refits the centroids on the points closest to them and
-so moves centroids away from dense regions towards a more uniform cover of the support.
+with random points; ours is seeded by our own RNG, bitwise reproducible in numpy, and runs its
+distance steps on a torch GPU where there is one) and Vo et al.'s resampling-clustering: rounds
+of a fresh k-means++ fit on the points closest to each centroid, after which every point is
+reassigned. Dense regions give up centroids to the tail, so the centroids cover the support more
+uniformly (docs/clustering.md).
 
 Distances: squared L2 by default; with ``spherical=True`` points are L2-normalised, centroids
 stay unit-norm, and "distance" means ``1 - cos``.
@@ -12,12 +14,13 @@ stay unit-norm, and "distance" means ``1 - cos``.
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass
 
 import faiss
 import numpy as np
+
+from rhocluster.clustering.sizing import default_init_sample, kmeanspp_trials, resampling_size, resolve_init_sample
 
 __all__ = [
     "KMeansResult",
@@ -105,41 +108,6 @@ def _faiss_seed(seed: int) -> int:
     return int(np.random.SeedSequence(seed).generate_state(1)[0] & 0x7FFFFFFF)
 
 
-def default_init_sample(k: int) -> int:
-    """Rows k-means++ seeds from when ``init_sample`` is null: 256 per centroid (faiss'
-    points-per-centroid rule), at least 65536 and at most 262144, so the O(k * sample * d) seeding
-    stays seconds on a CPU for k up to a few thousand. Seeding from fewer points per centroid
-    misses the rare modes of long-tailed data (on a 1M-point Zipf mixture, 65 points per centroid
-    cost ~1.5% inertia); for large k set ``init_sample`` (a row count, or "all") explicitly."""
-    return int(min(max(256 * k, 65536), 262144))
-
-
-def resolve_init_sample(init_sample: int | str | None, k: int, n: int) -> int:
-    """Rows the k-means++ seeding of ``k`` centroids reads out of ``n`` points: ``init_sample`` rows
-    (an int), every point ("all"; Vo et al. seed on every point they cluster) or
-    :func:`default_init_sample` (None); never fewer than ``k`` nor more than ``n``."""
-    if init_sample is None:
-        rows = default_init_sample(k)
-    elif isinstance(init_sample, str):
-        if init_sample != "all":
-            raise ValueError(f"init_sample must be a row count, 'all' or None, got {init_sample!r}")
-        rows = n
-    else:
-        rows = int(init_sample)
-        if rows < 1:
-            raise ValueError(f"init_sample must be >= 1, got {init_sample}")
-    return max(k, min(n, rows))
-
-
-def resampling_size(n: int, k: int, fraction: float) -> int:
-    """Points taken per cluster in a resampling round: ``ceil(fraction * n / k)``, at least 1.
-
-    Vo et al. set this count per level as "roughly half the average cluster size" (their configs:
-    10, 5 and 3 for mean sizes 20, 10 and 5), which ``fraction=0.5`` and rounding up reproduce.
-    """
-    return max(1, math.ceil(fraction * n / k - 1e-9))
-
-
 def kmeanspp_init(
     x: np.ndarray,
     k: int,
@@ -167,7 +135,7 @@ def kmeanspp_init(
     """
     n = x.shape[0]
     sample = resolve_init_sample(sample, k, n)
-    trials = max(1, 2 + int(np.log(k)) if n_local_trials is None else int(n_local_trials))
+    trials = max(1, kmeanspp_trials(k) if n_local_trials is None else int(n_local_trials))
     if sample < n:
         idx = np.sort(rng.choice(n, size=sample, replace=False))
         xs = np.ascontiguousarray(x[idx])
@@ -400,9 +368,11 @@ def _closest_per_cluster(assignment: np.ndarray, dist: np.ndarray, r: int) -> np
     return np.sort(order[rank < r])
 
 
-def _seeding_device(gpu: bool) -> str | None:
-    """torch device of the k-means++ steps: the GPU when faiss uses one and torch sees it, else numpy."""
-    return "cuda" if gpu and _cuda_visible() else None
+def _seeding_device(use_gpu: bool | None) -> str | None:
+    """torch device of the k-means++ steps: "cuda" where torch sees a GPU (also when faiss is a CPU
+    build: seeding on millions of rows is hours in numpy, seconds on a GPU) unless ``use_gpu`` is
+    False; None = numpy."""
+    return "cuda" if use_gpu is not False and _cuda_visible() else None
 
 
 def kmeans(
@@ -465,7 +435,7 @@ def kmeans(
     if spherical:
         x = _normalize_rows(x)
     gpu = _use_gpu(use_gpu)
-    device = _seeding_device(gpu)
+    device = _seeding_device(use_gpu)
 
     def fit(points: np.ndarray, pw: np.ndarray | None, ss: np.random.SeedSequence, faiss_seed: int) -> np.ndarray:
         """One fresh k-means of ``points``: seeding from ``ss``, then faiss' Lloyd iterations."""
