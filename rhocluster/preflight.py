@@ -165,9 +165,9 @@ def check_model_parallel(
 
 
 def gpu_rules_of(config: Mapping[str, Any]) -> set[str]:
-    """Rules that need a GPU in this config: training, the reference/base forward passes, clustering,
-    evaluation; importing an HF base model is CPU work."""
-    rules = {"train_reference", "train_cpt", "evaluate", "score_reference", "score_base", "embed_sample"}
+    """Rules that need a GPU in this config: training, the reference/base forward passes, the held-out
+    loss, clustering, evaluation; importing an HF base model is CPU work."""
+    rules = {"train_reference", "train_cpt", "evaluate", "score_reference", "score_base", "embed_sample", "score_heldout"}
     rules |= {"assign", "cluster_level"}
     if config.get("base", {}).get("source", "pretrain") == "pretrain":
         rules.add("pretrain_base")

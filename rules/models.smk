@@ -77,7 +77,9 @@ rule train_cpt:
     priority: 5
     conda:
         "../envs/training.yaml"
-    threads: 2
+    # one thread: on the tiny default two CPT runs share the 2 cores better than one run uses both
+    # (profiles set the threads of a cluster job)
+    threads: 1
     resources:
         mem_mb=8000,
         runtime=3 * 24 * 60,
