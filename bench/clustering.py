@@ -5,7 +5,11 @@
    scikit-learn's KMeans and a plain-torch k-means, same k, same iterations, same procedure per level
    (level l clusters the centroids of level l-1). Reported: wall time per method and the ratio to
    scikit-learn, and the level-1 inertia on the points (recomputed the same way for every method).
-2. The assign stage (rhocluster.clustering.assign.assign_shard) on a random model of the tiny config's
+   Also ours with Vo et al.'s resampling-clustering (--resampling-rounds fresh fits per level after
+   the first): its inertia is higher by design (centroids leave the dense head for the tail).
+2. Resampling on a long-tailed 2-D mixture (20 Zipf-weighted unit Gaussians, 40,000 points, k=40):
+   centroids whose nearest component is the densest one, plain k-means against resampling, per seed.
+3. The assign stage (rhocluster.clustering.assign.assign_shard) on a random model of the tiny config's
    shape (hidden 128, 4 layers, vocab 1024, windows of 129 tokens): tokens/s, and peak memory as the
    shard grows (each size in a fresh process: VmHWM minus the RSS right before the call).
 
@@ -41,7 +45,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--max-points-per-centroid", type=int, default=256, help="ours: Lloyd on this many points per centroid")
     ap.add_argument("--threads", type=int, default=1, help="threads for every library (default 1)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--skip", nargs="*", default=[], choices=["ours_all_points", "sklearn", "torch", "assign"])
+    ap.add_argument("--resampling-rounds", type=int, default=9, help="ours_resampling: rounds per level (Vo et al.: 9)")
+    ap.add_argument("--long-tail-seeds", type=int, default=8, help="seeds of the long-tailed 2-D mixture")
+    ap.add_argument(
+        "--skip", nargs="*", default=[], choices=["ours_all_points", "ours_resampling", "sklearn", "torch", "long_tail", "assign"]
+    )
     ap.add_argument("--assign-windows", type=int, default=256, help="windows of the 1x shard")
     ap.add_argument("--assign-scales", type=int, nargs="+", default=[1, 4, 16], help="shard sizes, in multiples")
     ap.add_argument("--assign-batch", type=int, default=32, help="windows per forward pass")
@@ -89,10 +97,12 @@ def hierarchy(fit_one, x, ks: list[int]):
     return out, secs
 
 
-def ours(x, k: int, n_iter: int, seed: int, max_points: int | None):
+def ours(x, k: int, n_iter: int, seed: int, max_points: int | None, rounds: int = 0):
     from rhocluster.clustering.kmeans import kmeans
 
-    return kmeans(x, k, n_iter=n_iter, seed=seed, init="kmeans++", max_points_per_centroid=max_points).centroids
+    return kmeans(
+        x, k, n_iter=n_iter, seed=seed, init="kmeans++", max_points_per_centroid=max_points, resampling_rounds=rounds
+    ).centroids
 
 
 def sklearn_kmeans(x, k: int, n_iter: int, seed: int):
@@ -153,6 +163,7 @@ def bench_kmeans(args: argparse.Namespace) -> dict:
     methods = {
         "ours": lambda p, k: ours(p, k, args.n_iter, args.seed, args.max_points_per_centroid),
         "ours_all_points": lambda p, k: ours(p, k, args.n_iter, args.seed, None),
+        "ours_resampling": lambda p, k: ours(p, k, args.n_iter, args.seed, args.max_points_per_centroid, args.resampling_rounds),
         "sklearn": lambda p, k: sklearn_kmeans(p, k, args.n_iter, args.seed),
         "torch": lambda p, k: torch_kmeans(p, k, args.n_iter, args.seed),
     }
@@ -169,6 +180,35 @@ def bench_kmeans(args: argparse.Namespace) -> dict:
             r["speedup_vs_sklearn"] = ref["seconds"] / r["seconds"]
             r["inertia_vs_sklearn"] = r["inertia_level1"] / ref["inertia_level1"]
     return rows
+
+
+# --- resampling on a long tail -------------------------------------------------------------------
+
+
+def long_tailed_2d(seed: int, n: int = 40000, components: int = 20):
+    """2-D mixture of unit Gaussians at uniform means in [-20, 20]^2, weights 1/rank (tests/test_kmeans.py)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    w = 1.0 / np.arange(1, components + 1)
+    means = rng.uniform(-20.0, 20.0, (components, 2))
+    labels = rng.choice(components, size=n, p=w / w.sum())
+    return (means[labels] + rng.normal(0.0, 1.0, (n, 2))).astype("float32"), means
+
+
+def bench_long_tail(args: argparse.Namespace) -> dict:
+    """Centroids (of k=40) nearest to the densest component, plain and with resampling, per seed."""
+    from rhocluster.clustering.kmeans import kmeans
+
+    rows = {"plain": [], "resampling": []}
+    for seed in range(args.long_tail_seeds):
+        x, means = long_tailed_2d(seed)
+        for name, rounds in (("plain", 0), ("resampling", args.resampling_rounds)):
+            c = kmeans(x, 40, n_iter=args.n_iter, seed=seed, resampling_rounds=rounds).centroids
+            nearest = ((c[:, None, :] - means[None]) ** 2).sum(-1).argmin(1)
+            rows[name].append(int((nearest == 0).sum()))
+    print(f"  long tail: densest component holds {rows['plain']} centroids plain, {rows['resampling']} resampled", file=sys.stderr)
+    return {"k": 40, "n": 40000, "components": 20, "resampling_rounds": args.resampling_rounds, "centroids_in_densest": rows}
 
 
 # --- assign ----------------------------------------------------------------------------------------
@@ -276,12 +316,26 @@ def markdown(result: dict) -> str:
         label = {
             "ours": f"ours (faiss, {a['max_points_per_centroid']} pts/centroid)",
             "ours_all_points": "ours (faiss, every point)",
+            "ours_resampling": f"ours + {a['resampling_rounds']} resampling rounds per level",
             "sklearn": "scikit-learn KMeans",
             "torch": "plain torch",
         }[name]
         sp = f"{r['speedup_vs_sklearn']:.2f}x" if "speedup_vs_sklearn" in r else "-"
         ir = f"{r['inertia_vs_sklearn']:.4f}" if "inertia_vs_sklearn" in r else "-"
         lines.append(f"| {label} | {r['seconds']:.1f} | {sp} | {r['inertia_level1']:.6g} | {ir} |")
+    if result.get("long_tail"):
+        lt = result["long_tail"]
+        lines += [
+            "",
+            f"### Long-tailed 2-D mixture ({lt['components']} Zipf-weighted components, {lt['n']:,} points, k={lt['k']}): "
+            "centroids in the densest component, per seed",
+            "",
+            "| k-means | centroids | mean |",
+            "|---|---|---:|",
+        ]
+        for name, counts in lt["centroids_in_densest"].items():
+            label = "plain" if name == "plain" else f"{lt['resampling_rounds']} resampling rounds"
+            lines.append(f"| {label} | {', '.join(map(str, counts))} | {sum(counts) / len(counts):.2f} |")
     if result.get("assign"):
         lines += [
             "",
@@ -313,6 +367,7 @@ def main(argv: list[str] | None = None) -> None:
     result = {"args": vars(args), "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(), "faiss": faiss.__version__, "torch": torch.__version__}}
     t = time.perf_counter()
     result["kmeans"] = bench_kmeans(args)
+    result["long_tail"] = {} if "long_tail" in args.skip else bench_long_tail(args)
     result["assign"] = [] if "assign" in args.skip else bench_assign(args)
     result["total_seconds"] = time.perf_counter() - t
     print(markdown(result))

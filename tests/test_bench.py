@@ -41,11 +41,15 @@ def test_clustering_benchmark(tmp_path: Path) -> None:
     run_bench(
         "clustering.py", "--json", str(out), "--n", "3000", "--d", "8", "--levels", "20", "5", "2",
         "--skip", "ours_all_points", "torch", "--assign-windows", "4", "--assign-scales", "1", "2",
+        "--resampling-rounds", "2", "--long-tail-seeds", "1",
     )
     result = json.loads(out.read_text())
     ours = result["kmeans"]["ours"]
     assert len(ours["seconds_per_level"]) == 3 and ours["speedup_vs_sklearn"] > 0
     assert ours["inertia_vs_sklearn"] < 1.1
+    assert len(result["kmeans"]["ours_resampling"]["seconds_per_level"]) == 3
+    dense = result["long_tail"]["centroids_in_densest"]
+    assert dense["resampling"][0] < dense["plain"][0]
     assert [a["scale"] for a in result["assign"]] == [1, 2]
     assert all(a["tokens"] > 0 and a["tokens_per_s"] > 0 for a in result["assign"])
 
