@@ -19,6 +19,7 @@ with logged(sm.log[0]) as log:
         out_ref_loss=Path(ref_loss) if ref_loss else None,
         batch_size=sm.params.batch_size,
         layer=sm.params.layer,
+        position=sm.params.position,
         spherical=sm.params.spherical,
     )
     log.info("%s", stats)

@@ -1,4 +1,4 @@
-"""Per-token loss of a model over one shard and/or the seeded embedding sample (one forward pass)."""
+"""Per-token loss of a model over one shard and/or the seeded sample of token representations."""
 
 from pathlib import Path
 
@@ -15,7 +15,8 @@ with logged(sm.log[0]) as log:
         Path(loss) if loss else None,
         Path(sample) if sample else None,
         batch_size=sm.params.batch_size,
-        layer=sm.params.get("layer", -1),
+        layer=sm.params.get("layer", "middle"),
+        position=sm.params.get("position", "read"),
         sample_tokens=sm.params.get("sample_tokens", 0),
         sample_windows=sm.params.get("sample_windows"),
         seed=sm.params.get("seed", 0),

@@ -1,5 +1,6 @@
-"""assign: leaf ids equal brute-force nearest centroids of the projected hidden states; the fused
-reference loss equals score_shard's; memory does not grow with the shard; bad input names the shard."""
+"""assign: leaf ids equal brute-force nearest centroids of the projected hidden states (both positions);
+a sampled token's representation in the sample is the one assign computes for it; the fused reference
+loss equals score_shard's; memory does not grow with the shard; bad input names the shard."""
 
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ import torch
 from rhocluster.clustering.assign import assign_shard
 from rhocluster.data.shards import Shard, write_shard
 from rhocluster.scoring.forward import load_causal_lm
-from rhocluster.scoring.projection import Projection, fit_projection
+from rhocluster.scoring.projection import Projection, fit_projection, fit_projection_files
 from rhocluster.scoring.score import score_shard
-from tests.test_scoring import SEQ, VOCAB, hf_reference, make_model, make_shards, make_tokenizer
+from tests.test_scoring import SEQ, VOCAB, hf_states, make_model, make_shards, make_tokenizer
 
 torch.set_num_threads(1)
 
@@ -29,14 +30,19 @@ def world(tmp_path_factory):
     tok = make_tokenizer(root / "tokenizer")
     model = make_model(root / "model", seed=5)
     shards = make_shards(root / "shards", tok, n_shards=1, docs=80, seed=2)
-    _, hidden = hf_reference(model, Shard(shards[0]).windows())
-    final = hidden[-1].numpy()
+    windows = Shard(shards[0]).windows()
+    # slot t's representation, row t - 1: the default (middle layer, read) and the final predict state
+    states = {
+        ("middle", "read"): hf_states(model, windows, "middle", "read"),
+        (-1, "predict"): hf_states(model, windows, -1, "predict"),
+    }
+    default = states["middle", "read"].reshape(-1, 32)
     rng = np.random.default_rng(0)
-    proj = fit_projection(final.reshape(-1, 32)[rng.choice(final.size // 32, 400, replace=False)], "pca", 8, "l2", 0)
-    proj.save(root / "projection.npz")
-    x = proj.apply(final[:, 1:].reshape(-1, 32))
+    proj = fit_projection(default[rng.choice(len(default), 400, replace=False)], "pca", 8, "l2", 0)
+    proj.save(root / "projection.npz")  # records no space: applied to either space below
+    x = proj.apply(default)
     np.save(root / "centroids.npy", x[rng.choice(len(x), 12, replace=False)] + rng.normal(0, 0.01, (12, 8)).astype(np.float32))
-    return {"root": root, "model": model, "shard": shards[0], "final": final, "projection": proj}
+    return {"root": root, "model": model, "shard": shards[0], "states": states, "projection": proj}
 
 
 def brute_force(x: np.ndarray, c: np.ndarray, spherical: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -50,18 +56,19 @@ def brute_force(x: np.ndarray, c: np.ndarray, spherical: bool) -> tuple[np.ndarr
     return d.argmin(1), d
 
 
+@pytest.mark.parametrize(("layer", "position"), [("middle", "read"), (-1, "predict")])
 @pytest.mark.parametrize("spherical", [False, True])
-def test_leaf_ids_equal_brute_force_nearest_centroid(world, tmp_path, spherical):
+def test_leaf_ids_equal_brute_force_nearest_centroid(world, tmp_path, spherical, layer, position):
     root = world["root"]
     stats = assign_shard(
         world["model"], world["shard"], root / "projection.npz", root / "centroids.npy",
-        tmp_path / "leaf.npy", tmp_path / "dist.npy", batch_size=5, spherical=spherical,
+        tmp_path / "leaf.npy", tmp_path / "dist.npy", batch_size=5, spherical=spherical, layer=layer, position=position,
     )
     leaf, dist = np.load(tmp_path / "leaf.npy"), np.load(tmp_path / "dist.npy")
     shape = Shard(world["shard"]).shape
     assert leaf.shape == dist.shape == shape and leaf.dtype == np.int32 and dist.dtype == np.float16
     assert (leaf[:, 0] == -1).all() and np.isnan(dist[:, 0]).all()
-    x = world["projection"].apply(world["final"][:, 1:].reshape(-1, 32))
+    x = world["projection"].apply(world["states"][layer, position].reshape(-1, 32))
     ids, d = brute_force(x, np.load(root / "centroids.npy"), spherical)
     got = leaf[:, 1:].reshape(-1)
     rows = np.arange(len(got))
@@ -72,18 +79,20 @@ def test_leaf_ids_equal_brute_force_nearest_centroid(world, tmp_path, spherical)
     assert stats["n_tokens"] == shape[0] * (SEQ - 1)
 
 
-def test_fused_reference_loss_equals_score_shard(world, tmp_path):
+@pytest.mark.parametrize("position", ["read", "predict"])
+def test_fused_reference_loss_equals_score_shard(world, tmp_path, position):
     root = world["root"]
     assign_shard(
         world["model"], world["shard"], root / "projection.npz", root / "centroids.npy",
         tmp_path / "leaf.npy", tmp_path / "dist.npy", out_ref_loss=tmp_path / "ref.npy", batch_size=6,
+        layer=1, position=position,
     )
     score_shard(world["model"], world["shard"], tmp_path / "loss.npy", batch_size=6)
     assert (tmp_path / "ref.npy").read_bytes() == (tmp_path / "loss.npy").read_bytes()
     # and the leaf ids do not depend on whether the loss is computed in the same pass
     assign_shard(
         world["model"], world["shard"], root / "projection.npz", root / "centroids.npy",
-        tmp_path / "leaf2.npy", tmp_path / "dist2.npy", batch_size=6,
+        tmp_path / "leaf2.npy", tmp_path / "dist2.npy", batch_size=6, layer=1, position=position,
     )
     assert (tmp_path / "leaf.npy").read_bytes() == (tmp_path / "leaf2.npy").read_bytes()
 
@@ -115,6 +124,44 @@ def test_memory_stays_flat_as_the_shard_grows(world, tmp_path):
     # runs; holding the outputs whole would add 6 bytes per extra token at least.
     growth = peaks[2] - peaks[1]
     assert growth < 0.5 * 6 * (tokens[2] - tokens[1]), (peaks, tokens)
+
+
+# --- the sample and the assignment live in one space -----------------------------------------------
+
+
+@pytest.mark.parametrize(("layer", "position"), [("middle", "read"), (-1, "predict"), (-1, "read"), (1, "predict")])
+def test_sampled_token_is_assigned_its_own_sample_representation(world, tmp_path, layer, position):
+    """Every sampled token becomes a centroid (its projected sample row); assign, with the same layer
+    and position, finds each sampled token at distance ~0 from its own row: the representation assign
+    computes for a token equals the one in the sample. The other position lands far from it."""
+    root, prefix = world["root"], world["shard"]
+    score_shard(world["model"], prefix, tmp_path / "l.npy", tmp_path / "s.npz", batch_size=7, layer=layer,
+                position=position, sample_tokens=80, seed=4)
+    fit_projection_files([tmp_path / "s.npz"], tmp_path / "sample.npy", tmp_path / "index.npz", tmp_path / "p.npz",
+                         kind="pca", dim=8, normalize="l2", seed=0)
+    sample = np.load(tmp_path / "sample.npy")
+    np.save(tmp_path / "c.npy", sample)
+    with np.load(tmp_path / "index.npz") as z:
+        pos = z["position"]
+    assign_shard(world["model"], prefix, tmp_path / "p.npz", tmp_path / "c.npy", tmp_path / "leaf.npy",
+                 tmp_path / "dist.npy", batch_size=5, layer=layer, position=position)
+    leaf = np.load(tmp_path / "leaf.npy").reshape(-1)[pos]
+    dist = np.load(tmp_path / "dist.npy").reshape(-1)[pos].astype(np.float32)
+    assert dist.max() < 1e-3, dist.max()
+    # its own row, up to tokens whose representations coincide (same token, same context)
+    own = leaf == np.arange(len(pos))
+    assert own.mean() > 0.9
+    np.testing.assert_allclose(sample[leaf[~own]], sample[~own], atol=2e-2)
+    # the other position, with the space check bypassed (a projection recording no space), is far off
+    other = "predict" if position == "read" else "read"
+    with pytest.raises(ValueError, match=rf"at position '{other}', but the projection was fitted on .* at '{position}'"):
+        assign_shard(world["model"], prefix, tmp_path / "p.npz", tmp_path / "c.npy", tmp_path / "l2.npy",
+                     tmp_path / "d2.npy", layer=layer, position=other)
+    p = Projection.load(tmp_path / "p.npz")
+    Projection(p.normalize, p.mean, p.matrix).save(tmp_path / "p_plain.npz")
+    assign_shard(world["model"], prefix, tmp_path / "p_plain.npz", tmp_path / "c.npy", tmp_path / "l2.npy",
+                 tmp_path / "d2.npy", layer=layer, position=other)
+    assert np.median(np.load(tmp_path / "d2.npy").reshape(-1)[pos].astype(np.float32)) > 100 * max(dist.max(), 1e-5)
 
 
 # --- bad input ------------------------------------------------------------------------------------
@@ -159,7 +206,7 @@ def test_nan_hidden_states_fail_naming_shard_and_layer_and_leave_no_output(world
         model.model.layers[0].mlp.down_proj.weight[0, 0] = float("nan")
     model.save_pretrained(tmp_path / "nan_model")
     prefix = world["shard"]
-    with pytest.raises(ValueError, match=rf"shard {prefix}: NaN/inf in the hidden states of layer -1"):
+    with pytest.raises(ValueError, match=rf"shard {prefix}: NaN/inf in the hidden states of layer middle \(read\)"):
         assign_shard(
             tmp_path / "nan_model", prefix, world["root"] / "projection.npz", world["root"] / "centroids.npy",
             tmp_path / "leaf.npy", tmp_path / "dist.npy", batch_size=5,

@@ -1,5 +1,6 @@
-"""score_and_embed: per-token loss and the embedding sample against a direct HF forward on a tiny random
-model; the sample-only pass; projections (streaming PCA vs scikit-learn); streaming writes; bad input."""
+"""score_shard: per-token loss and the embedding sample (every layer, both positions) against a direct
+HF forward on a tiny random model; no pass beyond max_position_embeddings; the sample-only pass;
+projections (streaming PCA vs scikit-learn); streaming writes; bad input."""
 
 from __future__ import annotations
 
@@ -36,8 +37,8 @@ def make_tokenizer(out_dir: Path) -> Path:
     return out_dir
 
 
-def make_model(out_dir: Path, vocab: int = VOCAB, seed: int = 0) -> Path:
-    """A tiny random Llama (hidden 32, 2 layers, GQA) saved as safetensors."""
+def make_model(out_dir: Path, vocab: int = VOCAB, seed: int = 0, max_positions: int = 64) -> Path:
+    """A tiny random Llama (hidden 32, 2 layers, GQA, ``max_positions`` positions) saved as safetensors."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
@@ -48,7 +49,7 @@ def make_model(out_dir: Path, vocab: int = VOCAB, seed: int = 0) -> Path:
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
-        max_position_embeddings=64,
+        max_position_embeddings=max_positions,
         tie_word_embeddings=False,
     )
     LlamaForCausalLM(cfg).save_pretrained(out_dir)
@@ -97,6 +98,19 @@ def hf_reference(model_dir: Path, tokens: np.ndarray) -> tuple[np.ndarray, tuple
     return loss, out.hidden_states
 
 
+def hf_states(model_dir: Path, tokens: np.ndarray, layer: int | str, position: str) -> np.ndarray:
+    """float32 [W, S - 1, d]: row t - 1 = hidden_states[layer] of slot t, straight from transformers:
+    the pass over tokens[:, 1:] (read: the state at x_t) or tokens[:, :-1] (predict: the state at x_{t-1})."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32).eval()
+    inputs = tokens[:, 1:] if position == "read" else tokens[:, :-1]
+    with torch.no_grad():
+        hidden = model(input_ids=torch.from_numpy(inputs), output_hidden_states=True).hidden_states
+    index = model.config.num_hidden_layers // 2 if layer == "middle" else layer
+    return hidden[index].numpy()
+
+
 def test_loss_equals_direct_hf_forward(world, tmp_path):
     prefix = world["shards"][0]
     shard = Shard(prefix)
@@ -110,61 +124,171 @@ def test_loss_equals_direct_hf_forward(world, tmp_path):
     assert stats["n_tokens"] == shard.n_windows * (SEQ - 1)
 
 
-@pytest.mark.parametrize("layer", [-1, 0, 1, 2, -2])
-def test_sample_is_the_hidden_state_of_the_layer(world, tmp_path, layer):
+@pytest.mark.parametrize("position", ["read", "predict"])
+@pytest.mark.parametrize(("layer", "index"), [(-1, 2), (0, 0), (1, 1), (2, 2), (-2, 1), ("middle", 1)])
+def test_sample_is_the_hidden_state_of_the_layer(world, tmp_path, layer, index, position):
     prefix = world["shards"][1]
     shard = Shard(prefix)
-    score_shard(
-        world["model"], prefix, tmp_path / "l.npy", tmp_path / "s.npz", batch_size=8, layer=layer, sample_tokens=50, seed=3
+    stats = score_shard(
+        world["model"], prefix, tmp_path / "l.npy", tmp_path / "s.npz", batch_size=8, layer=layer,
+        position=position, sample_tokens=50, seed=3,
     )
     with np.load(tmp_path / "s.npz") as z:
         pos, emb = z["positions"], z["embeddings"]
-        assert int(z["layer"]) == layer and str(z["shard"]) == str(prefix)
+        assert str(z["layer"]) == str(layer) and str(z["shard"]) == str(prefix)
+        assert int(z["hidden_index"]) == index and str(z["position"]) == position
+    assert stats["hidden_index"] == index and stats["position"] == position
     assert emb.dtype == np.float16 and emb.shape == (50, 32)
     np.testing.assert_array_equal(pos, sample_positions(shard.shape, 50, 3))
     w, t = pos // SEQ, pos % SEQ
     assert (t > 0).all() and (np.diff(pos) > 0).all()
-    _, hidden = hf_reference(world["model"], shard.windows())
-    expect = hidden[layer].numpy()[w, t]  # layer -1 = final normed state fed to the LM head
+    expect = hf_states(world["model"], shard.windows(), layer, position)[w, t - 1]  # -1: final normed state
     np.testing.assert_allclose(emb.astype(np.float32), expect, rtol=2e-3, atol=2e-3)
 
 
-def test_forward_windows_skips_upper_layers_without_loss(world):
+def test_predict_state_is_the_one_the_loss_comes_from(world, tmp_path):
+    """The final-layer predict state of slot t, through the LM head, gives exactly the loss of token t."""
+    prefix = world["shards"][1]
+    score_shard(
+        world["model"], prefix, tmp_path / "l.npy", tmp_path / "s.npz", layer=-1, position="predict",
+        sample_tokens=40, seed=5,
+    )
+    with np.load(tmp_path / "s.npz") as z:
+        pos, emb = z["positions"], torch.from_numpy(z["embeddings"].astype(np.float32))
+    model = load_causal_lm(world["model"])
+    target = torch.from_numpy(Shard(prefix).windows().reshape(-1)[pos])
+    with torch.no_grad():
+        nll = torch.nn.functional.cross_entropy(model.lm_head(emb), target, reduction="none").numpy()
+    np.testing.assert_allclose(nll, np.load(tmp_path / "l.npy").reshape(-1)[pos].astype(np.float32), rtol=5e-3, atol=5e-3)
+
+
+def test_read_state_sees_its_token_and_predict_state_does_not(world):
+    """Two windows that differ only in token x_5: the predict states of slot 5 are equal (they have not
+    seen it), the read states differ; the states of earlier slots are equal in both positions."""
+    model = load_causal_lm(world["model"])
+    tokens = torch.from_numpy(Shard(world["shards"][0]).windows([0, 0]))
+    tokens[1, 5] = (tokens[0, 5] + 1) % VOCAB
+    for position, differs in (("predict", False), ("read", True)):
+        _, h = forward_windows(model, tokens, layer="middle", position=position, need_loss=False)
+        assert h.shape == (2, SEQ - 1, 32)
+        torch.testing.assert_close(h[0, :4], h[1, :4])  # slots 1-4
+        assert (not torch.allclose(h[0, 4], h[1, 4])) == differs  # slot 5
+
+
+@pytest.mark.parametrize("position", ["read", "predict"])
+def test_forward_windows_skips_upper_layers_without_loss(world, position):
     model = load_causal_lm(world["model"])
     tokens = torch.from_numpy(Shard(world["shards"][0]).windows(range(4)))
-    loss_a, h_a = forward_windows(model, tokens, layer=1, need_loss=True)
-    loss_b, h_b = forward_windows(model, tokens, layer=1, need_loss=False)
-    assert loss_b is None and torch.equal(h_a, h_b)
-    assert resolve_layer(model, -1) == 2 and resolve_layer(model, -3) == 0
-    with pytest.raises(ValueError, match="scoring.layer=3 outside"):
+    loss_a, h_a = forward_windows(model, tokens, layer=1, position=position, need_loss=True)
+    loss_b, h_b = forward_windows(model, tokens, layer=1, position=position, need_loss=False)
+    assert loss_b is None and torch.equal(h_a, h_b) and h_a.shape == (4, SEQ - 1, 32)
+    _, h_rows = forward_windows(model, tokens, layer=1, position=position, need_loss=True, state_rows=[1, 3])
+    torch.testing.assert_close(h_rows, h_a[[1, 3]])
+
+
+def test_layer_and_position_keys_are_checked(world):
+    model = load_causal_lm(world["model"])
+    assert resolve_layer(model, -1) == 2 and resolve_layer(model, -3) == 0 and resolve_layer(model, "middle") == 1
+    with pytest.raises(ValueError, match=r"scoring.layer=3 outside \[-3, 2\] for a model with 2 layers"):
         resolve_layer(model, 3)
+    with pytest.raises(ValueError, match="scoring.layer=-4 outside"):
+        resolve_layer(model, -4)
+    with pytest.raises(ValueError, match="scoring.layer='top'"):
+        resolve_layer(model, "top")
+    tokens = torch.from_numpy(Shard(world["shards"][0]).windows(range(2)))
+    with pytest.raises(ValueError, match="scoring.position='next'"):
+        forward_windows(model, tokens, layer=1, position="next", need_loss=False)
 
 
-def test_generic_path_matches_the_split_one(world, monkeypatch):
+@pytest.mark.parametrize("position", ["read", "predict"])
+@pytest.mark.parametrize("layer", [1, -1])
+def test_generic_path_matches_the_split_one(world, monkeypatch, layer, position):
     """Architectures without a plain decoder + linear head take HF's own path; same numbers."""
     import rhocluster.scoring.forward as fw
 
     model = load_causal_lm(world["model"])
     tokens = torch.from_numpy(Shard(world["shards"][0]).windows(range(5)))
-    loss_a, h_a = fw.forward_windows(model, tokens, layer=1, need_loss=True)
+    loss_a, h_a = fw.forward_windows(model, tokens, layer=layer, position=position, need_loss=True)
     monkeypatch.setattr(fw, "_split_model", lambda m: None)
-    loss_b, h_b = fw.forward_windows(model, tokens, layer=1, need_loss=True)
+    loss_b, h_b = fw.forward_windows(model, tokens, layer=layer, position=position, need_loss=True)
     torch.testing.assert_close(loss_a, loss_b, equal_nan=True, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(h_a, h_b, rtol=1e-4, atol=1e-5)
 
 
-def test_sample_only_pass_runs_only_sampled_windows(world, tmp_path):
+@pytest.mark.parametrize("position", ["read", "predict"])
+def test_sample_only_pass_runs_only_sampled_windows(world, tmp_path, position):
     prefix = world["shards"][2]
-    full = score_shard(
-        world["model"], prefix, tmp_path / "l.npy", tmp_path / "a.npz", sample_tokens=40, sample_windows=5, seed=9
-    )
-    only = score_shard(world["model"], prefix, None, tmp_path / "b.npz", sample_tokens=40, sample_windows=5, seed=9)
+    kw = dict(sample_tokens=40, sample_windows=5, seed=9, position=position)
+    full = score_shard(world["model"], prefix, tmp_path / "l.npy", tmp_path / "a.npz", **kw)
+    only = score_shard(world["model"], prefix, None, tmp_path / "b.npz", **kw)
     assert full["windows_run"] == Shard(prefix).n_windows and only["windows_run"] <= 5
+    assert full["sample_windows_run"] == only["sample_windows_run"] <= 5
     assert "mean_loss" not in only and not (tmp_path / "b.npy").exists()
     a, b = np.load(tmp_path / "a.npz"), np.load(tmp_path / "b.npz")
     np.testing.assert_array_equal(a["positions"], b["positions"])
     assert len(np.unique(b["positions"] // SEQ)) <= 5
     np.testing.assert_allclose(a["embeddings"].astype(np.float32), b["embeddings"].astype(np.float32), atol=2e-3)
+
+
+# --- positions: no pass beyond max_position_embeddings --------------------------------------------
+
+
+def _guard_positions(monkeypatch, limit: int) -> list[int]:
+    """Make every model loaded by score_shard record (and refuse) the length of each decoder input."""
+    import rhocluster.scoring.score as score_mod
+
+    seen: list[int] = []
+
+    def guarded(model_dir, device="cpu"):
+        model = load_causal_lm(model_dir, device)
+
+        def pre_hook(_module, args, kwargs):
+            ids = kwargs.get("input_ids", args[0] if args else None)
+            seen.append(int(ids.shape[1]))
+            assert ids.shape[1] <= limit, f"a forward of {ids.shape[1]} positions > {limit}"
+
+        model.model.register_forward_pre_hook(pre_hook, with_kwargs=True)
+        return model
+
+    monkeypatch.setattr(score_mod, "load_causal_lm", guarded)
+    return seen
+
+
+@pytest.mark.parametrize("generic", [False, True])
+@pytest.mark.parametrize("position", ["read", "predict"])
+def test_no_forward_beyond_max_positions_and_losses_unchanged(world, tmp_path, monkeypatch, position, generic):
+    """A model with max_position_embeddings == seq_len (windows of seq_len + 1 tokens): loss and sample
+    passes feed at most seq_len positions, and the loss equals HF's forward over the whole window plus
+    cross-entropy (what the code computed before it stopped feeding the last token)."""
+    import rhocluster.scoring.forward as fw
+
+    if generic:
+        monkeypatch.setattr(fw, "_split_model", lambda m: None)
+    model_dir = make_model(tmp_path / "model", max_positions=SEQ - 1)
+    prefix = world["shards"][0]
+    shard = Shard(prefix)
+    seen = _guard_positions(monkeypatch, SEQ - 1)
+    score_shard(
+        model_dir, prefix, tmp_path / "l.npy", tmp_path / "s.npz", batch_size=7, layer=-1, position=position,
+        sample_tokens=300, seed=2,
+    )
+    assert seen and max(seen) == SEQ - 1  # whole windows of seq_len positions, never more
+    ref, _ = hf_reference(model_dir, shard.windows())
+    np.testing.assert_allclose(np.load(tmp_path / "l.npy")[:, 1:].astype(np.float64), ref[:, 1:], rtol=2e-3, atol=2e-3)
+    with np.load(tmp_path / "s.npz") as z:
+        pos, emb = z["positions"], z["embeddings"].astype(np.float32)
+    expect = hf_states(model_dir, shard.windows(), -1, position)[pos // SEQ, pos % SEQ - 1]
+    np.testing.assert_allclose(emb, expect, rtol=2e-3, atol=2e-3)
+    assert (pos % SEQ == SEQ - 1).any()  # the last slot, whose read state once sat at position seq_len
+
+
+def test_windows_longer_than_the_model_are_refused(world, tmp_path):
+    model_dir = make_model(tmp_path / "model", max_positions=SEQ - 2)
+    prefix = world["shards"][0]
+    with pytest.raises(ValueError, match=rf"shard {prefix} .*windows of {SEQ} tokens need {SEQ - 1} positions .*"
+                       rf"max_position_embeddings={SEQ - 2}"):
+        score_shard(model_dir, prefix, tmp_path / "l.npy")
+    assert not (tmp_path / "l.npy").exists()
 
 
 def test_sample_positions_seeded_and_valid():
@@ -206,7 +330,7 @@ def test_nan_hidden_states_fail_naming_shard_and_layer(world, tmp_path):
         model.model.layers[0].mlp.down_proj.weight[0, 0] = float("nan")
     model.save_pretrained(tmp_path / "nan_model")
     prefix = world["shards"][0]
-    with pytest.raises(ValueError, match=rf"shard {prefix}: NaN/inf in the sampled hidden states of layer 1"):
+    with pytest.raises(ValueError, match=rf"shard {prefix}: NaN/inf in the sampled hidden states of layer 1 \(read"):
         score_shard(tmp_path / "nan_model", prefix, None, tmp_path / "s.npz", layer=1, sample_tokens=20)
     assert not (tmp_path / "s.npz").exists()
 
@@ -222,6 +346,24 @@ def test_sample_file_with_nan_fails_naming_shard_and_layer(tmp_path):
     with pytest.raises(ValueError, match="shard web/00001, layer 7"):
         fit_projection_files([good, bad], tmp_path / "s.npy", tmp_path / "i.npz", tmp_path / "p.npz", kind="none", dim=3, normalize="l2", seed=0)
     assert not (tmp_path / "s.npy").exists()
+
+
+def test_samples_of_different_spaces_are_not_pooled(tmp_path):
+    emb = np.ones((4, 3), np.float16)
+    for name, index, position in (("a", 1, "read"), ("b", 1, "read"), ("c", 1, "predict"), ("d", 2, "read")):
+        np.savez(tmp_path / f"{name}.npz", positions=np.arange(1, 5), embeddings=emb, layer=np.array(index),
+                 hidden_index=np.array(index), position=np.array(position), shard=np.array(name))
+    assert pool_samples([tmp_path / "a.npz", tmp_path / "b.npz"])[0].shape == (8, 3)
+    for other, what in (("c", r"hidden_states\[1\] at position 'predict'"), ("d", r"hidden_states\[2\] at position 'read'")):
+        with pytest.raises(ValueError, match=rf"{other}.npz .*{what}, but .*a.npz is hidden_states\[1\] at 'read'"):
+            pool_samples([tmp_path / "a.npz", tmp_path / f"{other}.npz"])
+    fit_projection_files([tmp_path / "a.npz", tmp_path / "b.npz"], tmp_path / "s.npy", tmp_path / "i.npz", tmp_path / "p.npz",
+                         kind="none", dim=3, normalize="l2", seed=0)
+    loaded = Projection.load(tmp_path / "p.npz")
+    assert (loaded.hidden_index, loaded.position) == (1, "read")  # recorded for assign's check
+    loaded.check_space(1, "read", "here")
+    with pytest.raises(ValueError, match=r"here: representations are hidden_states\[1\] at position 'predict'"):
+        loaded.check_space(1, "predict", "here")
 
 
 # --- projection ---------------------------------------------------------------------------------

@@ -23,11 +23,17 @@ NORMALIZATIONS = ("none", "l2")
 
 @dataclass
 class Projection:
-    """x -> normalize(x) -> (x - mean) @ matrix; ``matrix`` float32 [d_in, d_out] or None (identity)."""
+    """x -> normalize(x) -> (x - mean) @ matrix; ``matrix`` float32 [d_in, d_out] or None (identity).
+
+    ``hidden_index`` and ``position``: the representation space it was fitted in (the samples'
+    ``hidden_states`` index and ``scoring.position``), checked by assign; None when not recorded.
+    """
 
     normalize: str
     mean: np.ndarray | None
     matrix: np.ndarray | None
+    hidden_index: int | None = None
+    position: str | None = None
 
     def apply(self, x: np.ndarray) -> np.ndarray:
         """float [n, d_in] -> float32 [n, d_out]."""
@@ -51,6 +57,9 @@ class Projection:
             arrays["mean"] = self.mean
         if self.matrix is not None:
             arrays["matrix"] = self.matrix
+        if self.hidden_index is not None and self.position is not None:
+            arrays["hidden_index"] = np.array(self.hidden_index)
+            arrays["position"] = np.array(self.position)
         with atomic_path(path, ".npz") as tmp:
             with open(tmp, "wb") as fh:
                 np.savez(fh, **arrays)
@@ -62,6 +71,19 @@ class Projection:
                 normalize=str(z["normalize"]),
                 mean=z["mean"] if "mean" in z else None,
                 matrix=z["matrix"] if "matrix" in z else None,
+                hidden_index=int(z["hidden_index"]) if "hidden_index" in z else None,
+                position=str(z["position"]) if "position" in z else None,
+            )
+
+    def check_space(self, hidden_index: int, position: str, where: str) -> None:
+        """Refuse representations from another layer or position than the projection was fitted on."""
+        if self.hidden_index is None or self.position is None:
+            return
+        if (self.hidden_index, self.position) != (hidden_index, position):
+            raise ValueError(
+                f"{where}: representations are hidden_states[{hidden_index}] at position {position!r}, but the "
+                f"projection was fitted on samples of hidden_states[{self.hidden_index}] at {self.position!r} "
+                f"(scoring.layer / scoring.position must be the same for embed_sample and assign)"
             )
 
 
@@ -153,7 +175,7 @@ def fit_projection_files(
     int32 [n] index into ``sample_paths``, ``position`` int64 [n] flat position in that shard's [W, S])
     and ``out_projection``. Streams over the files (twice for PCA); one shard's sample in memory at a time.
     """
-    from rhocluster.scoring.score import iter_samples
+    from rhocluster.scoring.score import iter_samples, sample_space
 
     counts, d = [], None
     acc = CovarianceAccumulator()
@@ -174,6 +196,9 @@ def fit_projection_files(
         projection = Projection(normalize, None, _random_matrix(d, dim, seed))
     else:
         projection = pca_from_covariance(*acc.mean_cov(), dim, normalize)
+    spaces = [sp for sp in map(sample_space, sample_paths) if sp is not None]  # all equal (iter_samples)
+    if spaces:
+        projection.hidden_index, projection.position = spaces[0]
     shard_idx = np.repeat(np.arange(len(counts), dtype=np.int32), counts)
     positions = np.empty(n, np.int64)
     offset = 0
@@ -187,4 +212,11 @@ def fit_projection_files(
         with open(tmp, "wb") as fh:
             np.savez(fh, shard=shard_idx, position=positions)
     projection.save(out_projection)
-    return {"n": n, "d_in": d, "d_out": projection.out_dim(d), "kind": kind}
+    return {
+        "n": n,
+        "d_in": d,
+        "d_out": projection.out_dim(d),
+        "kind": kind,
+        "hidden_index": projection.hidden_index,
+        "position": projection.position,
+    }

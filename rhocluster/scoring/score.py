@@ -1,8 +1,10 @@
-"""score stage: per-token loss of a model over a shard, and a seeded sample of token embeddings.
+"""score stage: per-token loss of a model over a shard, and a seeded sample of token representations.
 
-Both come from one streaming forward pass (:mod:`rhocluster.scoring.forward`); the loss is written
-block by block, so memory does not grow with the shard. Without a loss output (``embed_sample``, the
-fused-pass mode of the workflow) only the windows that hold sampled tokens are run.
+Both come from streaming forward passes of ``seq_len`` positions (:mod:`rhocluster.scoring.forward`);
+the loss is written block by block, so memory does not grow with the shard. Without a loss output
+(``embed_sample`` in the workflow) only the windows that hold sampled tokens are run. The sample
+records the layer and position it was drawn from; :func:`iter_samples` refuses to pool samples drawn
+from different ones (they would live in different spaces).
 """
 
 from __future__ import annotations
@@ -16,7 +18,15 @@ import torch
 
 from rhocluster.data.atomic import atomic_path
 from rhocluster.data.shards import Shard
-from rhocluster.scoring.forward import default_device, load_causal_lm, stream_shard
+from rhocluster.scoring.forward import (
+    Layer,
+    check_position,
+    check_window,
+    default_device,
+    load_causal_lm,
+    resolve_layer,
+    stream_shard,
+)
 from rhocluster.scoring.rows import NpyRowWriter
 
 _F16_MAX = float(np.finfo(np.float16).max)
@@ -51,7 +61,8 @@ def score_shard(
     out_sample: Path | None = None,
     *,
     batch_size: int = 32,
-    layer: int = -1,
+    layer: Layer = "middle",
+    position: str = "read",
     sample_tokens: int = 0,
     sample_windows: int | None = None,
     seed: int = 0,
@@ -60,21 +71,28 @@ def score_shard(
     """Write the per-token loss (float16 [W, S], NaN at position 0) and/or an embedding sample.
 
     The sample (``.npz``: ``positions`` int64 sorted flat indices into [W, S], ``embeddings`` float16
-    [n, d] (float32 if a value overflows float16), ``layer``, ``shard``) holds hidden_states[layer] of
-    ``sample_tokens`` seeded target positions. Both come from one forward pass; with ``out_loss=None``
-    only the windows holding sampled positions are run. Errors name the shard (and the layer).
+    [n, d] (float32 if a value overflows float16), ``layer`` as given, ``hidden_index`` (the resolved
+    ``hidden_states`` index), ``position``, ``shard``) holds the representation of ``sample_tokens``
+    seeded target slots (:func:`~rhocluster.scoring.forward.forward_windows`: the state at ``layer``
+    that has read (``read``) or predicts (``predict``) each token). With ``out_loss=None`` only the
+    windows holding sampled slots are run; with both, a ``read`` sample adds a pass over those windows
+    (a ``predict`` sample comes from the loss pass). Errors name the shard (and the layer).
     """
     shard = Shard(shard_prefix)
     if out_loss is None and out_sample is None:
         raise ValueError("score_shard: nothing to write (no loss and no sample path)")
+    check_position(position)
     want_sample = out_sample is not None
     positions = (
         sample_positions(shard.shape, sample_tokens, seed, sample_windows) if want_sample else np.zeros(0, np.int64)
     )
     embed = positions.size > 0
     s = shard.seq_len
-    run_windows = None if out_loss is not None else np.unique(positions // s)
+    sampled_windows = np.unique(positions // s)
+    run_windows = None if out_loss is not None else sampled_windows
     model = load_causal_lm(model_dir, device or default_device())
+    hidden_index = resolve_layer(model, layer) if want_sample else None
+    check_window(model, s, f"shard {shard_prefix} (model {model_dir})")
     emb: list[np.ndarray] = []
     total, n_tokens = 0.0, 0
     with NpyRowWriter(out_loss, shard.shape, np.float16) if out_loss is not None else nullcontext() as writer:
@@ -83,20 +101,22 @@ def score_shard(
             shard,
             batch_size,
             layer=layer if embed else None,
+            position=position,
             need_loss=out_loss is not None,
             windows=run_windows,
+            state_windows=sampled_windows,
         ):
-            if embed:
-                idx = batch.windows
+            if embed and batch.hidden_windows.size:
+                idx = batch.hidden_windows
                 lo, hi = np.searchsorted(positions, [idx[0] * s, (idx[-1] + 1) * s])
                 local = positions[lo:hi]
                 rows = np.searchsorted(idx, local // s)
-                h = batch.hidden
-                e = h[torch.from_numpy(rows).to(h.device), torch.from_numpy(local % s).to(h.device)].cpu().numpy()
+                h = batch.hidden  # row t - 1 represents slot t
+                e = h[torch.from_numpy(rows).to(h.device), torch.from_numpy(local % s - 1).to(h.device)].cpu().numpy()
                 if not np.isfinite(e).all():
                     raise ValueError(
                         f"shard {shard_prefix}: NaN/inf in the sampled hidden states of layer {layer} "
-                        f"(windows {int(idx[0])}-{int(idx[-1])}, model {model_dir})"
+                        f"({position}; windows {int(idx[0])}-{int(idx[-1])}, model {model_dir})"
                     )
                 emb.append(e)
             if writer is not None:
@@ -123,23 +143,49 @@ def score_shard(
                     positions=positions,
                     embeddings=embeddings.astype(np.float16 if fits else np.float32),
                     layer=np.array(layer),
+                    hidden_index=np.array(hidden_index),
+                    position=np.array(position),
                     shard=np.array(str(shard_prefix)),
                 )
-        stats.update(n_sampled=int(len(positions)), sample_dtype="float16" if fits else "float32")
+        stats.update(
+            n_sampled=int(len(positions)),
+            sample_dtype="float16" if fits else "float32",
+            hidden_index=hidden_index,
+            position=position,
+            sample_windows_run=int(sampled_windows.size),
+        )
     return stats
+
+
+def sample_space(path: Path | str) -> tuple[int, str] | None:
+    """(hidden_states index, position) a sample file was drawn from; None for files that do not record it."""
+    with np.load(path) as z:
+        if "hidden_index" not in z or "position" not in z:
+            return None
+        return int(z["hidden_index"]), str(z["position"])
 
 
 def iter_samples(sample_paths: Sequence[Path | str]) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """Per-shard samples one at a time: (shard index, embeddings float32 [n_i, d], flat positions int64 [n_i]).
 
-    Raises ValueError naming the file, its shard and layer if a sample holds NaN/inf or disagrees in width.
+    Raises ValueError naming the file, its shard and layer if a sample holds NaN/inf, disagrees in
+    width, or was drawn from another layer or position than the first file.
     """
-    width = None
+    width, space, first = None, None, None
     for i, path in enumerate(sample_paths):
         with np.load(path) as z:
             e = z["embeddings"].astype(np.float32)
             positions = z["positions"]
-            where = f"shard {z['shard']}, layer {int(z['layer'])}" if "layer" in z else "shard index " + str(i)
+            where = f"shard {z['shard']}, layer {z['layer']}" if "layer" in z else "shard index " + str(i)
+        here = sample_space(path)
+        if here is not None:
+            if space is not None and here != space:
+                raise ValueError(
+                    f"embedding sample {path} ({where}) is hidden_states[{here[0]}] at position {here[1]!r}, "
+                    f"but {first} is hidden_states[{space[0]}] at {space[1]!r}: samples of one tree must share "
+                    f"scoring.layer and scoring.position"
+                )
+            space, first = space or here, first or path
         if e.shape[0] != positions.shape[0]:
             raise ValueError(f"embedding sample {path} ({where}): {e.shape[0]} rows for {positions.shape[0]} positions")
         if not np.isfinite(e).all():
