@@ -54,7 +54,8 @@ rule assign:
     params:
         prefix=lambda wc: f"{R}/shards/web/{wc.shard}",
         batch_size=config["scoring"].get("batch_size", 32),
-        layer=config["scoring"].get("layer", -1),
+        layer=config["scoring"]["layer"],
+        position=config["scoring"]["position"],
         spherical=config["clustering"].get("spherical", False),
     script:
         "../scripts/assign.py"

@@ -1,15 +1,19 @@
 # Reference-model passes over the web shards: per-token losses (reference and base) and the token
-# embedding sample that the cluster tree is fitted on.
+# representation sample that the cluster tree is fitted on.
 #
-# scoring.fused_pass decides where the reference model runs over the whole corpus:
-#   false (default): score_reference (loss + sample) and assign (leaf ids) are two full passes. A
-#     clustering change reruns assign only; the reference loss depends on no clustering parameter.
-#   true: assign also writes the reference loss from its own pass, read by the cluster variants only,
-#     and the sample comes from embed_sample, which runs just the windows holding sampled tokens (set
-#     scoring.sample_windows_per_shard to make that a small fraction). score_reference then runs only
-#     when rho1 is a variant: a run without rho1 saves one full reference pass.
+# The loss and the sample are separate jobs: the sample (embed_sample) depends on scoring.layer and
+# scoring.position, the reference loss (score_reference) on neither, so changing the representation
+# reruns the sample, the projection, the tree, assign and the cluster variants' selections, never the
+# reference loss nor what reads it (rho1, excess_static, ...). embed_sample runs only the windows
+# holding sampled tokens (scoring.sample_windows_per_shard bounds them); see docs/representation.md.
+#
+# scoring.fused_pass decides where the reference loss of the cluster variants comes from:
+#   false (default): score_reference's. assign makes its own pass (leaf ids, no LM head); a clustering
+#     change reruns assign only.
+#   true: assign also writes the reference loss (the same pass for position predict, a second pass for
+#     read), read by the cluster variants only; score_reference then runs only when a row needs it
+#     (rho1, cluster_slm, excess_static): a run without them saves one full reference pass.
 FUSED = config["scoring"].get("fused_pass", False)
-SAMPLE_DIR = f"{R}/embeddings/{'sampled' if FUSED else 'shards'}"
 ASSIGN_REF_LOSS = (
     {"ref_loss": f"{R}/clusters/assign/{{shard}}.refloss.npy"} if FUSED else {}
 )
@@ -21,7 +25,6 @@ rule score_reference:
         shard=shard_files("web", "{shard}"),
     output:
         loss=f"{R}/scores/reference/{{shard}}.loss.npy",
-        sample=f"{R}/embeddings/shards/{{shard}}.npz",
     log:
         f"{LOGS}/score_reference/{{shard}}.log",
     benchmark:
@@ -38,10 +41,6 @@ rule score_reference:
     params:
         prefix=lambda wc: f"{R}/shards/web/{wc.shard}",
         batch_size=config["scoring"].get("batch_size", 32),
-        layer=config["scoring"].get("layer", -1),
-        sample_tokens=config["scoring"].get("sample_tokens_per_shard", 3000),
-        sample_windows=config["scoring"].get("sample_windows_per_shard"),
-        seed=lambda wc: config["seed"] * 100003 + int(wc.shard),
     script:
         "../scripts/score.py"
 
@@ -68,7 +67,8 @@ rule embed_sample:
     params:
         prefix=lambda wc: f"{R}/shards/web/{wc.shard}",
         batch_size=config["scoring"].get("batch_size", 32),
-        layer=config["scoring"].get("layer", -1),
+        layer=config["scoring"]["layer"],
+        position=config["scoring"]["position"],
         sample_tokens=config["scoring"].get("sample_tokens_per_shard", 3000),
         sample_windows=config["scoring"].get("sample_windows_per_shard"),
         seed=lambda wc: config["seed"] * 100003 + int(wc.shard),
@@ -104,7 +104,7 @@ rule score_base:
 
 rule fit_projection:
     input:
-        expand(f"{SAMPLE_DIR}/{{shard}}.npz", shard=WEB_SHARDS),
+        expand(f"{R}/embeddings/sampled/{{shard}}.npz", shard=WEB_SHARDS),
     output:
         sample=f"{R}/embeddings/sample.npy",
         index=f"{R}/embeddings/sample_index.npz",
