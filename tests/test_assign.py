@@ -256,3 +256,101 @@ def yaml_web_shards(work: Path) -> int:
     import yaml
 
     return yaml.safe_load((work / "config/config.yaml").read_text())["data"]["synthetic"]["web_shards"]
+
+
+# --- the representation in the workflow: ablation configs and what a change reruns ----------------
+
+ABLATIONS = sorted((Path(__file__).resolve().parents[1] / "config/ablation").glob("representation-*.yaml"))
+
+
+def _merged(*paths: Path) -> dict:
+    """Snakemake's merge of several --configfile files (later keys override, mappings merged)."""
+    import yaml
+
+    def merge(a: dict, b: dict) -> dict:
+        out = dict(a)
+        for k, v in b.items():
+            out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        return out
+
+    cfg: dict = {}
+    for p in paths:
+        cfg = merge(cfg, yaml.safe_load(p.read_text()))
+    return cfg
+
+
+def test_ablation_configs_validate_with_their_own_runs():
+    from snakemake.utils import validate
+
+    repo = Path(__file__).resolve().parents[1]
+    assert len(ABLATIONS) >= 4
+    runs = set()
+    for path in ABLATIONS:
+        cfg = _merged(repo / "config/config.yaml", path)
+        validate(cfg, str(repo / "config/schema.yaml"))
+        assert cfg["variants"] == ["ct", "cluster"] and cfg["report"]["update_readme"] is False, path
+        assert cfg["scoring"]["position"] in ("read", "predict") and cfg["run"] != "tiny", path
+        runs.add(cfg["run"])
+    assert len(runs) == len(ABLATIONS)  # separate results directories
+    layers = {(_merged(p)["scoring"]["layer"], _merged(p)["scoring"]["position"]) for p in ABLATIONS}
+    assert {(-1, "read"), (-1, "predict"), ("middle", "read"), ("middle", "predict")} <= layers
+
+
+@pytest.mark.parametrize("path", ABLATIONS, ids=[p.stem for p in ABLATIONS])
+def test_ablation_config_dry_runs(tmp_path, path):
+    from tests.conftest import copy_workflow, run_snakemake
+
+    work = copy_workflow(tmp_path / "wf")
+    proc = run_snakemake(work, "-n", "--configfile", "config/config.yaml", f"config/ablation/{path.name}", timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    run = _merged(path)["run"]
+    assert f"results/{run}/clusters/assign/" in proc.stdout and "results/tiny/" not in proc.stdout
+    assert "rule embed_sample" in proc.stdout and "rule score_reference" not in proc.stdout  # no row needs its loss
+
+
+def _finished_looking_run(work: Path) -> None:
+    """Make every planned output exist with Snakemake's metadata (empty files, directories for the
+    directory() outputs, then --touch), as if the workflow had run."""
+    from tests.conftest import run_snakemake
+
+    proc = run_snakemake(work, "-n", timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    outputs = {o.strip() for line in proc.stdout.splitlines() if line.strip().startswith("output:")
+               for o in line.strip()[len("output:"):].split(",")}
+    for out in outputs:
+        p = work / out
+        if p.name in ("hf", "mcore", "tokenizer", "harness", "fetched"):
+            p.mkdir(parents=True, exist_ok=True)
+        else:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.touch()
+    proc = run_snakemake(work, "--cores", "1", "--touch", "-q", timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "Nothing to be done" in run_snakemake(work, "-n", timeout=300).stdout
+
+
+def test_representation_change_reruns_the_tree_not_the_reference_loss(tmp_path):
+    """After a (touched) finished run, changing scoring.layer or scoring.position reruns the sample, the
+    projection, the tree, assign and the cluster rows, and leaves the reference loss and every row that
+    reads it (rho1, excess_static, cluster_slm's ranking input) alone."""
+    import re
+
+    import yaml
+
+    from tests.conftest import change_config, copy_workflow, run_snakemake
+
+    work = copy_workflow(tmp_path / "wf")
+    _finished_looking_run(work)
+    for edit in ({"layer": -1}, {"position": "predict"}):
+        original = (work / "config/config.yaml").read_text()
+        change_config(work, lambda c: c["scoring"].update(edit))
+        proc = run_snakemake(work, "-n", timeout=300)
+        (work / "config/config.yaml").write_text(original)
+        assert proc.returncode == 0, proc.stdout[-3000:]
+        rules = set(re.findall(r"^rule (\w+):", proc.stdout, re.M))
+        assert {"embed_sample", "fit_projection", "cluster_level", "assign", "select_cluster_tokens"} <= rules, edit
+        assert not rules & {"score_reference", "score_base", "train_reference", "select_excess_tokens", "random_mask"}
+        retrained = set(re.findall(r"^\s+output: results/tiny/models/(\w+)(?:\.s\d+)?/mcore", proc.stdout, re.M))
+        cfg = yaml.safe_load(original)
+        assert "cluster" in retrained and not retrained & {"ct", "rho1", "random", "excess_static"}, retrained
+        assert retrained <= set(cfg["variants"])
