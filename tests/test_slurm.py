@@ -338,6 +338,8 @@ def reduced_tiny_config(work: Path) -> None:
     for section, steps in (("base", 20), ("reference", 10), ("cpt", 10)):
         cfg[section]["training"].update(steps=steps, checkpoint_every=0, warmup_steps=2)
     cfg["variants"] = ["ct", "random"]
+    cfg["cpt"]["seeds"] = [cfg["seed"], cfg["seed"] + 1]  # two seeds: the replicate models go through SLURM too
+    cfg["data"]["synthetic"].update(heldout_web_docs=30, heldout_hq_docs=30)
     cfg["evaluation"].update(benchmarks=["gsm8k"], tiny_items_per_benchmark=4, max_gen_toks=16)
     cfg["report"]["update_readme"] = False
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
