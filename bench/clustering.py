@@ -280,7 +280,7 @@ def bench_assign(args: argparse.Namespace) -> list[dict]:
         # projection and level-1 centroids fitted on the model's own final hidden states
         with torch.no_grad():
             _, h = forward_windows(load_causal_lm(model), torch.from_numpy(base[:32]), layer=-1, need_loss=False)
-        h = h[:, 1:].reshape(-1, 128).numpy()
+        h = h.reshape(-1, 128).numpy()  # [b, S - 1, d]: one row per target slot
         proj = fit_projection(h, "pca", 32, "l2", args.seed)
         proj.save(root / "projection.npz")
         x = proj.apply(h)

@@ -204,6 +204,14 @@ def _eval_items(config: dict, benchmark: str) -> int:
     return min(n, ev["limit"]) if ev.get("limit") else n
 
 
+def _representation_depth(layer: int | str, n_layers: int) -> float:
+    """Fraction of the decoder layers a pass up to ``scoring.layer`` runs (as scoring.forward resolves it)."""
+    if layer == "middle":
+        return (n_layers // 2) / n_layers
+    idx = int(layer) + n_layers + 1 if int(layer) < 0 else int(layer)
+    return min(idx, n_layers) / n_layers
+
+
 def _micro_batches_per_rank(training: dict, processes: int) -> int:
     """Micro-batches each data-parallel rank runs per step (``TrainConfig.grad_accumulation``)."""
     model_parallel = training.get("tensor_parallel", 1) * training.get("pipeline_parallel", 1)
@@ -315,19 +323,25 @@ def make_plan(config: dict, results: Path | None = None, gpus_per_job: dict[str,
     # variants using the tree, the embedding sample comes from embed_sample (the sampled windows only),
     # and score_reference runs for the SLM and top-excess rows alone.
     fused = scoring.get("fused_pass", False)
+    # score_reference's loss is read by the SLM and top-excess rows, and by the balanced excess-loss
+    # rows unless fused_pass gives them assign's (the embedding sample comes from embed_sample)
     own_ref_loss = any(row.tokens == "slm" or row.mask == "top_excess" for row in rows.values())
-    score_jobs = {"score_reference": s_web} if not fused or own_ref_loss else {}
+    leaf_excess = any(row.leaf_policy == "excess_loss" for row in rows.values())
+    score_jobs = {"score_reference": s_web} if own_ref_loss or (leaf_excess and not fused) else {}
     if any(row.ranks_fixed_excess for row in rows.values()):
         score_jobs["score_base"] = s_web
     sample = scoring.get("sample_tokens_per_shard", 3000) * s_web
     score = Stage("score (reference / base loss)", score_jobs, gpu=True)
     score.flops = fwd_fpt * t_web * len(score_jobs)
     score.disk_bytes = 2 * t_web * len(score_jobs)
-    if fused and cluster_variants:
+    depth = _representation_depth(scoring.get("layer", "middle"), shape.num_layers)
+    if cluster_variants:
+        # the sample comes from embed_sample: the windows holding sampled tokens, up to the layer
         score.jobs["embed_sample"] = s_web
         windows = scoring.get("sample_windows_per_shard")
         window_tokens = t_web / max(s_web, 1) / (seq + 1)
-        score.flops += fwd_fpt * (t_web if not windows else min(windows, window_tokens) * (seq + 1) * s_web)
+        sampled = t_web if not windows else min(windows, window_tokens) * (seq + 1) * s_web
+        score.flops += depth * fwd_fpt * sampled
     if cluster_variants:
         score.disk_bytes += sample * shape.hidden_size * 2
     score.gpu_hours = hours(score.flops, p["mfu_forward"])
@@ -365,8 +379,13 @@ def make_plan(config: dict, results: Path | None = None, gpus_per_job: dict[str,
         stages.append(cl)
         assign = Stage("assign leaves", {"assign": s_web}, gpu=True)
         search = 2.0 * t_web * levels[0]["k"] * dim
-        assign.flops = fwd_fpt * t_web + search
-        assign.gpu_hours = hours(fwd_fpt * t_web, p["mfu_forward"]) + search_hours(search)
+        # a pass up to the representation's layer; under fused_pass the loss pass too (the same pass
+        # for position predict, a second, full-depth one for read)
+        passes = depth
+        if fused:
+            passes = 1.0 if scoring.get("position", "read") == "predict" else 1.0 + depth
+        assign.flops = passes * fwd_fpt * t_web + search
+        assign.gpu_hours = hours(passes * fwd_fpt * t_web, p["mfu_forward"]) + search_hours(search)
         assign.disk_bytes = t_web * (4 + 2 + (2 if fused else 0))  # int32 leaf, fp16 distance (and loss)
         assign.note = f"nearest-centroid search: {search_hours(search):.1f} of these GPU-hours"
         stages.append(assign)
@@ -394,7 +413,8 @@ def make_plan(config: dict, results: Path | None = None, gpus_per_job: dict[str,
     cpt.gpu_hours = train_hours(cpt.flops, "cpt", "train_cpt")
     cpt.disk_bytes = len(cpt_runs) * (model_bytes + ckpt_bytes)
     stages.append(cpt)
-    stages.append(Stage("export HF", {"export_hf": len(models)}, disk_bytes=len(models) * model_bytes))
+    # only the models the benchmarks evaluate are exported (the held-out loss reads mcore checkpoints)
+    stages.append(Stage("export HF", {"export_hf": len(eval_models)}, disk_bytes=len(eval_models) * model_bytes))
     if s_held:
         held = Stage("held-out loss", {"score_heldout": len(models)}, gpu=True)
         held.flops = fwd_fpt * t_held * len(models)

@@ -44,12 +44,17 @@ def test_tinyllama_figures_match_hand_computation(real, tmp_path):
     assert ref.flops == pytest.approx(9.903816494e18, rel=1e-9) and ref.gpu_hours == pytest.approx(5.5633168, rel=1e-6)
     # Scoring: 2 x N x 14.7e9 tokens, reference and base = 6.46828e19 FLOPs at 40% MFU: 45.418 GPU-hours,
     # of which the 1000 trained row ranges hold 1000/1002 (2 more are held out).
+    # The embedding sample: 1,024 windows of 2,049 tokens per shard, 11 of 22 layers deep (layer middle):
+    # 0.5 x 2N x 2.098e9 tokens = 2.308e18 FLOPs, 1.621 GPU-hours.
     score = stage(plan, "score")
-    assert score.jobs == {"score_reference": 1000, "score_base": 1000}
-    assert score.gpu_hours == pytest.approx(45.4182430 * WEB_SHARE, rel=1e-6)
-    # Assignment: the reference forward pass (22.709 h) plus 2 x 14.7e9 x 16,384 x 64 FLOPs of
-    # centroid search at 50 TFLOP/s (0.171 h).
-    assert stage(plan, "assign").gpu_hours == pytest.approx(22.8803889 * WEB_SHARE, rel=1e-6)
+    assert score.jobs == {"score_reference": 1000, "score_base": 1000, "embed_sample": 1000}
+    sample_hours = 0.5 * 2 * N * 1024 * 2049 * 1000 / (H100 * 0.4) / 3600
+    assert sample_hours == pytest.approx(1.6206, rel=1e-4)
+    assert score.gpu_hours == pytest.approx(45.4182430 * WEB_SHARE + sample_hours, rel=1e-6)
+    # Assignment: the reference forward pass up to the middle layer (half of 22.709 h) plus
+    # 2 x 14.7e9 x 16,384 x 64 FLOPs of centroid search at 50 TFLOP/s (0.171 h).
+    assign_hours = (22.7091215 / 2 + 0.1712674) * WEB_SHARE
+    assert stage(plan, "assign").gpu_hours == pytest.approx(assign_hours, rel=1e-6)
     # Evaluation: 9 models x 12,149 items x (1,000 + 256) tokens x 2N at 2% MFU = 4.2431 GPU-hours.
     ev = stage(plan, "evaluate")
     assert ev.gpu_hours == pytest.approx(3.3002072 * 9 / 7, rel=1e-6)
@@ -61,8 +66,8 @@ def test_tinyllama_figures_match_hand_computation(real, tmp_path):
     held_tokens = 2 * 14.7e9 / 1002 + 20_000 * 200
     assert held.jobs == {"score_heldout": 9}
     assert held.gpu_hours == pytest.approx(9 * held_tokens * 2 * N / (H100 * 0.4) / 3600, rel=1e-6)
-    assert plan.total_gpu_hours == pytest.approx((7 + 2 / 3) * 55.6137290 + 5.5633168 + (45.4182430 + 22.8803889) * WEB_SHARE
-                                                 + 3.3002072 * 9 / 7 + held.gpu_hours
+    assert plan.total_gpu_hours == pytest.approx((7 + 2 / 3) * 55.6137290 + 5.5633168 + 45.4182430 * WEB_SHARE
+                                                 + sample_hours + assign_hours + 3.3002072 * 9 / 7 + held.gpu_hours
                                                  + stage(plan, "cluster levels").gpu_hours, rel=1e-6)
     # Disk: per-token files of 14.7e9 tokens: two fp16 losses, int32 leaf + fp16 distance, 4 uint8 masks
     # (random, excess_static, cluster, cluster_excess).
@@ -112,7 +117,8 @@ def test_wall_clock_hours_use_the_profiles_gpus(real):
     plan = make_plan(real, gpus_per_job=gpus)
     # 16 GPUs x 4 windows = 64 per forward pass, 8 micro-batches per rank: rho1 still ranks first.
     assert stage(plan, "train CPT").wall_hours == pytest.approx((7 + 2 / 3) / 7 * 55.6137290 / 16, rel=1e-6)
-    assert stage(plan, "score").wall_hours == pytest.approx(45.4182430 * WEB_SHARE / 1000, rel=1e-6)
+    sample_hours = 0.5 * 2 * N * 1024 * 2049 * 1000 / (H100 * 0.4) / 3600  # embed_sample, half depth
+    assert stage(plan, "score").wall_hours == pytest.approx((45.4182430 * WEB_SHARE + sample_hours) / 1000, rel=1e-6)
     md = render_markdown(plan)
     assert "| train CPT variants | train_cpt x7 | yes |" in md and "1,100,048,384 parameters" in md
     # Evaluation: the GPU-hours spread over the evaluate jobs (one per model, 1 GPU each), not over the
