@@ -21,7 +21,7 @@ rule cluster_level:
         gpus=gpu(1),
     params:
         level=level_params,
-        spherical=config["clustering"].get("spherical", False),
+        spherical=config["clustering"]["spherical"],
         seed=lambda wc: config["seed"] + int(wc.level),
         out_dir=lambda wc: f"{R}/clusters/level_{wc.level}",
     script:
@@ -53,9 +53,9 @@ rule assign:
         gpus=gpu(1),
     params:
         prefix=lambda wc: f"{R}/shards/web/{wc.shard}",
-        batch_size=config["scoring"].get("batch_size", 32),
+        batch_size=config["scoring"]["batch_size"],
         layer=config["scoring"]["layer"],
         position=config["scoring"]["position"],
-        spherical=config["clustering"].get("spherical", False),
+        spherical=config["clustering"]["spherical"],
     script:
         "../scripts/assign.py"

@@ -34,13 +34,13 @@ if config["data"]["source"] == "hf":
     HELDOUT_WEB = [f"{i:05d}" for i in range(config["data"]["web"]["heldout_shards"])]
     HELDOUT_HQ = ["00000"] if config["data"]["hq"]["heldout_docs"] else []
 else:
-    WEB_SHARDS = [f"{i:05d}" for i in range(SYN.get("web_shards", 4))]
-    PRETRAIN_SHARDS = [f"{i:05d}" for i in range(SYN.get("pretrain_shards", 2))]
+    WEB_SHARDS = [f"{i:05d}" for i in range(SYN["web_shards"])]
+    PRETRAIN_SHARDS = [f"{i:05d}" for i in range(SYN["pretrain_shards"])]
     HQ_SHARDS = ["00000"]
     HQ_DATASETS = []
     # Generated with their own seeds, never trained on.
-    HELDOUT_WEB = ["00000"] if SYN.get("heldout_web_docs", 0) else []
-    HELDOUT_HQ = ["00000"] if SYN.get("heldout_hq_docs", 0) else []
+    HELDOUT_WEB = ["00000"] if SYN["heldout_web_docs"] else []
+    HELDOUT_HQ = ["00000"] if SYN["heldout_hq_docs"] else []
 HUB = config["hub"]
 SHARDS = {
     "web": WEB_SHARDS,
@@ -239,7 +239,7 @@ def selection_inputs(wildcards):
     if policy == "excess_loss":
         # scoring.fused_pass: the reference loss from assign's pass (a clustering-dependent job, so
         # only variants using the tree may read it; SLM and top_excess rows read score_reference's).
-        inputs.update(excess_inputs(config["scoring"].get("fused_pass", False)))
+        inputs.update(excess_inputs(config["scoring"]["fused_pass"]))
     elif policy == "closest":
         inputs["dist"] = expand(
             f"{R}/clusters/assign/{{shard}}.dist.npy", shard=WEB_SHARDS
@@ -300,7 +300,7 @@ def final_targets():
     targets += [f"{R}/masks/{v}/summary.json" for v in SELECTED_MASKS]
     targets += [f"{R}/clusters/inspect/examples.html"] if TREE_VARIANTS else []
     targets += REPORT_TARGETS  # figures and statistics, defined in rules/report.smk
-    if config["report"].get("update_readme", True):
+    if config["report"]["update_readme"]:
         targets.append(f"{R}/tables/readme.done")
     return targets
 

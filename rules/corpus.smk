@@ -48,7 +48,7 @@ else:
             n_shards=N_WEB_RANGES + len(HELDOUT_WEB),
             index=lambda wc: int(wc.shard)
             + (N_WEB_RANGES if wc.split == "heldout_web" else 0),
-            text_field=config["data"]["web"].get("text_field", "text"),
+            text_field=config["data"]["web"]["text_field"],
         script:
             "../scripts/prepare_web.py"
 
@@ -97,7 +97,7 @@ if config["tokenizer"]["source"] == "train":
             mem_mb=4000,
             runtime=60,
         params:
-            vocab_size=config["tokenizer"].get("vocab_size", 1024),
+            vocab_size=config["tokenizer"]["vocab_size"],
         script:
             "../scripts/train_tokenizer.py"
 

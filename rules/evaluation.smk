@@ -12,7 +12,7 @@ rule tiny_benchmarks:
         mem_mb=1000,
         runtime=10,
     params:
-        n=config["evaluation"].get("tiny_items_per_benchmark", 12),
+        n=config["evaluation"]["tiny_items_per_benchmark"],
         seed=config["seed"],
     script:
         "../scripts/tiny_benchmarks.py"
@@ -99,8 +99,8 @@ rule evaluate:
         benchmarks=BENCHMARKS,
         backend=config["evaluation"]["backend"],
         batch_size=config["evaluation"]["batch_size"],
-        max_gen_toks=config["evaluation"].get("max_gen_toks", 1024),
-        device=config["evaluation"].get("device", "cpu"),
+        max_gen_toks=config["evaluation"]["max_gen_toks"],
+        device=config["evaluation"]["device"],
         # engine settings matter only to vllm: changing them must not rerun hf evaluations
         vllm=(
             config["evaluation"]["vllm"]

@@ -78,7 +78,7 @@ rule heldout_tables:
         losses=HELDOUT_LOSSES,
         replicates=REPLICATES,
         baselines=["ct", "rho1"],
-        resamples=config["report"].get("bootstrap_resamples", 10000),
+        resamples=config["report"]["bootstrap_resamples"],
         seed=config["seed"],
         run=RUN,
     script:
@@ -114,7 +114,7 @@ rule significance:
         variants=VARIANTS,
         baselines=["ct", "rho1"],
         benchmarks=BENCHMARKS,
-        resamples=config["report"].get("bootstrap_resamples", 10000),
+        resamples=config["report"]["bootstrap_resamples"],
         seed=config["seed"],
     script:
         "../scripts/significance.py"
@@ -227,8 +227,8 @@ rule update_readme:
         mem_mb=500,
         runtime=5,
     params:
-        readme=config["report"].get("readme", "README.md"),
-        figure=config["report"].get("readme_figure", "docs/results.png"),
+        readme=config["report"]["readme"],
+        figure=config["report"]["readme_figure"],
         run=RUN,
         workflow_dir=workflow.basedir,
     script:

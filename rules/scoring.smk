@@ -13,7 +13,7 @@
 #   true: assign also writes the reference loss (the same pass for position predict, a second pass for
 #     read), read by the cluster variants only; score_reference then runs only when a row needs it
 #     (rho1, cluster_slm, excess_static): a run without them saves one full reference pass.
-FUSED = config["scoring"].get("fused_pass", False)
+FUSED = config["scoring"]["fused_pass"]
 ASSIGN_REF_LOSS = (
     {"ref_loss": f"{R}/clusters/assign/{{shard}}.refloss.npy"} if FUSED else {}
 )
@@ -40,7 +40,7 @@ rule score_reference:
         gpus=gpu(1),
     params:
         prefix=lambda wc: f"{R}/shards/web/{wc.shard}",
-        batch_size=config["scoring"].get("batch_size", 32),
+        batch_size=config["scoring"]["batch_size"],
     script:
         "../scripts/score.py"
 
@@ -66,11 +66,11 @@ rule embed_sample:
         gpus=gpu(1),
     params:
         prefix=lambda wc: f"{R}/shards/web/{wc.shard}",
-        batch_size=config["scoring"].get("batch_size", 32),
+        batch_size=config["scoring"]["batch_size"],
         layer=config["scoring"]["layer"],
         position=config["scoring"]["position"],
-        sample_tokens=config["scoring"].get("sample_tokens_per_shard", 3000),
-        sample_windows=config["scoring"].get("sample_windows_per_shard"),
+        sample_tokens=config["scoring"]["sample_tokens_per_shard"],
+        sample_windows=config["scoring"]["sample_windows_per_shard"],
         seed=lambda wc: config["seed"] * 100003 + int(wc.shard),
     script:
         "../scripts/score.py"
@@ -97,7 +97,7 @@ rule score_base:
         gpus=gpu(1),
     params:
         prefix=lambda wc: f"{R}/shards/web/{wc.shard}",
-        batch_size=config["scoring"].get("batch_size", 32),
+        batch_size=config["scoring"]["batch_size"],
     script:
         "../scripts/score.py"
 
@@ -122,8 +122,8 @@ rule fit_projection:
         mem_mb=16000,
         runtime=120,
     params:
-        projection=config["scoring"].get("projection", {}),
-        normalize=config["scoring"].get("normalize", "l2"),
+        projection=config["scoring"]["projection"],
+        normalize=config["scoring"]["normalize"],
         seed=config["seed"],
     script:
         "../scripts/fit_projection.py"

@@ -110,7 +110,7 @@ rule inspect_clusters:
         variants=variants_where(tokens="mask"),
         levels=[f"{R}/clusters/level_{level}" for level in LEVELS],
         ratio=BUDGET,
-        inspect=config["selection"].get("inspect", {}),
+        inspect=config["selection"]["inspect"],
         seed=config["seed"],
         run=RUN,
     script:
