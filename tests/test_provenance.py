@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_fingerprint_covers_the_code_and_changes_with_it(tmp_path):
     files = {p.relative_to(REPO).as_posix() for p in code_files(REPO)}
-    assert {"Snakefile", "config/config.yaml", "rules/common.smk", "rhocluster/variants.yaml", "scripts/train.py"} <= files
+    assert {"Snakefile", "config/config.yaml", "rules/common.smk", "rhocluster/variants.yaml", "scripts/train_cpt.py"} <= files
     assert not any(f.startswith(("tests/", "docs/", "bench/")) for f in files)
     (tmp_path / "rules").mkdir()
     (tmp_path / "rules" / "a.smk").write_text("rule a:\n")
