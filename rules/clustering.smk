@@ -46,7 +46,7 @@ rule assign:
     priority: 10
     conda:
         "../envs/clustering.yaml"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=8000,
         runtime=240,

@@ -16,7 +16,7 @@ rule score_heldout:
         f"{BENCH}/score_heldout/{{model}}.tsv"
     conda:
         "../envs/training.yaml"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=8000,
         runtime=60,

@@ -33,7 +33,7 @@ rule score_reference:
     priority: 10
     conda:
         "../envs/training.yaml"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=8000,
         runtime=240,
@@ -59,7 +59,7 @@ rule embed_sample:
     priority: 10
     conda:
         "../envs/training.yaml"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=8000,
         runtime=60,
@@ -90,7 +90,7 @@ rule score_base:
     priority: 10
     conda:
         "../envs/training.yaml"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=8000,
         runtime=240,
