@@ -15,7 +15,7 @@ import yaml
 from rhocluster.corpus.labels import LABELS, NO_LABEL
 from rhocluster.data.shards import Shard
 from rhocluster.reporting.readme import END, START
-from rhocluster.variants import load_variants
+from rhocluster.variants import cpt_models
 from tests.conftest import REPO, change_config, copy_workflow, run_snakemake
 
 pytestmark = pytest.mark.slow
@@ -254,7 +254,7 @@ def test_finished_run_is_up_to_date(rerun_dir):
 
 
 # Rules downstream of the tables and of the training logs: they rerun whenever anything upstream does.
-REPORT_RULES = {"tables", "significance", "figure_accuracy", "figure_training", "figure_clusters", "update_readme", "all"}
+REPORT_RULES = {"tables", "heldout_tables", "significance", "figure_accuracy", "figure_training", "figure_clusters", "update_readme", "all"}
 
 
 @pytest.mark.parametrize(("level", "k"), [(1, 48), (2, 12)], ids=["level-1", "level-2"])
@@ -267,17 +267,19 @@ def test_level_change_reruns_only_levels_at_or_above_it(rerun_dir, level, k):
 
     change_config(rerun_dir, edit)
     jobs = planned_jobs(rerun_dir)
-    rows = load_variants(CONFIG)
-    tree = [v for v, row in rows.items() if row.uses_tree]  # cluster, cluster_excess, cluster_slm
-    balanced = [v for v, row in rows.items() if row.mask == "balanced"]
-    assert len(tree) == 3 and len(balanced) == 2
+    runs = cpt_models(CONFIG)
+    tree = [m for m in runs.values() if m.variant.uses_tree]  # cluster, cluster_excess, cluster_slm x seeds
+    first = [m for m in tree if m.replicate == 0]  # the models the benchmarks evaluate
+    balanced_masks = {m.mask_key for m in tree if m.variant.mask == "balanced"}  # cluster per seed, cluster_excess
+    assert len(first) == 3 and len(tree) == 3 * len(CONFIG["cpt"]["seeds"]) and len(balanced_masks) == 4
     expected = {
         "cluster_level": len(CONFIG["clustering"]["levels"]) - (level - 1),
         "assign": len(WEB) if level == 1 else None,
-        "select_cluster_tokens": len(balanced),
+        "select_cluster_tokens": len(balanced_masks),
         "train_cpt": len(tree),
-        "export_hf": len(tree),
-        "evaluate": len(tree),  # one job per model, every benchmark
+        "export_hf": len(first),
+        "evaluate": len(first),  # one job per model, every benchmark
+        "score_heldout": len(tree),
     }
     assert {rule: jobs.get(rule) for rule in expected} == expected
     others = set(jobs) - set(expected) - REPORT_RULES - {"inspect_clusters"}
@@ -309,3 +311,23 @@ def test_evaluation_change_reruns_only_evaluation_and_tables(rerun_dir):
     jobs = planned_jobs(rerun_dir)
     assert jobs.pop("evaluate") == len(MODELS)  # one job per model, every benchmark
     assert set(jobs) <= REPORT_RULES - {"figure_training", "figure_clusters"}, jobs
+
+
+def test_every_seed_is_trained_and_scored_on_held_out_text(tiny_run):
+    """cpt.seeds: every variant once per seed (its seed in the training config); every model scored on
+    the held-out splits; the held-out table has one row per variant, averaging its seeds."""
+    runs = cpt_models(CONFIG)
+    assert len(runs) == len(CONFIG["variants"]) * len(CONFIG["cpt"]["seeds"])
+    for name, run in runs.items():
+        summary = json.loads((tiny_run / R / "models" / name / "summary.json").read_text())
+        assert summary["config"]["seed"] == run.seed
+    for name in ["base", "reference", *runs]:
+        for split in ("heldout_web", "heldout_hq"):
+            loss = np.load(tiny_run / R / "heldout" / name / split / "00000.loss.npy")
+            assert np.isfinite(loss[:, 1:]).all() and np.isnan(loss[:, 0]).all()
+    a, b = (np.load(tiny_run / R / "heldout" / m / "heldout_web/00000.loss.npy") for m in ("ct", "ct.s1"))
+    assert not np.array_equal(a, b), "another seed trains another model"
+    rows = markdown_rows((tiny_run / R / "tables/heldout.md").read_text().split("Paired differences")[0])
+    for variant in CONFIG["variants"]:
+        assert rows[variant][-1] == str(len(CONFIG["cpt"]["seeds"]))
+    assert rows["base"][-1] == rows["reference"][-1] == "1"
