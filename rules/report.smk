@@ -230,6 +230,5 @@ rule update_readme:
         readme=config["report"]["readme"],
         figure=config["report"]["readme_figure"],
         run=RUN,
-        workflow_dir=workflow.basedir,
     script:
         "../scripts/update_readme.py"

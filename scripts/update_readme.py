@@ -1,5 +1,7 @@
 """Rewrite the README's results block between its markers and copy the main figure beside it."""
 
+from pathlib import Path
+
 from rhocluster.provenance import code_fingerprint
 from rhocluster.reporting.readme import write_readme
 from rhocluster.workflow import logged
@@ -15,7 +17,8 @@ with logged(sm.log[0]) as log:
         figure=sm.input.figure,
         figure_dest=sm.params.figure,
         heldout_md=sm.input.get("heldout"),
-        # the code as it is now, when the run's last job writes the README
-        fingerprint=code_fingerprint(sm.params.workflow_dir),
+        # the code as it is now, when the run's last job writes the README (the workflow directory is
+        # the scripts' parent; not a param, which would rerun this job wherever the checkout moves)
+        fingerprint=code_fingerprint(Path(sm.scriptdir).parent),
     )
     log.info("README %s, figure %s", *("updated" if c else "unchanged" for c in (readme_changed, figure_changed)))
