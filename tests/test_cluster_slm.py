@@ -4,8 +4,6 @@ its balanced share of the batch budget; against a numpy reference of the definit
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -16,7 +14,7 @@ from rhocluster.selection.balanced import balanced_leaf_quotas
 from rhocluster.training.data import TokenStream
 from rhocluster.training.selection import grouped_slm_keep
 from rhocluster.training.trainer import StepInfo, train
-from tests.test_trainer import REPO, SHAPE, SIZES, WINDOW, config, data, device  # noqa: F401  (fixtures)
+from tests.test_trainer import SHAPE, SIZES, WINDOW, config, data, device, run_two_gloo_ranks  # noqa: F401  (fixtures)
 
 # A two-level tree over 6 groups: groups 0-3 under parent 0, groups 4-5 under parent 1.
 TREE = np.array([[0, 0], [1, 0], [2, 0], [3, 0], [4, 1], [5, 1]])
@@ -107,20 +105,9 @@ def test_grouped_keep_ranks_the_global_batch_across_ranks(tmp_path):
         excess, valid, groups = batch(10 + r)
         for i in range(2):
             arrays[f"e{r}_{i}"], arrays[f"v{r}_{i}"], arrays[f"g{r}_{i}"] = excess[i], valid[i], groups[i]
-    np.savez(tmp_path / "in.npz", **arrays)
-    (tmp_path / "worker.py").write_text(WORKER)
-    proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
-         str(tmp_path / "worker.py"), str(tmp_path / "in.npz"), str(tmp_path / "out")],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = run_two_gloo_ranks(WORKER, arrays, tmp_path)
     keys = [(r, i) for r in range(2) for i in range(2)]
     want, _ = reference_keep(*([arrays[f"{k}{r}_{i}"] for r, i in keys] for k in "evg"), 0.6, TREE)
-    got = []
-    for r in range(2):
-        with np.load(tmp_path / f"out.{r}.npz") as f:
-            got += [f[f"arr_{i}"] for i in range(2)]
     for g, w in zip(got, want):
         assert np.array_equal(g, w)
 

@@ -157,6 +157,24 @@ dist.destroy_process_group()
 """
 
 
+def run_two_gloo_ranks(worker: str, arrays: dict, tmp_path: Path) -> list[np.ndarray]:
+    """Run ``worker`` (reads argv[1] .npz, writes argv[2].{rank}.npz) under torchrun with 2 CPU ranks;
+    return the output arrays of rank 0, then rank 1 (two micro-batches each)."""
+    np.savez(tmp_path / "in.npz", **arrays)
+    (tmp_path / "worker.py").write_text(worker)
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+         str(tmp_path / "worker.py"), str(tmp_path / "in.npz"), str(tmp_path / "out")],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = []
+    for r in range(2):
+        with np.load(tmp_path / f"out.{r}.npz") as f:
+            got += [f[f"arr_{i}"] for i in range(2)]
+    return got
+
+
 def test_slm_keep_ranks_the_global_batch_across_ranks(tmp_path):
     """Two gloo ranks with different numbers of valid tokens select exactly what one pooled sort selects."""
     rng = np.random.default_rng(11)
@@ -165,20 +183,9 @@ def test_slm_keep_ranks_the_global_batch_across_ranks(tmp_path):
         for i in range(2):
             arrays[f"e{r}_{i}"] = rng.normal(loc=r, size=(2, 9)).astype(np.float32)  # rank 1 scores higher
             arrays[f"v{r}_{i}"] = rng.random((2, 9)) < (0.9 if r else 0.6)
-    np.savez(tmp_path / "in.npz", **arrays)
-    (tmp_path / "worker.py").write_text(SLM_WORKER)
-    proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
-         str(tmp_path / "worker.py"), str(tmp_path / "in.npz"), str(tmp_path / "out")],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = run_two_gloo_ranks(SLM_WORKER, arrays, tmp_path)
     keys = [(r, i) for r in range(2) for i in range(2)]
     want = brute_force_keep([arrays[f"e{r}_{i}"] for r, i in keys], [arrays[f"v{r}_{i}"] for r, i in keys], 0.6)
-    got = []
-    for r in range(2):
-        with np.load(tmp_path / f"out.{r}.npz") as f:
-            got += [f[f"arr_{i}"] for i in range(2)]
     for g, w in zip(got, want):
         assert np.array_equal(g, w)
     per_rank = [sum(int(g.sum()) for g in got[:2]), sum(int(g.sum()) for g in got[2:])]
