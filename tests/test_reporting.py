@@ -390,3 +390,11 @@ def test_figure_inputs_are_checked(run, tmp_path):
     bad.write_text("model,benchmark,accuracy\nct,gsm8k,1.0\n")
     with pytest.raises(ValueError, match=f"{bad}.*ci_low"):
         figures.write_accuracy_figure(bad, tmp_path / "d.png", "t")
+
+
+def test_resolution_note_states_the_widest_interval_of_the_fewest_items():
+    """±1.96·sqrt(0.25/n) in points, from the benchmark with the fewest items."""
+    from rhocluster.reporting.tables import resolution_note
+
+    assert "with 12 items" in resolution_note(pd.Series([12, 40])) and "±28 points" in resolution_note(pd.Series([12, 40]))
+    assert "±3 points" in resolution_note(pd.Series([1319]))

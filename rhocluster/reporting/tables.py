@@ -179,7 +179,9 @@ def write_tables(
     else:
         labels_md = (
             "Kept fraction (%) of the training tokens of each ground-truth label, per variant "
-            "(counted by the trainer over all tokens it saw):\n\n" + to_markdown(labels, "variant")
+            "(counted by the trainer over all tokens it saw). It shows what each selection keeps, exactly and "
+            "at any scale, but not whether keeping it helps: that is the held-out loss and the benchmarks' "
+            "question.\n\n" + to_markdown(labels, "variant")
         )
     save_text(out["labels_md"], labels_md)
     save_text(out["labels_csv"], _csv(labels, "variant"))
@@ -194,6 +196,17 @@ def _p(p: float) -> str:
     return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
+def resolution_note(items: pd.Series) -> str:
+    """What accuracies on so few items can show: the widest 95% half-width of one benchmark's accuracy
+    (p = 0.5, normal approximation), from its fewest items."""
+    n = int(items.min())
+    half = 100 * 1.96 * (0.25 / n) ** 0.5
+    return (
+        f"What it can show here: with {n} items a benchmark's accuracy is uncertain by up to ±{half:.0f} points, "
+        "so only differences larger than that can be told apart from chance."
+    )
+
+
 def ci_markdown(ci: pd.DataFrame, level: float, n_resamples: int) -> str:
     """Accuracy with its interval, one row per model, benchmarks in columns."""
     cells = ci.assign(cell=[_interval(*r) for r in ci[["accuracy", "ci_low", "ci_high"]].itertuples(index=False)])
@@ -204,7 +217,7 @@ def ci_markdown(ci: pd.DataFrame, level: float, n_resamples: int) -> str:
         f"Accuracy (%) with {100 * level:.0f}% percentile bootstrap intervals ({n_resamples} resamples of the "
         "items of each benchmark; avg resamples the benchmarks independently). An interval collapses to a "
         "point where every item got the same verdict (e.g. 0 of 12): that is the bootstrap's limit on few items, "
-        "not certainty.\n\n" + to_markdown(wide, "model")
+        f"not certainty. {resolution_note(ci['n'])}\n\n" + to_markdown(wide, "model")
     )
 
 
@@ -217,7 +230,8 @@ def significance_markdown(sig: pd.DataFrame, level: float, n_resamples: int) -> 
         f"items are resampled for both models ({n_resamples} resamples); {100 * level:.0f}% percentile "
         "interval and a two-sided p-value: the larger of the bootstrap p and the exact McNemar p per "
         "benchmark (the bootstrap p alone is too small when few items differ), the bootstrap p for the "
-        "average; * where its Holm adjustment (over all rows against that baseline) is below 0.05.\n"
+        "average; * where its Holm adjustment (over all rows against that baseline) is below 0.05. "
+        f"{resolution_note(sig['n'])}\n"
     ]
     for base, group in sig.groupby("baseline", sort=False):
         cells = group.assign(
