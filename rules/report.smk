@@ -213,6 +213,7 @@ rule update_readme:
         results=f"{R}/tables/results.md",
         labels=f"{R}/tables/labels.md",
         significance=f"{R}/tables/significance.md",
+        ci=f"{R}/tables/ci.md",
         figure=f"{FIGURES}/accuracy.png",
     output:
         touch(f"{R}/tables/readme.done"),
@@ -229,6 +230,7 @@ rule update_readme:
     params:
         readme=config["report"]["readme"],
         figure=config["report"]["readme_figure"],
+        page=config["report"]["readme_page"],
         run=RUN,
     script:
         "../scripts/update_readme.py"

@@ -1,4 +1,4 @@
-"""Rewrite the README's results block between its markers and copy the main figure beside it."""
+"""Rewrite the README's results block between its markers, the accuracy page, and copy the main figure."""
 
 from pathlib import Path
 
@@ -17,8 +17,10 @@ with logged(sm.log[0]) as log:
         figure=sm.input.figure,
         figure_dest=sm.params.figure,
         heldout_md=sm.input.get("heldout"),
+        ci_md=sm.input.ci,
+        page=sm.params.page,
         # the code as it is now, when the run's last job writes the README (the workflow directory is
         # the scripts' parent; not a param, which would rerun this job wherever the checkout moves)
         fingerprint=code_fingerprint(Path(sm.scriptdir).parent),
     )
-    log.info("README %s, figure %s", *("updated" if c else "unchanged" for c in (readme_changed, figure_changed)))
+    log.info("README/page %s, figure %s", *("updated" if c else "unchanged" for c in (readme_changed, figure_changed)))

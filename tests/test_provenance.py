@@ -29,3 +29,10 @@ def test_readme_results_come_from_the_committed_code():
         f"README's tables record code fingerprint {recorded}, the checkout is {code_fingerprint(REPO)}: "
         "regenerate them with a run of this code"
     )
+
+
+def test_the_accuracy_page_comes_from_the_same_run_as_the_readme():
+    """docs/results.md (written whole by update_readme beside the README block) records the same code."""
+    page = REPO / "docs" / "results.md"
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert readme_fingerprint(page.read_text(encoding="utf-8")) == readme_fingerprint(readme)

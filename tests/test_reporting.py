@@ -284,6 +284,25 @@ def test_readme_outside_markers_is_byte_exact(run, tmp_path):
     assert path.read_bytes() == new
 
 
+def test_accuracy_details_go_to_their_page_linked_from_the_block(run, tmp_path):
+    """With a page, the block links it instead of inlining the paired tests; the page holds the
+    intervals and the tests, is rewritten only when they change, and records the fingerprint."""
+    out = table_paths(tmp_path)
+    make_tables(run, out)
+    path, page = readme_file(tmp_path), tmp_path / "docs" / "results.md"
+    args = (path, "t", out["results_md"], out["labels_md"], out["significance_md"])
+    kw = {"ci_md": out["ci_md"], "page": page, "fingerprint": "0123456789abcdef"}
+    assert readme.write_readme(*args, **kw) == (True, False)
+    block = path.read_text()
+    assert "[docs/results.md](docs/results.md)" in block and "Against ct" not in block and "Kept fraction" in block
+    text = page.read_text()
+    assert text.index(out["ci_md"].read_text().strip()) < text.index("Against ct:")
+    assert readme.readme_fingerprint(text) == readme.readme_fingerprint(block) == "0123456789abcdef"
+    assert readme.write_readme(*args, **kw) == (False, False)
+    with pytest.raises(ValueError, match="results.md"):
+        readme.write_readme(*args, page=page)
+
+
 def test_a_changed_evaluation_changes_only_the_readme_block(run, tmp_path):
     out = table_paths(tmp_path)
     make_tables(run, out)

@@ -51,18 +51,30 @@ def update_readme(readme: Path | str, body: str) -> bool:
     return new != old
 
 
-def copy_figure(src: Path | str, dst: Path | str) -> bool:
-    """Copy ``src`` onto ``dst`` atomically unless the bytes are already equal; return whether it changed."""
-    data, dst = Path(src).read_bytes(), Path(dst)
+def write_if_changed(dst: Path | str, data: bytes) -> bool:
+    """Write ``data`` to ``dst`` atomically unless it already holds these bytes; return whether it changed."""
+    dst = Path(dst)
     if dst.exists() and dst.read_bytes() == data:
         return False
     _write_bytes(dst, data)
     return True
 
 
+def copy_figure(src: Path | str, dst: Path | str) -> bool:
+    """Copy ``src`` onto ``dst`` atomically unless the bytes are already equal; return whether it changed."""
+    return write_if_changed(dst, Path(src).read_bytes())
+
+
 def relative_link(target: Path | str, readme: Path | str) -> str:
     """``target`` relative to the README's folder, with forward slashes (a Markdown link)."""
     return Path(os.path.relpath(Path(target), Path(readme).parent)).as_posix()
+
+
+def _source_comment(run: str, fingerprint: str | None, what: str) -> str:
+    source = f"results/{run}/tables/"
+    if fingerprint:
+        source += f"; code fingerprint {fingerprint} (rhocluster.provenance)"
+    return f"<!-- written by the workflow (rule update_readme) from {source}; {what} -->"
 
 
 def readme_body(
@@ -73,13 +85,12 @@ def readme_body(
     figure_link: str | None = None,
     heldout_md: str | None = None,
     fingerprint: str | None = None,
+    page_link: str | None = None,
 ) -> str:
     """The text between the README markers, what was measured first: held-out loss, kept fraction per
-    label, the accuracy table (with the published rows) and its figure, then the paired tests."""
-    source = f"results/{run}/tables/"
-    if fingerprint:
-        source += f"; code fingerprint {fingerprint} (rhocluster.provenance)"
-    parts = [f"<!-- written by the workflow (rule update_readme) from {source}; do not edit by hand -->"]
+    label, the accuracy table (with the published rows) and its figure, then the paired tests, or,
+    with ``page_link``, a link to the page that holds them."""
+    parts = [_source_comment(run, fingerprint, "do not edit by hand")]
     if heldout_md:
         parts.append(heldout_md)
     parts.append(labels_md)
@@ -88,9 +99,25 @@ def readme_body(
         parts.append(
             f"![Accuracy per benchmark and model, run {run}, with 95% bootstrap intervals]({figure_link})"
         )
-    if significance_md:
+    if page_link:
+        parts.append(
+            f"Accuracy of every row with its bootstrap interval, and the paired tests of accuracy differences "
+            f"against ct and rho1: [{page_link}]({page_link})."
+        )
+    elif significance_md:
         parts.append(significance_md)
     return "\n\n".join(p.strip("\n") for p in parts) + "\n"
+
+
+def page_body(run: str, ci_md: str, significance_md: str, fingerprint: str | None = None) -> str:
+    """The generated page of accuracy details: every row's interval, then the paired tests."""
+    parts = [
+        _source_comment(run, fingerprint, "the whole file is generated; do not edit by hand"),
+        f"# Accuracy details, run `{run}`",
+        "Accuracy intervals:\n\n" + ci_md.strip("\n"),
+        "Paired tests:\n\n" + significance_md.strip("\n"),
+    ]
+    return "\n\n".join(parts) + "\n"
 
 
 def readme_fingerprint(text: str) -> str | None:
@@ -111,9 +138,13 @@ def write_readme(
     figure_dest: Path | str | None = None,
     heldout_md: Path | str | None = None,
     fingerprint: str | None = None,
+    ci_md: Path | str | None = None,
+    page: Path | str | None = None,
 ) -> tuple[bool, bool]:
     """Copy ``figure`` to ``figure_dest`` (a committed path) and rewrite the README block from the
-    table files, with an image link to the copy; return (README changed, figure changed)."""
+    table files, with an image link to the copy; with ``page`` (and ``ci_md``), write the accuracy
+    intervals and paired tests to that committed page and link it from the block instead of inlining
+    the tests. Return (README or page changed, figure changed)."""
     # markers first: a README that cannot take the block fails before anything is written
     replace_between_markers(_read_readme(Path(readme)), "", str(readme))
     link, figure_changed = None, False
@@ -124,6 +155,12 @@ def write_readme(
     def text(path: Path | str | None) -> str | None:
         return None if path is None else Path(path).read_text(encoding="utf-8")
 
+    page_changed, page_link = False, None
+    if page is not None:
+        if ci_md is None or significance_md is None:
+            raise ValueError(f"{page}: the accuracy page needs both the interval and the significance tables")
+        page_changed = write_if_changed(page, page_body(run, text(ci_md), text(significance_md), fingerprint).encode())
+        page_link = relative_link(page, readme)
     body = readme_body(
         text(results_md),
         text(labels_md),
@@ -132,5 +169,6 @@ def write_readme(
         figure_link=link,
         heldout_md=text(heldout_md),
         fingerprint=fingerprint,
+        page_link=page_link,
     )
-    return update_readme(readme, body), figure_changed
+    return update_readme(readme, body) or page_changed, figure_changed
