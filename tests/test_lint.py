@@ -23,14 +23,23 @@ def test_snakefmt_leaves_rules_unchanged():
 
 
 def _rule_blocks() -> dict[str, str]:
-    """Every rule of the workflow with the text of its body (Snakefile and rules/*.smk)."""
+    """Every rule of the workflow with the text of its body, dedented to top level (Snakefile and
+    rules/*.smk; rules inside an if/else block too)."""
     import re
 
     blocks: dict[str, str] = {}
     for path in [REPO / "Snakefile", *sorted((REPO / "rules").glob("*.smk"))]:
-        parts = re.split(r"^(?:rule|checkpoint) (\w+):\n", path.read_text(), flags=re.M)
-        for name, body in zip(parts[1::2], parts[2::2]):
-            blocks[name] = body.split("\n\n\n")[0]  # up to the next top-level statement
+        lines = path.read_text().splitlines()
+        for i, line in enumerate(lines):
+            m = re.match(r"^( *)(?:rule|checkpoint) (\w+):$", line)
+            if not m:
+                continue
+            indent, body = len(m.group(1)), []
+            for nxt in lines[i + 1 :]:
+                if nxt.strip() and len(nxt) - len(nxt.lstrip()) <= indent:
+                    break
+                body.append(nxt[indent:])
+            blocks[m.group(2)] = "\n" + "\n".join(body).strip("\n")
     return blocks
 
 
@@ -44,6 +53,29 @@ def test_every_rule_has_log_and_benchmark():
             continue
         assert "\n    log:\n" in body, f"rule {name} has no log:"
         assert "\n    benchmark:\n" in body, f"rule {name} has no benchmark:"
+
+
+def test_each_rule_names_its_script_log_and_benchmark_after_itself():
+    """One name per stage: rule X runs scripts/X.py and writes logs/.../X[...] and benchmarks/.../X[...]."""
+    import re
+
+    for name, body in _rule_blocks().items():
+        script = re.search(r'\n    script:\n\s+"\.\./scripts/(\w+)\.py"', body)
+        if "script:" in body:
+            assert script and script.group(1) == name, f"rule {name} runs {script and script.group(1)}.py"
+        for directive, root in (("log", "LOGS"), ("benchmark", "BENCH")):
+            m = re.search(rf"\n    {directive}:\n(.*?)\n    \w", body, re.S)
+            if m:
+                assert re.search(rf"{{{root}}}/{name}[/.]", m.group(1)), f"rule {name}'s {directive} is {m.group(1).strip()}"
+
+
+def test_the_design_stage_table_lists_only_rules_that_exist():
+    import re
+
+    rules = set(_rule_blocks())
+    table = (REPO / "docs" / "design.md").read_text().split("## The stages")[1].split("\n\n")[2]
+    named = {n for row in table.splitlines() for n in re.findall(r"`(\w+)`", row.split("|")[1])}
+    assert named and named <= rules, named - rules
 
 
 def test_conda_envs_pin_what_pyproject_pins_and_install_this_package():

@@ -216,6 +216,8 @@ def test_readme_table_is_written_between_markers(tiny_run):
     body = readme.split(START)[1].split(END)[0]
     results = (tiny_run / R / "tables/results.md").read_text()
     assert results.strip() in body
+    page = (tiny_run / "docs" / "results.md").read_text()  # report.readme_page, linked from the block
+    assert "(docs/results.md)" in body and (tiny_run / R / "tables/significance.md").read_text().strip() in page
 
 
 # --- partial reruns ------------------------------------------------------------------------------
