@@ -1,5 +1,7 @@
 # The resource plan of the config (python -m rhocluster.planner): jobs, GPU-hours, disk and memory per
-# stage, from the model shape and token counts (measured once shards exist). Not part of `all`:
+# stage. Jobs per rule come from a dry run of this workflow with the same config (--nolock: this run
+# holds the lock), costs from the model shape and token counts (measured once shards exist). Not part
+# of `all`:
 #   snakemake plan --configfile config/rho1-tinyllama.yaml
 
 

@@ -1,21 +1,47 @@
-"""The resource planner against hand-computed figures for TinyLlama-1.1B (N = 1,100,048,384) and
-against the DAG it plans."""
+"""The resource planner: its cost arithmetic against hand-computed figures for TinyLlama-1.1B
+(N = 1,100,048,384) given the DAG's job counts, and its job counts from Snakemake's dry run."""
 
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
 
 from rhocluster.model.shape import TINYLLAMA
-from rhocluster.planner import load_config, main, make_plan, profile_gpus, render_markdown, token_counts
+from rhocluster.planner import (
+    OTHER,
+    STAGES,
+    DryRunError,
+    config_job_counts,
+    dag_job_counts,
+    load_config,
+    main,
+    make_plan,
+    parse_job_stats,
+    profile_gpus,
+    render_markdown,
+    token_counts,
+)
 from rhocluster.training.flops import train_flops_per_token
-from tests.conftest import REPO, change_config, copy_workflow, run_snakemake
+from tests.conftest import REPO, copy_workflow
+from tests.test_lint import _rule_blocks
 
 N = 1_100_048_384
 H100 = 989e12
 WEB_SHARE = 1000 / 1002  # the real config cuts OpenWebMath into 1000 trained + 2 held-out row ranges
+# The real config's DAG (Job stats of `snakemake -n --configfile config/rho1-tinyllama.yaml`, `all` left
+# out); tests/test_real_config.py checks it against the dry run.
+REAL_JOBS = {
+    "fetch_base_model": 1, "fetch_benchmarks": 1, "fetch_hq_dataset": 4, "fetch_owm": 1, "import_tokenizer": 1,
+    "normalize_benchmark": 9, "prepare_hq": 1, "prepare_web": 1002, "pretrain_base": 1, "export_hf": 9,
+    "tokenize": 1019, "evaluate": 9, "random_mask": 1000, "score_base": 1000, "score_heldout": 9, "train_cpt": 7,
+    "train_reference": 1, "embed_sample": 1000, "score_reference": 1000, "fit_projection": 1,
+    "select_excess_tokens": 1, "cluster_level": 4, "assign": 1000, "select_cluster_tokens": 2, "figure_clusters": 1,
+    "inspect_clusters": 1, "figure_training": 1, "heldout_tables": 1, "significance": 1, "tables": 1,
+    "figure_accuracy": 1, "update_readme": 1,
+}
+# Rules that gather targets (`all`, `report_all`) or plan the run (`plan`): never a stage's job.
+NOT_STAGES = {"all", "report_all", "plan"}
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +54,7 @@ def stage(plan, name):
 
 
 def test_tinyllama_figures_match_hand_computation(real, tmp_path):
-    plan = make_plan(real, tmp_path)  # no shards there: the config's token estimates
+    plan = make_plan(real, REAL_JOBS, tmp_path)  # no shards there: the config's token estimates
     assert plan.parameters == N
     # CPT: 14,305 steps x 512 windows x 2,048 targets = 14,999,879,680 tokens per variant;
     # 6 x N x tokens = 9.90036e19 FLOPs; / (989e12 x 0.5) / 3600 = 55.614 GPU-hours; x 7 variants,
@@ -73,14 +99,65 @@ def test_tinyllama_figures_match_hand_computation(real, tmp_path):
     # (random, excess_static, cluster, cluster_excess).
     assert stage(plan, "assign").disk_bytes == pytest.approx(14.7e9 * WEB_SHARE * 6)
     assert stage(plan, "select tokens").disk_bytes == pytest.approx(14.7e9 * WEB_SHARE * 4)
-    assert stage(plan, "select tokens").jobs == {"random_mask": 1000, "select_excess_tokens": 1, "select_cluster_tokens": 2}
+    select = {"random_mask": 1000, "select_excess_tokens": 1, "select_cluster_tokens": 2}
+    assert stage(plan, "select tokens").jobs == select
     assert stage(plan, "fit projection").memory_bytes == pytest.approx(8000 * 1000 * 2048 * 4)
+    # every job of the DAG is in a stage (the report's tables and figures too, without costs)
+    assert plan.jobs_per_rule() == REAL_JOBS and plan.total_jobs == 7091
+    assert stage(plan, "report").gpu_hours == 0 and OTHER not in [s.name for s in plan.stages]
+
+
+def test_costs_are_per_job_costs_times_the_dags_counts(real):
+    """The DAG decides how often each rule runs: the same config with other counts scales each stage."""
+    plan = make_plan(real, REAL_JOBS)
+    twice = make_plan(real, {**REAL_JOBS, "train_cpt": 14, "score_heldout": 18})
+    assert stage(twice, "train CPT").flops == pytest.approx(2 * stage(plan, "train CPT").flops, rel=1e-12)
+    assert stage(twice, "held-out loss").gpu_hours == pytest.approx(2 * stage(plan, "held-out loss").gpu_hours)
+    # without score_base, the score stage loses one of its two full passes (half of 45.418 h)
+    no_base = stage(make_plan(real, {**REAL_JOBS, "score_base": 0}), "score")
+    assert no_base.jobs == {"score_reference": 1000, "embed_sample": 1000}
+    assert stage(plan, "score").gpu_hours - no_base.gpu_hours == pytest.approx(45.4182430 / 2 * WEB_SHARE, rel=1e-6)
+    # a stage without jobs in the DAG is left out: no tree, no projection, clustering nor assignment
+    tree_rules = {"embed_sample", "fit_projection", "cluster_level", "assign"}
+    names = [s.name for s in make_plan(real, {r: n for r, n in REAL_JOBS.items() if r not in tree_rules}).stages]
+    assert not {"fit projection", "cluster levels", "assign leaves"} & set(names)
+    assert "score (reference / base loss)" in names
+
+
+def test_a_rule_missing_from_the_stage_table_is_listed_not_dropped(real):
+    plan = make_plan(real, {**REAL_JOBS, "new_rule": 3})
+    last = plan.stages[-1]
+    assert last.name == OTHER and last.jobs == {"new_rule": 3} and "not counted" in last.note
+    assert plan.total_jobs == 7091 + 3 and "| other (no cost model) | new_rule x3 |" in render_markdown(plan)
+
+
+def test_the_stage_table_holds_every_rule_of_the_workflow_once():
+    staged = [rule for spec in STAGES for rule in spec.rules]
+    assert len(staged) == len(set(staged)), "a rule in two stages"
+    assert set(staged) == set(_rule_blocks()) - NOT_STAGES
+
+
+def test_job_stats_table_is_parsed_without_all_and_total():
+    output = """Building DAG of jobs...
+Job stats:
+job                 count
+----------------  -------
+tokenize               19
+train_cpt               7
+all                     1
+total                  27
+
+Reasons:
+"""
+    assert parse_job_stats(output) == {"tokenize": 19, "train_cpt": 7}
+    with pytest.raises(ValueError, match="Job stats"):
+        parse_job_stats("Nothing to be done.")
 
 
 def test_clustering_cost_follows_the_resampling_settings(real, tmp_path):
     """cluster levels = per level a k-means fit on every point plus resampling_rounds fresh fits on the
     closest points, each with k-means++ seeding, Lloyd iterations and a search of every point."""
-    plan = make_plan(real, tmp_path)
+    plan = make_plan(real, REAL_JOBS, tmp_path)
     cl = stage(plan, "cluster levels")
     # Level 1: n = 8,000 x 1,000 = 8M sampled tokens, k = 16,384, d = 64, 50 iterations, 9 rounds,
     # r = ceil(0.5 x 8M / 16,384) = 245 points per cluster (a 4,014,080-point union), 11 k-means++
@@ -98,13 +175,13 @@ def test_clustering_cost_follows_the_resampling_settings(real, tmp_path):
     # cost about a tenth
     old = [{"k": 16384, "n_iter": 20, "resampling_rounds": 2}, {"k": 2048, "n_iter": 20, "resampling_rounds": 1},
            {"k": 256, "n_iter": 20}, {"k": 32, "n_iter": 20}]
-    cheap = make_plan({**real, "clustering": {**real["clustering"], "levels": old}}, tmp_path)
+    cheap = make_plan({**real, "clustering": {**real["clustering"], "levels": old}}, REAL_JOBS, tmp_path)
     assert stage(cheap, "cluster levels").flops < 0.15 * cl.flops
 
 
 def test_detailed_flops_reuse_the_trainer_formula(real):
     real = {**real, "plan": {**real["plan"], "flops": "detailed"}}
-    plan = make_plan(real)
+    plan = make_plan(real, REAL_JOBS)
     per_token = train_flops_per_token(TINYLLAMA, 2048)
     # 6 x (N minus the 32,000 x 2,048 input embedding, a lookup) + 6 x 22 layers x 2,048 x 2,048 (attention)
     assert per_token == 6 * (N - 32000 * 2048) + 6 * 22 * 2048 * 2048
@@ -114,7 +191,7 @@ def test_detailed_flops_reuse_the_trainer_formula(real):
 def test_wall_clock_hours_use_the_profiles_gpus(real):
     gpus = profile_gpus(REPO / "profiles/slurm")
     assert gpus["train_cpt"] == 16 and gpus["train_reference"] == 8 and gpus["score_reference"] == 1
-    plan = make_plan(real, gpus_per_job=gpus)
+    plan = make_plan(real, REAL_JOBS, gpus_per_job=gpus)
     # 16 GPUs x 4 windows = 64 per forward pass, 8 micro-batches per rank: rho1 still ranks first.
     assert stage(plan, "train CPT").wall_hours == pytest.approx((7 + 2 / 3) / 7 * 55.6137290 / 16, rel=1e-6)
     sample_hours = 0.5 * 2 * N * 1024 * 2049 * 1000 / (H100 * 0.4) / 3600  # embed_sample, half depth
@@ -123,7 +200,8 @@ def test_wall_clock_hours_use_the_profiles_gpus(real):
     assert "| train CPT variants | train_cpt x7 | yes |" in md and "1,100,048,384 parameters" in md
     # Evaluation: the GPU-hours spread over the evaluate jobs (one per model, 1 GPU each), not over the
     # CPU jobs of the stage, even where those are more (two variants: 4 models, 9 normalize jobs).
-    two = make_plan({**real, "variants": ["ct", "cluster"]}, gpus_per_job=gpus)
+    two = make_plan({**real, "variants": ["ct", "cluster"]},
+                    {"fetch_benchmarks": 1, "normalize_benchmark": 9, "evaluate": 4}, gpus_per_job=gpus)
     ev = stage(two, "evaluate")
     assert ev.jobs["evaluate"] == 4 and ev.jobs["normalize_benchmark"] == 9 and gpus["evaluate"] == 1
     assert ev.wall_hours == pytest.approx(ev.gpu_hours / 4, rel=1e-9)
@@ -132,13 +210,13 @@ def test_wall_clock_hours_use_the_profiles_gpus(real):
 def test_rho1_ranking_pass_and_pipeline_bubble(real):
     gpus = {"train_cpt": 16, "train_reference": 8}
     one_pass = {**real, "cpt": {**real["cpt"], "training": {**real["cpt"]["training"], "micro_batch": 32}}}
-    cpt = stage(make_plan(one_pass, gpus_per_job=gpus), "train CPT")  # 16 x 32 = 512: one micro-batch
+    cpt = stage(make_plan(one_pass, REAL_JOBS, gpus_per_job=gpus), "train CPT")  # 16 x 32 = 512: one micro-batch
     assert cpt.gpu_hours == pytest.approx(7 * 55.6137290, rel=1e-6) and "forward-only" not in cpt.note
     # 2 stages on 8 GPUs: 4 data-parallel pipelines x 4 windows, 32 micro-batches per step; the 1F1B
     # warm-up and drain leave the stages idle 1 of 33 micro-batch slots.
     piped = {**real, "reference": {**real["reference"], "training": {**real["reference"]["training"],
                                                                        "pipeline_parallel": 2}}}
-    ref = stage(make_plan(piped, gpus_per_job=gpus), "train reference")
+    ref = stage(make_plan(piped, REAL_JOBS, gpus_per_job=gpus), "train reference")
     assert ref.gpu_hours == pytest.approx(5.5633168 * 33 / 32, rel=1e-6)
 
 
@@ -152,31 +230,61 @@ def test_token_counts_are_measured_once_shards_exist(real, tmp_path):
     assert tokens["hq"] == pytest.approx(5.35e8) and sources["hq"].startswith("config estimate")
 
 
-@pytest.mark.parametrize(
-    "edit",
-    [
-        lambda cfg: None,
-        lambda cfg: cfg["scoring"].update(fused_pass=True, sample_windows_per_shard=8),
-        lambda cfg: cfg.update(variants=["ct", "cluster"]),
-    ],
-    ids=["tiny", "fused-pass", "two-variants"],
-)
-def test_plan_job_counts_match_the_tiny_dag(tmp_path, edit):
-    """The planner's job counts per rule are the dry run's, on the tiny default and variations."""
-    work = copy_workflow(tmp_path / "wf")
-    change_config(work, edit)
-    proc = run_snakemake(work, "-n", "--quiet", "rules", timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:]
-    table = proc.stdout.split("Job stats:")[1]
-    jobs = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
-    planned = make_plan(load_config([work / "config/config.yaml"], work / "config/schema.yaml")).jobs_per_rule()
-    assert {rule: jobs.get(rule, 0) for rule in planned} == planned
+# --- the DAG's counts (Snakemake dry runs: slow) -------------------------------------------------------
+
+TINY_EDITS = {
+    "tiny": lambda cfg: None,
+    "fused-pass": lambda cfg: cfg["scoring"].update(fused_pass=True, sample_windows_per_shard=8),
+    "two-variants": lambda cfg: cfg.update(variants=["ct", "cluster"]),
+}
 
 
+@pytest.fixture(scope="module")
+def tiny_dags(tmp_path_factory) -> dict[str, tuple[dict, dict[str, int]]]:
+    """Config and dry-run job counts of the tiny default and each of TINY_EDITS."""
+    work = copy_workflow(tmp_path_factory.mktemp("wf"))
+    out = {}
+    for name, edit in TINY_EDITS.items():
+        config = load_config([work / "config/config.yaml"], work / "config/schema.yaml")
+        edit(config)
+        out[name] = config, config_job_counts(config, work)
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(TINY_EDITS))
+def test_the_plans_stages_cover_every_rule_of_the_dry_run(tiny_dags, name):
+    config, jobs = tiny_dags[name]
+    plan = make_plan(config, jobs)
+    assert plan.jobs_per_rule() == jobs and OTHER not in [s.name for s in plan.stages]
+    assert plan.total_jobs == sum(jobs.values())
+
+
+@pytest.mark.slow
+def test_two_variants_scale_cpt_flops_by_their_runs(tiny_dags):
+    """variants: [ct, cluster] trains 2 of the 7 variants (x 3 seeds each): 2/7 of the CPT FLOPs, none of
+    them an SLM row with a ranking pass; the tree stages stay (cluster uses it), the SLM's do not."""
+    (tiny, tiny_jobs), (two, two_jobs) = tiny_dags["tiny"], tiny_dags["two-variants"]
+    assert tiny_jobs["train_cpt"] == 21 and two_jobs["train_cpt"] == 6
+    full, small = make_plan(tiny, tiny_jobs), make_plan(two, two_jobs)
+    assert stage(small, "train CPT").flops == pytest.approx(2 / 7 * stage(full, "train CPT").flops, rel=1e-12)
+    assert "cluster levels" in [s.name for s in small.stages]
+    assert stage(small, "score").jobs.get("score_base", 0) == 0 < stage(full, "score").jobs["score_base"]
+
+
+@pytest.mark.slow
 def test_cli_writes_markdown_and_json(tmp_path, capsys):
+    work = copy_workflow(tmp_path / "wf")
     out = tmp_path / "plan"
-    assert main(["--configfile", str(REPO / "config/rho1-tinyllama.yaml"), "--schema", str(REPO / "config/schema.yaml"),
-                 "--results", str(tmp_path), "--out", str(out)]) == 0
+    assert main(["--configfile", str(work / "config/config.yaml"), "--workflow", str(work), "--out", str(out)]) == 0
     data = json.loads(out.with_suffix(".json").read_text())
-    assert data["parameters"] == N and data["jobs_per_rule"]["tokenize"] == 1019
+    assert data["run"] == "tiny" and data["jobs_per_rule"]["train_cpt"] == 21 and data["jobs_per_rule"]["tokenize"] == 9
     assert out.with_suffix(".md").read_text() == capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_a_failing_dry_run_shows_snakemakes_error(tmp_path):
+    work = copy_workflow(tmp_path / "wf")
+    (work / "broken.yaml").write_text("run: broken\n")  # a configfile is complete: this one is not
+    with pytest.raises(DryRunError, match="required property"):
+        dag_job_counts([work / "broken.yaml"], work)

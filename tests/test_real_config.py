@@ -1,10 +1,9 @@
 """The real experiment's config (config/rho1-tinyllama.yaml): complete on its own, Rho-1's settings, and
-a full DAG from a dry run with no data present, plain and through the SLURM profile, whose job counts
-are the ones the config implies (the planner's)."""
+a full DAG from a dry run with no data present, plain and through the SLURM profile, whose jobs the
+planner's stages cover (and whose counts tests/test_planner.py's REAL_JOBS records)."""
 
 from __future__ import annotations
 
-import re
 import sys
 import time
 from pathlib import Path
@@ -13,9 +12,10 @@ import pytest
 import yaml
 
 from rhocluster.model.shape import TINYLLAMA, LlamaShape
-from rhocluster.planner import load_config, make_plan
+from rhocluster.planner import OTHER, dag_job_counts, load_config, make_plan
 from rhocluster.training.config import rho1_cpt_config
 from tests.conftest import REPO, copy_workflow, run_snakemake
+from tests.test_planner import REAL_JOBS
 
 CONFIG = REPO / "config/rho1-tinyllama.yaml"
 RAW = yaml.safe_load(CONFIG.read_text())
@@ -55,23 +55,18 @@ def test_the_real_config_has_rho1s_settings(config):
     assert 0.4e9 <= hq <= 0.6e9, "Rho-1's ~0.5B-token reference mixture"
 
 
-def job_stats(stdout: str) -> dict[str, int]:
-    table = stdout.split("Job stats:")[1]
-    jobs = {}
-    for line in table.splitlines()[3:]:
-        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
-        if not m:
-            break
-        jobs[m.group(1)] = int(m.group(2))
+def dry_run(work: Path, *args: str, configfiles: tuple[str, ...] = ("config/rho1-tinyllama.yaml",)) -> dict[str, int]:
+    """Jobs per rule of the workflow in ``work`` (the planner's dry run)."""
+    start = time.perf_counter()
+    jobs = dag_job_counts([work / f for f in configfiles], work, args)
+    print(f"dry run {' '.join(args) or '(plain)'}: {time.perf_counter() - start:.1f} s", file=sys.stderr)
     return jobs
 
 
-def dry_run(work: Path, *args: str) -> dict[str, int]:
-    start = time.perf_counter()
-    proc = run_snakemake(work, "-n", "--quiet", "rules", "--configfile", "config/rho1-tinyllama.yaml", *args, timeout=600)
-    print(f"dry run {' '.join(args) or '(plain)'}: {time.perf_counter() - start:.1f} s", file=sys.stderr)
-    assert proc.returncode == 0, proc.stdout[-4000:]
-    return job_stats(proc.stdout)
+def check_plan_covers(jobs: dict[str, int], config: dict) -> None:
+    """Every rule of the dry run is in a stage of the plan that the planner knows how to cost."""
+    plan = make_plan(config, jobs)
+    assert plan.jobs_per_rule() == jobs and OTHER not in [s.name for s in plan.stages]
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +75,8 @@ def workdir(tmp_path_factory) -> Path:
 
 
 def check_counts(jobs: dict[str, int], config: dict) -> None:
-    planned = make_plan(config).jobs_per_rule()
-    assert {rule: jobs.get(rule, 0) for rule in planned} == planned
+    check_plan_covers(jobs, config)
+    assert jobs == REAL_JOBS
     assert jobs["prepare_web"] == 1000 + 2 and jobs["tokenize"] == 1000 + 16 + 2 + 1  # + held-out web, hq
     n_variants = len(config["variants"])
     assert jobs["evaluate"] == 2 + n_variants and jobs["train_cpt"] == n_variants == 7 and jobs["cluster_level"] == 4
@@ -113,9 +108,8 @@ def test_a_configfile_is_complete_and_later_files_override_earlier_ones(tmp_path
 PILOT = REPO / "config/rho1-pilot.yaml"
 
 
-def test_the_pilot_differs_from_the_real_config_in_sizes_only_and_fits_a_node_day(config):
-    """config/rho1-pilot.yaml overrides sizes only (corpus share, steps, seeds, cluster sizes, benchmarks);
-    planned at <= 24 h on one 8-GPU node."""
+def test_the_pilot_differs_from_the_real_config_in_sizes_only(config):
+    """config/rho1-pilot.yaml overrides sizes only (corpus share, steps, seeds, cluster sizes, benchmarks)."""
     raw = yaml.safe_load(PILOT.read_text())
     sized = {"run", "data", "cpt", "scoring", "clustering", "evaluation", "report"}
     assert set(raw) <= sized
@@ -126,15 +120,15 @@ def test_the_pilot_differs_from_the_real_config_in_sizes_only_and_fits_a_node_da
         assert pilot[key] == config[key], key
     for key in ("lr", "min_lr", "global_batch", "micro_batch", "bf16", "weight_decay"):
         assert pilot["cpt"]["training"][key] == config["cpt"]["training"][key], key
-    plan = make_plan(pilot)
+
+
+def test_the_pilots_plan_from_its_dry_run_fits_a_node_day(workdir):
+    """Planned at <= 24 h on one 8-GPU node, with the jobs of its dry run."""
+    pilot = load_config([CONFIG, PILOT], REPO / "config/schema.yaml")
+    jobs = dry_run(workdir, configfiles=("config/rho1-tinyllama.yaml", "config/rho1-pilot.yaml"))
+    check_plan_covers(jobs, pilot)
+    assert jobs["train_cpt"] == 7 * 2 and jobs["score_heldout"] == 2 + 7 * 2 and jobs["assign"] == 150
+    plan = make_plan(pilot, jobs)
     cpt_tokens = pilot["cpt"]["training"]["steps"] * 512 * 2048
     assert 1.9e9 < cpt_tokens < 2.1e9 and cpt_tokens < plan.tokens["web"]  # under one epoch of its shards
     assert plan.total_gpu_hours / 8 <= 24, plan.total_gpu_hours
-
-
-def test_pilot_dry_run_matches_its_plan(workdir):
-    pilot = load_config([CONFIG, PILOT], REPO / "config/schema.yaml")
-    jobs = dry_run(workdir, "--configfile", "config/rho1-tinyllama.yaml", "config/rho1-pilot.yaml")
-    planned = make_plan(pilot).jobs_per_rule()
-    assert {rule: jobs.get(rule, 0) for rule in planned} == planned
-    assert jobs["train_cpt"] == 7 * 2 and jobs["score_heldout"] == 2 + 7 * 2 and jobs["assign"] == 150
