@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import Callable
 
 import faiss
 import numpy as np
@@ -153,6 +154,33 @@ def kmeanspp_init(
     return np.ascontiguousarray(xs[chosen], dtype=np.float32)
 
 
+def _greedy_seeds(
+    k: int, sample: int, first: int, closest, rng: np.random.Generator, step: Callable
+) -> np.ndarray:
+    """Row indices [k] of the greedy k-means++ seeds among ``sample`` rows, starting from ``first``.
+
+    ``closest``: every row's squared distance to ``first`` (numpy array or torch tensor).
+    ``step(closest)`` draws the candidates and returns ``(pick, closest)`` with the distances to the
+    nearest seed updated, or ``(None, closest)`` when no row has weight and distance left; the
+    bookkeeping here is shared by the numpy and torch steps.
+    """
+    chosen = np.empty(k, dtype=np.int64)
+    taken = np.zeros(sample, dtype=bool)
+    chosen[0] = first
+    taken[first] = True
+    closest[first] = 0.0
+    for j in range(1, k):
+        pick, closest = step(closest)
+        if pick is None:
+            # Fewer distinct points than k: any untaken point is as good as another.
+            free = np.flatnonzero(~taken)
+            pick = int(free[rng.integers(free.size)])
+        chosen[j] = pick
+        taken[pick] = True
+        closest[pick] = 0.0
+    return chosen
+
+
 def _kmeanspp_steps_numpy(
     xs: np.ndarray, w: np.ndarray, k: int, first: int, trials: int, rng: np.random.Generator, device: None
 ) -> np.ndarray:
@@ -171,33 +199,21 @@ def _kmeanspp_steps_numpy(
         out += xs_norm[rows][:, None]
         return out
 
-    chosen = np.empty(k, dtype=np.int64)
-    taken = np.zeros(sample, dtype=bool)
-    chosen[0] = first
-    taken[first] = True
-    closest = np.maximum(sqdist(np.array([first]))[0], 0.0)
-    closest[taken] = 0.0
-    for j in range(1, k):
+    def step(closest: np.ndarray) -> tuple[int | None, np.ndarray]:
         prob = closest * w
         cum = np.cumsum(prob, dtype=np.float64)
         total = cum[-1]
-        if total > 0:
-            cand = np.minimum(np.searchsorted(cum, rng.random(trials) * total, side="right"), sample - 1)
-            if (prob[cand] <= 0).any():  # only possible through float round-off at the upper end
-                cand[prob[cand] <= 0] = np.flatnonzero(prob > 0)[-1]
-            dist = sqdist(cand)
-            np.minimum(dist, closest[None, :], out=dist)
-            best = int(np.argmin(dist @ w32))
-            pick = int(cand[best])
-            closest = np.maximum(dist[best], 0.0)  # round-off can dip below zero
-        else:
-            # Fewer distinct points than k: any untaken point is as good as another.
-            free = np.flatnonzero(~taken)
-            pick = int(free[rng.integers(free.size)])
-        chosen[j] = pick
-        taken[pick] = True
-        closest[pick] = 0.0
-    return chosen
+        if not total > 0:
+            return None, closest
+        cand = np.minimum(np.searchsorted(cum, rng.random(trials) * total, side="right"), sample - 1)
+        if (prob[cand] <= 0).any():  # only possible through float round-off at the upper end
+            cand[prob[cand] <= 0] = np.flatnonzero(prob > 0)[-1]
+        dist = sqdist(cand)
+        np.minimum(dist, closest[None, :], out=dist)
+        best = int(np.argmin(dist @ w32))
+        return int(cand[best]), np.maximum(dist[best], 0.0)  # round-off can dip below zero
+
+    return _greedy_seeds(k, sample, first, np.maximum(sqdist(np.array([first]))[0], 0.0), rng, step)
 
 
 def _kmeanspp_steps_torch(
@@ -221,34 +237,24 @@ def _kmeanspp_steps_torch(
             out += x_norm[rows][:, None]
             return out
 
-        chosen = np.empty(k, dtype=np.int64)
-        taken = np.zeros(sample, dtype=bool)
-        chosen[0] = first
-        taken[first] = True
-        closest = sqdist(torch.tensor([first], device=dev))[0].clamp_min_(0.0)
-        closest[first] = 0.0
-        for j in range(1, k):
+        def step(closest: torch.Tensor) -> tuple[int | None, torch.Tensor]:
             prob = closest.double() * w64
             cum = torch.cumsum(prob, 0)
             total = float(cum[-1])
-            if total > 0:
-                u = torch.from_numpy(rng.random(trials) * total).to(dev)
-                cand = torch.searchsorted(cum, u, right=True).clamp_max_(sample - 1)
-                bad = prob[cand] <= 0
-                if bool(bad.any()):  # float round-off at the upper end
-                    cand[bad] = torch.nonzero(prob > 0)[-1, 0]
-                dist = sqdist(cand)
-                torch.minimum(dist, closest[None, :], out=dist)
-                best = int(torch.argmin(dist @ w32))
-                pick = int(cand[best])
-                closest = dist[best].clamp_min_(0.0)
-            else:
-                free = np.flatnonzero(~taken)
-                pick = int(free[rng.integers(free.size)])
-            chosen[j] = pick
-            taken[pick] = True
-            closest[pick] = 0.0
-    return chosen
+            if not total > 0:
+                return None, closest
+            u = torch.from_numpy(rng.random(trials) * total).to(dev)
+            cand = torch.searchsorted(cum, u, right=True).clamp_max_(sample - 1)
+            bad = prob[cand] <= 0
+            if bool(bad.any()):  # float round-off at the upper end
+                cand[bad] = torch.nonzero(prob > 0)[-1, 0]
+            dist = sqdist(cand)
+            torch.minimum(dist, closest[None, :], out=dist)
+            best = int(torch.argmin(dist @ w32))
+            return int(cand[best]), dist[best].clamp_min_(0.0)
+
+        closest = sqdist(torch.tensor([first], device=dev))[0].clamp_min_(0.0)
+        return _greedy_seeds(k, sample, first, closest, rng, step)
 
 
 def _faiss_kmeans(
