@@ -16,10 +16,10 @@ from rhocluster.evaluation.benchmarks import (
     STOP_STRINGS,
     build_prompt,
     load_harness_items,
-    normalize_answer,
     normalize_benchmark,
 )
 from rhocluster.evaluation.grading import grade
+from rhocluster.evaluation.normalize import normalize_answer
 from rhocluster.evaluation.tiny import write_tiny_benchmarks
 
 SHARED = Path(__file__).parents[2] / "shared"

@@ -244,6 +244,19 @@ def test_item_limits_on_a_vllm_style_backend() -> None:
     assert lm.prompt_tokens == {p: len(p.split()) for p in prompts}
 
 
+def test_item_limits_backend_must_count_prompt_tokens() -> None:
+    """A backend class without ``_prompt_lengths`` fails when built, not on its first request;
+    both real backends supply it."""
+    from rhocluster.evaluation.run import ItemLimits, item_limited_class
+
+    class Backend:
+        max_length, max_gen_toks = 10, 256
+
+    with pytest.raises(TypeError, match="_prompt_lengths"):
+        type("Forgetful", (ItemLimits, Backend), {})()
+    assert not item_limited_class("hf").__abstractmethods__
+
+
 def test_evaluate_benchmarks_loads_the_model_once(tiny_setup: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     """Several benchmarks in one call: one model load, and the same files as one call per benchmark."""
     from lm_eval.models.huggingface import HFLM

@@ -10,16 +10,11 @@ from pathlib import Path
 
 import pytest
 
-import rhocluster.evaluation.benchmarks as benchmarks
+import rhocluster.evaluation.normalize as normalize
 from rhocluster.evaluation.answers import NO_CHOICE, extract_answer, truncate_at_stop
-from rhocluster.evaluation.grading import (
-    grade,
-    grade_verdict,
-    is_equiv,
-    latex_to_sympy,
-    parse_number,
-    timeout_count,
-)
+from rhocluster.evaluation.equivalence import parse_number
+from rhocluster.evaluation.grading import grade, grade_verdict, is_equiv, timeout_count
+from rhocluster.evaluation.latex import latex_to_sympy
 
 SHARED = Path(__file__).parents[2] / "shared"
 OUTPUTS = SHARED / "reference" / "rho1-outputs" / "rho-math-1b-v0.1"
@@ -69,9 +64,9 @@ def test_fast_unit_filter_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> No
     rows = _released("gsm8k")[0][:300] + _released("math")[0]
     strings = [s for row in rows for s in (row["gt"], row["pred"][0], row["code"][0][-120:])]
     strings += ["5 cm", "12 mph", "q . 7", "7 rs .", "a . m 5", "5 apples", "rs 500", "The fox", "9 sq m"]
-    fast = [benchmarks.normalize_answer(s) for s in strings]
-    monkeypatch.setattr(benchmarks, "_ANY_UNIT", re.compile(""))
-    assert [benchmarks.normalize_answer(s) for s in strings] == fast
+    fast = [normalize.normalize_answer(s) for s in strings]
+    monkeypatch.setattr(normalize, "_ANY_UNIT", re.compile(""))
+    assert [normalize.normalize_answer(s) for s in strings] == fast
 
 
 # --------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ item.
 
 from __future__ import annotations
 
+import abc
 import argparse
 import hashlib
 import importlib.util
@@ -156,7 +157,7 @@ def item_limit(prompt_tokens: int, max_gen_toks: int, positions: int) -> int:
     return max(0, min(max_gen_toks, positions - prompt_tokens))
 
 
-class ItemLimits:
+class ItemLimits(abc.ABC):
     """Mixin for an lm-eval LM (``HFLM``, ``VLLM``): each ``generate_until`` request gets its own
     ``max_gen_toks``, :func:`item_limit` of its prompt's token count as the backend encodes it and
     of the backend's ``max_length``, so no prompt is left-truncated.
@@ -165,13 +166,15 @@ class ItemLimits:
     with the sample); ``prompt_tokens`` maps each prompt seen to its token count. HFLM batches the
     requests of each distinct limit together: every item of such a batch fits the context whole,
     padding included, and is decoded to exactly its limit or a stop string. A request whose prompt
-    leaves no room (limit 0) is not sent to the model; its completion is empty.
+    leaves no room (limit 0) is not sent to the model; its completion is empty. A backend class
+    supplies :meth:`_prompt_lengths`.
     """
 
     prompt_tokens: dict[str, int]
 
+    @abc.abstractmethod
     def _prompt_lengths(self, contexts: list[str]) -> list[int]:
-        raise NotImplementedError
+        """Token count of each prompt, as the backend's own ``generate_until`` encodes it."""
 
     def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
         if not hasattr(self, "prompt_tokens"):
