@@ -10,9 +10,9 @@ if config["data"]["source"] == "hf":
         output:
             f"{R}/downloads/owm.json",
         log:
-            f"{LOGS}/fetch/owm.log",
+            f"{LOGS}/fetch_owm.log",
         benchmark:
-            f"{BENCH}/fetch/owm.tsv"
+            f"{BENCH}/fetch_owm.tsv"
         localrule: True
         conda:
             "../envs/hub.yaml"
@@ -27,15 +27,15 @@ if config["data"]["source"] == "hf":
             cache_dir=HUB["cache_dir"],
             allow_unpinned=HUB["allow_unpinned"],
         script:
-            "../scripts/fetch_hub.py"
+            "../scripts/fetch_owm.py"
 
     rule fetch_hq_dataset:
         output:
             f"{R}/downloads/hq/{{dataset}}.json",
         log:
-            f"{LOGS}/fetch/hq_{{dataset}}.log",
+            f"{LOGS}/fetch_hq_dataset/{{dataset}}.log",
         benchmark:
-            f"{BENCH}/fetch/hq_{{dataset}}.tsv"
+            f"{BENCH}/fetch_hq_dataset/{{dataset}}.tsv"
         wildcard_constraints:
             dataset="|".join(HQ_DATASETS),
         localrule: True
@@ -52,7 +52,7 @@ if config["data"]["source"] == "hf":
             cache_dir=HUB["cache_dir"],
             allow_unpinned=HUB["allow_unpinned"],
         script:
-            "../scripts/fetch_hub.py"
+            "../scripts/fetch_hq_dataset.py"
 
 
 if config["base"]["source"] == "hf" and "hub" in config["base"]:
@@ -61,9 +61,9 @@ if config["base"]["source"] == "hf" and "hub" in config["base"]:
         output:
             directory(config["base"]["hf_dir"]),
         log:
-            f"{LOGS}/fetch/base_model.log",
+            f"{LOGS}/fetch_base_model.log",
         benchmark:
-            f"{BENCH}/fetch/base_model.tsv"
+            f"{BENCH}/fetch_base_model.tsv"
         localrule: True
         conda:
             "../envs/hub.yaml"
@@ -78,4 +78,4 @@ if config["base"]["source"] == "hf" and "hub" in config["base"]:
             cache_dir=HUB["cache_dir"],
             allow_unpinned=HUB["allow_unpinned"],
         script:
-            "../scripts/fetch_hub.py"
+            "../scripts/fetch_base_model.py"

@@ -42,7 +42,7 @@ rule score_reference:
         prefix=lambda wc: f"{R}/shards/web/{wc.shard}",
         batch_size=config["scoring"]["batch_size"],
     script:
-        "../scripts/score.py"
+        "../scripts/score_reference.py"
 
 
 rule embed_sample:
@@ -73,7 +73,7 @@ rule embed_sample:
         sample_windows=config["scoring"]["sample_windows_per_shard"],
         seed=lambda wc: config["seed"] * 100003 + int(wc.shard),
     script:
-        "../scripts/score.py"
+        "../scripts/embed_sample.py"
 
 
 rule score_base:
@@ -99,7 +99,7 @@ rule score_base:
         prefix=lambda wc: f"{R}/shards/web/{wc.shard}",
         batch_size=config["scoring"]["batch_size"],
     script:
-        "../scripts/score.py"
+        "../scripts/score_base.py"
 
 
 rule fit_projection:

@@ -235,7 +235,7 @@ def test_sample_only_pass_runs_only_sampled_windows(world, tmp_path, position):
 
 def _guard_positions(monkeypatch, limit: int) -> list[int]:
     """Make every model loaded by score_shard record (and refuse) the length of each decoder input."""
-    import rhocluster.scoring.score as score_mod
+    import rhocluster.scoring.forward as forward_mod
 
     seen: list[int] = []
 
@@ -250,7 +250,7 @@ def _guard_positions(monkeypatch, limit: int) -> list[int]:
         model.model.register_forward_pre_hook(pre_hook, with_kwargs=True)
         return model
 
-    monkeypatch.setattr(score_mod, "load_causal_lm", guarded)
+    monkeypatch.setattr(forward_mod, "load_causal_lm", guarded)  # what load_for_shard loads with
     return seen
 
 

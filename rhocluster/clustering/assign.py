@@ -26,16 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from rhocluster.clustering.kmeans import NearestCentroid
-from rhocluster.data.shards import Shard
-from rhocluster.scoring.forward import (
-    Layer,
-    check_position,
-    check_window,
-    default_device,
-    load_causal_lm,
-    resolve_layer,
-    stream_shard,
-)
+from rhocluster.scoring.forward import Layer, load_for_shard, resolve_layer, stream_shard
 from rhocluster.scoring.projection import Projection
 from rhocluster.scoring.rows import NpyRowWriter
 
@@ -64,14 +55,11 @@ def assign_shard(
     NaN at 0): the same pass for ``predict``, one more pass (the loss pass) for ``read``. ``model``: an
     already loaded model (benchmarks) instead of ``model_dir``.
     """
-    shard = Shard(shard_prefix)
     projection = Projection.load(projection_path)
     centroids = np.ascontiguousarray(np.load(centroids_path), dtype=np.float32)
-    model = model if model is not None else load_causal_lm(model_dir, device or default_device())
+    shard, model = load_for_shard(model_dir, shard_prefix, position, device=device, model=model)
     hidden_size = int(model.config.hidden_size)
-    check_position(position)
     projection.check_space(resolve_layer(model, layer), position, f"shard {shard_prefix} ({projection_path})")
-    check_window(model, shard.seq_len, f"shard {shard_prefix} (model {model_dir})")
     if projection.out_dim(hidden_size) != centroids.shape[1]:
         raise ValueError(
             f"shard {shard_prefix}: projected width {projection.out_dim(hidden_size)} (model {model_dir}, "

@@ -114,6 +114,19 @@ def check_window(model: torch.nn.Module, window_tokens: int, where: str = "") ->
         )
 
 
+def load_for_shard(
+    model_dir: Path | str, shard_prefix: Path | str, position: str, *, device: str | None = None, model=None
+) -> tuple[Shard, torch.nn.Module]:
+    """The shard at ``shard_prefix`` and the causal LM of ``model_dir`` (or ``model``, already loaded) on
+    ``device`` (default :func:`default_device`), checked to go together: ``position`` is a valid
+    ``scoring.position`` and a window's pass fits the model's positions. Errors name the shard and model."""
+    shard = Shard(shard_prefix)
+    check_position(position)
+    model = model if model is not None else load_causal_lm(model_dir, device or default_device())
+    check_window(model, shard.seq_len, f"shard {shard_prefix} (model {model_dir})")
+    return shard, model
+
+
 def _split_model(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module] | None:
     """(decoder, lm_head) when the head is a plain linear map of the decoder's output (Llama family)."""
     get_decoder = getattr(model, "get_decoder", None)

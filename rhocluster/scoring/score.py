@@ -17,16 +17,7 @@ import numpy as np
 import torch
 
 from rhocluster.data.atomic import atomic_path
-from rhocluster.data.shards import Shard
-from rhocluster.scoring.forward import (
-    Layer,
-    check_position,
-    check_window,
-    default_device,
-    load_causal_lm,
-    resolve_layer,
-    stream_shard,
-)
+from rhocluster.scoring.forward import Layer, load_for_shard, resolve_layer, stream_shard
 from rhocluster.scoring.rows import NpyRowWriter
 
 _F16_MAX = float(np.finfo(np.float16).max)
@@ -78,10 +69,9 @@ def score_shard(
     windows holding sampled slots are run; with both, a ``read`` sample adds a pass over those windows
     (a ``predict`` sample comes from the loss pass). Errors name the shard (and the layer).
     """
-    shard = Shard(shard_prefix)
     if out_loss is None and out_sample is None:
         raise ValueError("score_shard: nothing to write (no loss and no sample path)")
-    check_position(position)
+    shard, model = load_for_shard(model_dir, shard_prefix, position, device=device)
     want_sample = out_sample is not None
     positions = (
         sample_positions(shard.shape, sample_tokens, seed, sample_windows) if want_sample else np.zeros(0, np.int64)
@@ -90,9 +80,7 @@ def score_shard(
     s = shard.seq_len
     sampled_windows = np.unique(positions // s)
     run_windows = None if out_loss is not None else sampled_windows
-    model = load_causal_lm(model_dir, device or default_device())
     hidden_index = resolve_layer(model, layer) if want_sample else None
-    check_window(model, s, f"shard {shard_prefix} (model {model_dir})")
     emb: list[np.ndarray] = []
     total, n_tokens = 0.0, 0
     with NpyRowWriter(out_loss, shard.shape, np.float16) if out_loss is not None else nullcontext() as writer:
