@@ -113,7 +113,7 @@ def run_hf(shape: LlamaShape, cfg: TrainConfig, shard: Path, init_state: dict) -
         lr=cfg.lr,
         betas=(cfg.adam_beta1, cfg.adam_beta2),
         eps=cfg.adam_eps,
-        fused=True,  # the implementation our trainer uses on CPU (rhocluster.training.trainer._Optimizer)
+        fused=True,  # the implementation our trainer uses on CPU (rhocluster.training.optimizer.Optimizer)
     )
     stream = TokenStream([shard], with_labels=False)
     accum = cfg.global_batch // cfg.micro_batch

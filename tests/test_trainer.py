@@ -27,7 +27,8 @@ from rhocluster.training.config import TrainConfig, rho1_cpt_config
 from rhocluster.training.data import TokenStream
 from rhocluster.training.run import launch_training, run_training
 from rhocluster.training.selection import slm_keep
-from rhocluster.training.trainer import StepInfo, _Optimizer, train
+from rhocluster.training.optimizer import Optimizer
+from rhocluster.training.trainer import StepInfo, train
 
 pytestmark = pytest.mark.slow  # nearly every test here runs the training loop
 
@@ -255,7 +256,7 @@ def test_cpu_optimizer_matches_stock_adamw(device):
     cfg = config(lr=1e-2, weight_decay=0.1)
     ours_model, stock_model = build_gpt_model(SHAPE), build_gpt_model(SHAPE)
     stock_model.load_state_dict(ours_model.state_dict())
-    ours = _Optimizer(ours_model, cfg, cuda=False)
+    ours = Optimizer(ours_model, cfg, cuda=False)
     assert all(group["fused"] for group in ours.opt.param_groups)
     decay = [p for p in stock_model.parameters() if p.ndim >= 2]
     no_decay = [p for p in stock_model.parameters() if p.ndim < 2]
