@@ -299,7 +299,7 @@ def final_targets():
     ]
     targets += [f"{R}/masks/{v}/summary.json" for v in SELECTED_MASKS]
     targets += [f"{R}/clusters/inspect/examples.html"] if TREE_VARIANTS else []
-    targets += REPORT_TARGETS  # figures and statistics, defined in rules/report.smk
+    targets += REPORT_TARGETS  # figures and statistics, defined below
     if config["report"]["update_readme"]:
         targets.append(f"{R}/tables/readme.done")
     return targets
@@ -415,3 +415,9 @@ REPORT_TARGETS = [
     f"{FIGURES}/kept_fraction.png",
 ] + ([f"{FIGURES}/clusters.png"] if SELECTION_SUMMARIES else [])
 REPORT_TARGETS += [f"{R}/tables/heldout.md"] if HELDOUT else []
+# assign's reference-loss output, only under scoring.fused_pass (see rules/scoring.smk)
+ASSIGN_REF_LOSS = (
+    {"ref_loss": f"{R}/clusters/assign/{{shard}}.refloss.npy"}
+    if config["scoring"]["fused_pass"]
+    else {}
+)

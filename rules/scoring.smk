@@ -13,10 +13,7 @@
 #   true: assign also writes the reference loss (the same pass for position predict, a second pass for
 #     read), read by the cluster variants only; score_reference then runs only when a row needs it
 #     (rho1, cluster_slm, excess_static): a run without them saves one full reference pass.
-FUSED = config["scoring"]["fused_pass"]
-ASSIGN_REF_LOSS = (
-    {"ref_loss": f"{R}/clusters/assign/{{shard}}.refloss.npy"} if FUSED else {}
-)
+# (ASSIGN_REF_LOSS, assign's optional output, lives in the paths registry, rules/common.smk.)
 
 
 rule score_reference:

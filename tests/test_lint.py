@@ -69,6 +69,22 @@ def test_each_rule_names_its_script_log_and_benchmark_after_itself():
                 assert re.search(rf"{{{root}}}/{name}[/.]", m.group(1)), f"rule {name}'s {directive} is {m.group(1).strip()}"
 
 
+def test_no_rule_file_uses_a_name_another_stage_file_defines():
+    """Shared names (paths, variant tables, helpers) live in rules/common.smk; a stage file's own
+    top-level names are used by that file only, so each rules/*.smk reads on its own."""
+    import re
+
+    files = [REPO / "Snakefile", *sorted((REPO / "rules").glob("*.smk"))]
+    texts = {path.name: path.read_text() for path in files}
+    for name, text in texts.items():
+        if name == "common.smk":
+            continue
+        defined = re.findall(r"^(?:def )?([A-Za-z_]\w*)(?: \+?=|\()", text, re.M)
+        for symbol in set(defined) - {"include", "configfile", "validate", "min_version", "report"}:
+            users = [other for other, body in texts.items() if other != name and re.search(rf"\b{symbol}\b", body)]
+            assert not users, f"{symbol}, defined in rules/{name}, is used in {users}: move it to rules/common.smk"
+
+
 def test_the_design_stage_table_lists_only_rules_that_exist():
     import re
 
