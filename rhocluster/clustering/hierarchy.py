@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from rhocluster.clustering.kmeans import KMeansResult, kmeans
+from rhocluster.data.atomic import atomic_dir
 
 __all__ = [
     "LevelData",
@@ -147,10 +145,9 @@ def fit_hierarchy(points: np.ndarray, ks: list[int], **kmeans_kwargs) -> list[KM
 
 
 def save_level(result: KMeansResult, out_dir: Path, meta: dict) -> None:
-    """Write one level to ``out_dir`` atomically (temp dir beside it, then os.replace), so a
+    """Write one level to ``out_dir`` atomically (:func:`~rhocluster.data.atomic.atomic_dir`), so a
     killed job never leaves a half-written level that a later rule could read."""
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
     k, d = result.centroids.shape
     n_points = int(result.assignment.shape[0])
     if result.sizes.shape != (k,):
@@ -164,24 +161,11 @@ def save_level(result: KMeansResult, out_dir: Path, meta: dict) -> None:
         "total_size": int(result.sizes.sum()),
         "meta": meta,
     }
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
+    with atomic_dir(out_dir) as tmp:
         np.save(tmp / "centroids.npy", np.ascontiguousarray(result.centroids, dtype=np.float32))
         np.save(tmp / "parents.npy", result.assignment.astype(np.int32))
         np.save(tmp / "sizes.npy", result.sizes.astype(np.int64))
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-        os.chmod(tmp, 0o755)  # mkdtemp makes it 0700
-        if out_dir.exists():
-            # os.replace cannot overwrite a non-empty directory: move the old one aside first.
-            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
-            os.replace(out_dir, old / "x")
-            os.replace(tmp, out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def load_level(in_dir: Path) -> LevelData:

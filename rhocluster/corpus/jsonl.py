@@ -4,36 +4,25 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+
+from rhocluster.data.atomic import atomic_path
 
 
 def write_jsonl(records: Iterable[dict], path: Path) -> None:
     """Write one JSON object per line (UTF-8, non-ASCII kept as is).
 
-    The file appears atomically: records go to a temporary file in the same directory,
-    which is fsynced and then ``os.replace``-d onto ``path``, so an interrupted job never
-    leaves a truncated file that a later rule would take for complete.
+    The file appears atomically (:func:`~rhocluster.data.atomic.atomic_path`, fsynced first), so an
+    interrupted job never leaves a truncated file that a later rule would take for complete.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
             for record in records:
                 f.write(json.dumps(record, ensure_ascii=False))
                 f.write("\n")
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        # Leave no stray temp file behind, whatever went wrong (including KeyboardInterrupt).
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def read_jsonl(path: Path) -> Iterator[dict]:
