@@ -32,7 +32,7 @@ rule assign:
     input:
         model=f"{R}/models/reference/hf",
         shard=shard_files("web", "{shard}"),
-        projection=f"{R}/embeddings/projection.npz",
+        projection=rules.fit_projection.output.projection,
         centroids=f"{R}/clusters/level_1/centroids.npy",
     output:
         **ASSIGN_REF_LOSS,

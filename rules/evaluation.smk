@@ -71,7 +71,7 @@ rule normalize_benchmark:
 rule evaluate:
     input:
         model=f"{R}/models/{{model}}/hf",
-        data=expand(f"{R}/benchmarks/{{benchmark}}.jsonl", benchmark=BENCHMARKS),
+        data=expand(rules.normalize_benchmark.output[0], benchmark=BENCHMARKS),
     output:
         summaries=expand(
             f"{R}/eval/{{{{model}}}}/{{benchmark}}.json", benchmark=BENCHMARKS

@@ -32,7 +32,7 @@ rule pretrain_base:
 rule train_reference:
     input:
         shards=all_shard_files("hq"),
-        init=f"{R}/models/base/mcore",
+        init=rules.pretrain_base.output.model,
     output:
         model=directory(f"{R}/models/reference/mcore"),
         train_log=f"{R}/models/reference/train_log.jsonl",

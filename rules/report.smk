@@ -122,7 +122,7 @@ rule significance:
 
 rule figure_accuracy:
     input:
-        ci=f"{R}/tables/ci.csv",
+        ci=rules.significance.output.ci_csv,
     output:
         report(
             f"{FIGURES}/accuracy.png",
@@ -209,12 +209,12 @@ rule figure_clusters:
 
 rule update_readme:
     input:
-        **({"heldout": f"{R}/tables/heldout.md"} if HELDOUT else {}),
-        results=f"{R}/tables/results.md",
-        labels=f"{R}/tables/labels.md",
-        significance=f"{R}/tables/significance.md",
-        ci=f"{R}/tables/ci.md",
-        figure=f"{FIGURES}/accuracy.png",
+        **({"heldout": rules.heldout_tables.output.md} if HELDOUT else {}),
+        results=rules.tables.output.results_md,
+        labels=rules.tables.output.labels_md,
+        significance=rules.significance.output.significance_md,
+        ci=rules.significance.output.ci_md,
+        figure=rules.figure_accuracy.output[0],
     output:
         touch(f"{R}/tables/readme.done"),
     log:

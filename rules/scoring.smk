@@ -101,7 +101,7 @@ rule score_base:
 
 rule fit_projection:
     input:
-        expand(f"{R}/embeddings/sampled/{{shard}}.npz", shard=WEB_SHARDS),
+        expand(rules.embed_sample.output.sample, shard=WEB_SHARDS),
     output:
         sample=f"{R}/embeddings/sample.npy",
         index=f"{R}/embeddings/sample_index.npz",
