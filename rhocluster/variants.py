@@ -15,6 +15,8 @@ from typing import Any, Mapping
 
 import yaml
 
+from rhocluster.clustering.trees import tree_name
+
 __all__ = [
     "CptModel",
     "Variant",
@@ -156,13 +158,16 @@ class CptModel:
     variant: Variant
     seed: int
     replicate: int  # 0 for the first seed (the model is named after its variant), then 1, 2, ...
+    tree: str | None = None  # the cluster tree its row uses (rhocluster.clustering.trees), if any
 
     @property
     def mask_key(self) -> str:
-        """Whose mask files it trains on: its own where the mask is drawn at random with its seed,
-        else its variant's (ranked masks do not depend on the seed, so the seeds share one)."""
+        """Whose mask files it trains on: its own where the mask depends on its seed (drawn at random
+        with it, or balanced over its seed's own cluster tree), else its variant's (a mask ranked over
+        the corpus, or over a tree every seed shares, is the same for every seed)."""
         v = self.variant
-        seeded = v.mask == "random" or (v.mask == "balanced" and v.leaf_policy == "random")
+        own_tree = self.tree not in (None, "s0")
+        seeded = v.mask == "random" or (v.mask == "balanced" and (v.leaf_policy == "random" or own_tree))
         return self.name if seeded else v.name
 
 
@@ -181,11 +186,12 @@ def replicate_name(variant: str, replicate: int) -> str:
 
 def cpt_models(config: Mapping) -> dict[str, CptModel]:
     """Every CPT model to train: each variant of ``config['variants']`` once per seed of ``cpt.seeds``,
-    the first seed's models first (in variant order), then the next seed's."""
+    the first seed's models first (in variant order), then the next seed's; rows that use the cluster
+    tree get their seed's tree (``clustering.trees``)."""
     variants = load_variants(config)
     out = {}
     for i, seed in enumerate(cpt_seeds(config)):
         for name, row in variants.items():
             model = replicate_name(name, i)
-            out[model] = CptModel(model, row, seed, i)
+            out[model] = CptModel(model, row, seed, i, tree_name(config, i) if row.uses_tree else None)
     return out

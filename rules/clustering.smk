@@ -1,15 +1,16 @@
-# Hierarchical k-means (Vo et al.), one job per level, and the assignment of every token to a leaf.
+# Hierarchical k-means (Vo et al.), one job per tree and level, and the assignment of every token to a
+# leaf of every tree (one pass per shard). Trees: one per training seed (TREES, rules/common.smk).
 
 
 rule cluster_level:
     input:
         unpack(level_input),
     output:
-        level_files("{level}"),
+        level_files("{tree}", "{level}"),
     log:
-        f"{LOGS}/cluster_level/{{level}}.log",
+        f"{LOGS}/cluster_level/{{tree}}/{{level}}.log",
     benchmark:
-        f"{BENCH}/cluster_level/{{level}}.tsv"
+        f"{BENCH}/cluster_level/{{tree}}/{{level}}.tsv"
     # the clustering variants' critical path runs before the many independent evaluations
     priority: 10
     conda:
@@ -22,8 +23,8 @@ rule cluster_level:
     params:
         level=level_params,
         spherical=config["clustering"]["spherical"],
-        seed=lambda wc: config["seed"] + int(wc.level),
-        out_dir=lambda wc: f"{R}/clusters/level_{wc.level}",
+        seed=lambda wc: TREES[wc.tree] + int(wc.level),
+        out_dir=lambda wc: level_dir(wc.tree, wc.level),
     script:
         "../scripts/cluster_level.py"
 
@@ -32,12 +33,12 @@ rule assign:
     input:
         model=f"{R}/models/reference/hf",
         shard=shard_files("web", "{shard}"),
-        projection=rules.fit_projection.output.projection,
-        centroids=f"{R}/clusters/level_1/centroids.npy",
+        projections=expand(rules.fit_projection.output.projection, tree=TREES),
+        centroids=[f"{level_dir(tree, 1)}/centroids.npy" for tree in TREES],
     output:
         **ASSIGN_REF_LOSS,
-        leaf=f"{R}/clusters/assign/{{shard}}.leaf.npy",
-        dist=f"{R}/clusters/assign/{{shard}}.dist.npy",
+        leaves=[f"{R}/clusters/{tree}/assign/{{shard}}.leaf.npy" for tree in TREES],
+        dists=[f"{R}/clusters/{tree}/assign/{{shard}}.dist.npy" for tree in TREES],
     log:
         f"{LOGS}/assign/{{shard}}.log",
     benchmark:
@@ -57,5 +58,6 @@ rule assign:
         layer=config["scoring"]["layer"],
         position=config["scoring"]["position"],
         spherical=config["clustering"]["spherical"],
+        trees=list(TREES),
     script:
         "../scripts/assign.py"

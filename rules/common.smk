@@ -4,7 +4,8 @@ from pathlib import Path
 
 import re
 
-from rhocluster.variants import cpt_models, load_variants
+from rhocluster.clustering.trees import tree_seeds, trees_note
+from rhocluster.variants import cpt_models, cpt_seeds, load_variants
 
 # envs/*.yaml install this package with `--editable ${RHOCLUSTER_ROOT}` (pip expands the variable in
 # the requirements file conda writes): Snakemake copies each env file under .snakemake/conda before
@@ -97,6 +98,10 @@ def mask_keys(**row):
 
 
 TREE_VARIANTS = [v for v, row in VARIANT_ROWS.items() if row.uses_tree]
+# The cluster trees (rhocluster.clustering.trees), each with its seed: one per training seed ("s0",
+# "s1", ...: sample draw, projection and k-means seeds from cpt.seeds[i]) unless clustering.trees is
+# shared (one tree "s0"). A CPT model's rows use CPT[model].tree; the inspection pages show tree s0.
+TREES = tree_seeds(config, cpt_seeds(config))
 SELECTED_MASKS = variants_where(mask="balanced") + variants_where(mask="top_excess")
 LEVELS = list(range(1, len(config["clustering"]["levels"]) + 1))
 BENCHMARKS = config["evaluation"]["benchmarks"]
@@ -105,6 +110,7 @@ LEVEL_FILES = ["centroids.npy", "parents.npy", "sizes.npy", "summary.json"]
 
 wildcard_constraints:
     shard=r"\d{5}",
+    tree=r"s\d+",
     split="web|hq|pretrain|heldout_web|heldout_hq",
     level=r"\d+",
     model=one_of(MODELS),
@@ -128,18 +134,27 @@ def shard_prefixes(split):
     return [f"{R}/shards/{split}/{shard}" for shard in SHARDS[split]]
 
 
-def level_files(level):
-    return [f"{R}/clusters/level_{level}/{name}" for name in LEVEL_FILES]
+def level_dir(tree, level):
+    return f"{R}/clusters/{tree}/level_{level}"
+
+
+def level_dirs(tree):
+    """The level directories of one cluster tree, leaves first."""
+    return [level_dir(tree, level) for level in LEVELS]
+
+
+def level_files(tree, level):
+    return [f"{level_dir(tree, level)}/{name}" for name in LEVEL_FILES]
 
 
 def level_input(wildcards):
-    """Level 1 clusters the token sample; level l the centroids of level l-1 (Vo et al.)."""
-    level = int(wildcards.level)
+    """Level 1 clusters the tree's token sample; level l the centroids of level l-1 (Vo et al.)."""
+    level, tree = int(wildcards.level), wildcards.tree
     if level == 1:
-        return {"points": f"{R}/embeddings/sample.npy"}
+        return {"points": f"{R}/embeddings/{tree}/sample.npy"}
     return {
-        "points": f"{R}/clusters/level_{level - 1}/centroids.npy",
-        "child_sizes": f"{R}/clusters/level_{level - 1}/sizes.npy",
+        "points": f"{level_dir(tree, level - 1)}/centroids.npy",
+        "child_sizes": f"{level_dir(tree, level - 1)}/sizes.npy",
     }
 
 
@@ -179,12 +194,13 @@ def cpt_training(wildcards):
     return training
 
 
-def leaf_files():
-    return expand(f"{R}/clusters/assign/{{shard}}.leaf.npy", shard=WEB_SHARDS)
+def assign_files(tree, kind):
+    """Every web shard's per-token file of one tree written by assign: ``leaf`` ids or ``dist``ances."""
+    return expand(f"{R}/clusters/{tree}/assign/{{shard}}.{kind}.npy", shard=WEB_SHARDS)
 
 
-def tree_files():
-    return [f for level in LEVELS for f in level_files(level)]
+def tree_files(tree):
+    return [f for level in LEVELS for f in level_files(tree, level)]
 
 
 def cpt_inputs(wildcards):
@@ -201,8 +217,8 @@ def cpt_inputs(wildcards):
             f"{R}/scores/reference/{{shard}}.loss.npy", shard=WEB_SHARDS
         )
         if row.group_level:
-            inputs["leaves"] = leaf_files()
-            inputs["levels"] = tree_files()
+            inputs["leaves"] = assign_files(model.tree, "leaf")
+            inputs["levels"] = tree_files(model.tree)
     elif row.tokens == "mask":
         inputs["masks"] = expand(
             f"{R}/masks/{model.mask_key}/{{shard}}.npy", shard=WEB_SHARDS
@@ -229,11 +245,12 @@ def top_excess_inputs(wildcards):
 
 
 def selection_inputs(wildcards):
-    """Leaf ids, the cluster tree and the per-leaf ranking scores of a balanced-mask variant."""
+    """Leaf ids, the cluster tree and the per-leaf ranking scores of a balanced mask (its seed's tree)."""
+    tree = mask_model(wildcards).tree
     inputs = {
         "shards": all_shard_files("web"),
-        "leaves": leaf_files(),
-        "levels": tree_files(),
+        "leaves": assign_files(tree, "leaf"),
+        "levels": tree_files(tree),
     }
     policy = leaf_policy(wildcards)
     if policy == "excess_loss":
@@ -241,9 +258,7 @@ def selection_inputs(wildcards):
         # only variants using the tree may read it; SLM and top_excess rows read score_reference's).
         inputs.update(excess_inputs(config["scoring"]["fused_pass"]))
     elif policy == "closest":
-        inputs["dist"] = expand(
-            f"{R}/clusters/assign/{{shard}}.dist.npy", shard=WEB_SHARDS
-        )
+        inputs["dist"] = assign_files(tree, "dist")
     return inputs
 
 
@@ -261,12 +276,12 @@ def mask_seed(wildcards):
 
 
 def inspect_inputs(wildcards):
-    """Shards, leaf ids, the cluster tree, every static mask and the tokenizer (inspect_clusters)."""
+    """Shards, leaf ids, the first seed's cluster tree, its static masks and the tokenizer (inspect_clusters)."""
     static = variants_where(tokens="mask")
     return {
         "shards": all_shard_files("web"),
-        "leaves": leaf_files(),
-        "levels": tree_files(),
+        "leaves": assign_files("s0", "leaf"),
+        "levels": tree_files("s0"),
         "masks": expand(f"{R}/masks/{{v}}/{{s}}.npy", v=static, s=WEB_SHARDS),
         "tokenizer": f"{R}/tokenizer",
     }
@@ -405,7 +420,6 @@ HELDOUT_LOSSES = {
 SELECTION_SUMMARIES = {
     v: f"{R}/masks/{v}/summary.json" for v in variants_where(mask="balanced")
 }
-LEVEL_DIRS = [f"{R}/clusters/level_{level}" for level in LEVELS]
 # everything the report rules make beyond tables/results.*: intervals, paired tests, figures
 REPORT_TARGETS = [
     f"{R}/tables/ci.csv",

@@ -90,9 +90,7 @@ rule train_cpt:
         training=cpt_training,
         checkpoints=lambda wc: f"{R}/checkpoints/{wc.model}",
         levels=lambda wc: (
-            [f"{R}/clusters/level_{level}" for level in LEVELS]
-            if CPT[wc.model].variant.group_level
-            else []
+            level_dirs(CPT[wc.model].tree) if CPT[wc.model].variant.group_level else []
         ),
     script:
         "../scripts/train_cpt.py"

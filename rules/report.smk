@@ -81,6 +81,7 @@ rule heldout_tables:
         resamples=config["report"]["bootstrap_resamples"],
         seed=config["seed"],
         run=RUN,
+        note=trees_note(config, len(cpt_seeds(config))) if TREE_VARIANTS else "",
     script:
         "../scripts/heldout_tables.py"
 
@@ -180,7 +181,9 @@ rule figure_training:
 rule figure_clusters:
     input:
         levels=[
-            f"{d}/{name}" for d in LEVEL_DIRS for name in ("sizes.npy", "summary.json")
+            f"{d}/{name}"
+            for d in level_dirs("s0")
+            for name in ("sizes.npy", "summary.json")
         ],
         selections=list(SELECTION_SUMMARIES.values()),
     output:
@@ -200,7 +203,7 @@ rule figure_clusters:
         mem_mb=1000,
         runtime=10,
     params:
-        levels=LEVEL_DIRS,
+        levels=level_dirs("s0"),
         selections=SELECTION_SUMMARIES,
         run=RUN,
     script:

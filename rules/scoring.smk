@@ -47,7 +47,7 @@ rule embed_sample:
         model=f"{R}/models/reference/hf",
         shard=shard_files("web", "{shard}"),
     output:
-        sample=f"{R}/embeddings/sampled/{{shard}}.npz",
+        samples=[f"{R}/embeddings/{tree}/sampled/{{shard}}.npz" for tree in TREES],
     log:
         f"{LOGS}/embed_sample/{{shard}}.log",
     benchmark:
@@ -68,7 +68,8 @@ rule embed_sample:
         position=config["scoring"]["position"],
         sample_tokens=config["scoring"]["sample_tokens_per_shard"],
         sample_windows=config["scoring"]["sample_windows_per_shard"],
-        seed=lambda wc: config["seed"] * 100003 + int(wc.shard),
+        # one seeded draw per cluster tree, all from one pass over the union of their windows
+        seeds=lambda wc: [seed * 100003 + int(wc.shard) for seed in TREES.values()],
     script:
         "../scripts/embed_sample.py"
 
@@ -101,15 +102,17 @@ rule score_base:
 
 rule fit_projection:
     input:
-        expand(rules.embed_sample.output.sample, shard=WEB_SHARDS),
+        lambda wc: expand(
+            f"{R}/embeddings/{wc.tree}/sampled/{{shard}}.npz", shard=WEB_SHARDS
+        ),
     output:
-        sample=f"{R}/embeddings/sample.npy",
-        index=f"{R}/embeddings/sample_index.npz",
-        projection=f"{R}/embeddings/projection.npz",
+        sample=f"{R}/embeddings/{{tree}}/sample.npy",
+        index=f"{R}/embeddings/{{tree}}/sample_index.npz",
+        projection=f"{R}/embeddings/{{tree}}/projection.npz",
     log:
-        f"{LOGS}/fit_projection.log",
+        f"{LOGS}/fit_projection/{{tree}}.log",
     benchmark:
-        f"{BENCH}/fit_projection.tsv"
+        f"{BENCH}/fit_projection/{{tree}}.tsv"
     # the clustering variants' critical path runs before the many independent evaluations
     priority: 10
     conda:
@@ -121,6 +124,6 @@ rule fit_projection:
     params:
         projection=config["scoring"]["projection"],
         normalize=config["scoring"]["normalize"],
-        seed=config["seed"],
+        seed=lambda wc: TREES[wc.tree],
     script:
         "../scripts/fit_projection.py"

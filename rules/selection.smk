@@ -27,7 +27,7 @@ rule select_cluster_tokens:
         budget=BUDGET,
         policy=leaf_policy,
         seed=mask_seed,
-        levels=[f"{R}/clusters/level_{level}" for level in LEVELS],
+        levels=lambda wc: level_dirs(mask_model(wc).tree),
     script:
         "../scripts/select_cluster_tokens.py"
 
@@ -108,7 +108,7 @@ rule inspect_clusters:
         runtime=60,
     params:
         variants=variants_where(tokens="mask"),
-        levels=[f"{R}/clusters/level_{level}" for level in LEVELS],
+        levels=level_dirs("s0"),
         ratio=BUDGET,
         inspect=config["selection"]["inspect"],
         seed=config["seed"],

@@ -16,4 +16,5 @@ with logged(sm.log[0]):
         seed=sm.params.seed,
         run=sm.params.run,
         out=dict(sm.output.items()),
+        note=sm.params.note,
     )

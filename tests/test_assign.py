@@ -304,7 +304,7 @@ def test_ablation_config_dry_runs(tmp_path, path):
     proc = run_snakemake(work, "-n", "--configfile", "config/config.yaml", f"config/ablation/{path.name}", timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:]
     run = _merged(path)["run"]
-    assert f"results/{run}/clusters/assign/" in proc.stdout and "results/tiny/" not in proc.stdout
+    assert f"results/{run}/clusters/s0/assign/" in proc.stdout and "results/tiny/" not in proc.stdout
     assert "rule embed_sample" in proc.stdout and "rule score_reference" not in proc.stdout  # no row needs its loss
 
 
@@ -354,3 +354,29 @@ def test_representation_change_reruns_the_tree_not_the_reference_loss(tmp_path):
         cfg = yaml.safe_load(original)
         assert "cluster" in retrained and not retrained & {"ct", "rho1", "random", "excess_static"}, retrained
         assert retrained <= set(cfg["variants"])
+
+
+def test_every_tree_from_one_pass_equals_one_pass_per_tree(world, tmp_path):
+    """assign_trees places each token in every tree (one forward pass): the same leaf ids and distances
+    as one assign_shard pass per tree."""
+    from rhocluster.clustering.assign import TreeFiles, assign_trees
+
+    root = world["root"]
+    rng = np.random.default_rng(3)
+    other = np.load(root / "centroids.npy")[rng.permutation(12)[:7]] + 0.05
+    np.save(tmp_path / "c2.npy", other.astype(np.float32))
+    trees = [
+        TreeFiles(root / "projection.npz", root / "centroids.npy", tmp_path / "a.leaf.npy", tmp_path / "a.dist.npy"),
+        TreeFiles(root / "projection.npz", tmp_path / "c2.npy", tmp_path / "b.leaf.npy", tmp_path / "b.dist.npy"),
+    ]
+    stats = assign_trees(world["model"], world["shard"], trees, batch_size=5)
+    assert [s["leaves_used"] <= k for s, k in zip(stats, (12, 7))] == [True, True]
+    for i, tree in enumerate(trees):
+        single = assign_shard(world["model"], world["shard"], tree.projection, tree.centroids,
+                              tmp_path / f"s{i}.leaf.npy", tmp_path / f"s{i}.dist.npy", batch_size=5)
+        assert single == stats[i]
+        np.testing.assert_array_equal(np.load(tree.leaf), np.load(tmp_path / f"s{i}.leaf.npy"))
+        np.testing.assert_array_equal(np.load(tree.dist), np.load(tmp_path / f"s{i}.dist.npy"))
+    assert not np.array_equal(np.load(trees[0].leaf), np.load(trees[1].leaf))
+    with pytest.raises(ValueError, match="no cluster tree"):
+        assign_trees(world["model"], world["shard"], [], batch_size=5)

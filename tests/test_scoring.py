@@ -452,3 +452,29 @@ def test_iter_samples_rejects_mismatched_rows(tmp_path):
     np.savez(tmp_path / "a.npz", positions=np.arange(3), embeddings=np.ones((2, 4), np.float16))
     with pytest.raises(ValueError, match="2 rows for 3 positions"):
         list(iter_samples([tmp_path / "a.npz"]))
+
+
+def test_one_pass_writes_each_trees_own_sample(world, tmp_path):
+    """Several samples (one per cluster tree) from one pass: each file holds exactly what a pass with its
+    seed alone writes, and the pass runs only the union of their windows."""
+    prefix = world["shards"][2]
+    kw = dict(sample_tokens=40, sample_windows=3, position="read")
+    seeds = [9, 10, 11]
+    alone = []
+    for seed in seeds:
+        stats = score_shard(world["model"], prefix, None, tmp_path / f"alone{seed}.npz", seed=seed, **kw)
+        alone.append(stats["windows_run"])
+    paths = [tmp_path / f"joint{seed}.npz" for seed in seeds]
+    joint = score_shard(world["model"], prefix, None, paths, seed=seeds, **kw)
+    union = np.unique(np.concatenate([np.load(tmp_path / f"alone{s}.npz")["positions"] // SEQ for s in seeds]))
+    assert joint["windows_run"] == union.size <= sum(alone)
+    assert joint["n_sampled"] == [40, 40, 40]
+    for seed, path in zip(seeds, paths):
+        a, b = np.load(tmp_path / f"alone{seed}.npz"), np.load(path)
+        assert set(a.files) == set(b.files)
+        np.testing.assert_array_equal(a["positions"], b["positions"])
+        np.testing.assert_allclose(a["embeddings"].astype(np.float32), b["embeddings"].astype(np.float32), atol=2e-3)
+    first, second = (np.load(p)["positions"] for p in paths[:2])
+    assert not np.array_equal(first, second), "each tree draws its own tokens"
+    with pytest.raises(ValueError, match="2 sample paths but 3 seeds"):
+        score_shard(world["model"], prefix, None, paths[:2], seed=seeds, **kw)

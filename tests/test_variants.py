@@ -96,3 +96,30 @@ def test_workflow_stops_before_the_dag_on_a_bad_row(tmp_path):
     assert proc.returncode != 0
     assert "variant_table.cluster_slm.group_level: 7 but clustering.levels has 3" in proc.stdout
     assert "Building DAG" not in proc.stdout
+
+
+@pytest.mark.parametrize("mode", ["per_seed", "shared"])
+def test_each_seed_gets_its_tree_and_the_masks_that_follow_it(mode):
+    """clustering.trees: per_seed gives seed i's cluster rows tree s{i}, so every balanced mask is per seed;
+    shared gives every seed tree s0, and a ranked balanced mask (cluster_excess) is then shared."""
+    from rhocluster.clustering.trees import tree_seeds, trees_note
+    from rhocluster.variants import cpt_models
+
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    config["clustering"]["trees"] = mode
+    config["cpt"]["seeds"] = [7, 8, 9]
+    models = cpt_models(config)
+    per_seed = mode == "per_seed"
+    assert tree_seeds(config, [7, 8, 9]) == ({"s0": 7, "s1": 8, "s2": 9} if per_seed else {"s0": 7})
+    assert [models[m].tree for m in ("cluster", "cluster.s1", "cluster_slm.s2")] == (
+        ["s0", "s1", "s2"] if per_seed else ["s0", "s0", "s0"]
+    )
+    assert models["ct.s1"].tree is None and models["excess_static.s2"].tree is None
+    assert models["cluster.s1"].mask_key == "cluster.s1"  # drawn at random with its seed either way
+    assert models["cluster_excess.s1"].mask_key == ("cluster_excess.s1" if per_seed else "cluster_excess")
+    assert models["excess_static.s1"].mask_key == "excess_static"  # no tree, ranked: shared
+    assert ("include the variance" in trees_note(config, 3)) == per_seed
+    assert trees_note(config, 1) == ""
+    config["clustering"]["trees"] = "each"
+    with pytest.raises(ValueError, match="clustering.trees: 'each'"):
+        cpt_models(config)

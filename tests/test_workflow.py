@@ -26,6 +26,7 @@ WEB = [f"{i:05d}" for i in range(CONFIG["data"]["synthetic"]["web_shards"])]
 MODELS = ["base", "reference", *CONFIG["variants"]]
 BENCHMARKS = CONFIG["evaluation"]["benchmarks"]
 RATIO = CONFIG["selection"]["budget"]
+TREES = [f"s{i}" for i in range(len(CONFIG["cpt"]["seeds"]))]  # clustering.trees: per_seed
 
 
 def web_shard(run: Path, shard: str) -> Shard:
@@ -68,16 +69,17 @@ def test_reference_losses_align_with_windows(tiny_run):
             assert np.isfinite(loss[:, 1:]).all() and (loss[:, 1:] >= 0).all()
 
 
-def test_embedding_sample_matches_the_projection_and_the_shards(tiny_run):
+@pytest.mark.parametrize("tree", TREES)
+def test_embedding_sample_matches_the_projection_and_the_shards(tiny_run, tree):
     from rhocluster.scoring.projection import Projection
 
-    emb = tiny_run / R / "embeddings"
+    emb = tiny_run / R / "embeddings" / tree
     sample = np.load(emb / "sample.npy")
     dim = CONFIG["scoring"]["projection"]["dim"]
     assert sample.dtype == np.float32 and sample.shape[1] == dim and np.isfinite(sample).all()
     projection = Projection.load(emb / "projection.npz")
     assert projection.out_dim(CONFIG["model"]["hidden_size"]) == dim
-    assert np.load(tiny_run / R / "clusters/level_1/centroids.npy").shape[1] == dim
+    assert np.load(tiny_run / R / "clusters" / tree / "level_1/centroids.npy").shape[1] == dim
     with np.load(emb / "sample_index.npz") as index:
         shard, position = index["shard"], index["position"]
     assert shard.shape == position.shape == (sample.shape[0],)
@@ -90,14 +92,28 @@ def test_embedding_sample_matches_the_projection_and_the_shards(tiny_run):
         assert ((pos >= 0) & (pos < windows * seq)).all() and (pos % seq != 0).all(), "targets only (not position 0)"
 
 
-def test_cluster_tree_is_consistent(tiny_run):
+def test_every_seed_has_its_own_tree(tiny_run):
+    """clustering.trees: per_seed: a tree per training seed, each from its own sample draw and k-means
+    seeds, so the trees (and the cluster rows' masks) differ between seeds."""
+    assert CONFIG["clustering"]["trees"] == "per_seed" and len(TREES) == len(CONFIG["cpt"]["seeds"]) > 1
+    positions = [np.load(tiny_run / R / "embeddings" / t / "sample_index.npz")["position"] for t in TREES]
+    centroids = [np.load(tiny_run / R / "clusters" / t / "level_1/centroids.npy") for t in TREES]
+    for i in range(1, len(TREES)):
+        assert not np.array_equal(positions[0], positions[i]), "each tree samples its own tokens"
+        assert not np.allclose(centroids[0], centroids[i]), "each tree has its own centroids"
+    masks = [np.load(tiny_run / R / "masks" / m / f"{WEB[0]}.npy") for m in ("cluster_excess", "cluster_excess.s1")]
+    assert not np.array_equal(*masks), "a ranked balanced mask follows its seed's tree"
+
+
+@pytest.mark.parametrize("tree", TREES)
+def test_cluster_tree_is_consistent(tiny_run, tree):
     """level_l/parents.npy maps each input point of level l (level 1: sampled tokens; level l > 1:
     the centroids of level l-1) to its level-l cluster; sizes count sampled tokens at every level."""
     levels = CONFIG["clustering"]["levels"]
     n_inputs = None
     leaf_to_top = None
     for l, spec in enumerate(levels, start=1):
-        d = tiny_run / R / "clusters" / f"level_{l}"
+        d = tiny_run / R / "clusters" / tree / f"level_{l}"
         centroids, parents, sizes = (np.load(d / f) for f in ("centroids.npy", "parents.npy", "sizes.npy"))
         summary = json.loads((d / "summary.json").read_text())
         assert centroids.shape[0] == spec["k"] == sizes.shape[0] == summary["k"]
@@ -115,10 +131,11 @@ def test_cluster_tree_is_consistent(tiny_run):
         assert sizes.sum() == n_inputs, f"level {l} sizes must add up to the sample"
 
 
-def test_leaf_ids_cover_every_target(tiny_run):
+@pytest.mark.parametrize("tree", TREES)
+def test_leaf_ids_cover_every_target(tiny_run, tree):
     k1 = CONFIG["clustering"]["levels"][0]["k"]
     for shard in WEB:
-        leaf = np.load(tiny_run / R / "clusters/assign" / f"{shard}.leaf.npy")
+        leaf = np.load(tiny_run / R / "clusters" / tree / "assign" / f"{shard}.leaf.npy")
         assert leaf.shape == web_shard(tiny_run, shard).shape and leaf.dtype == np.int32
         assert (leaf[:, 0] == -1).all()
         assert leaf[:, 1:].min() >= 0 and leaf[:, 1:].max() < k1
@@ -261,8 +278,9 @@ REPORT_RULES = {"tables", "heldout_tables", "significance", "figure_accuracy", "
 
 @pytest.mark.parametrize(("level", "k"), [(1, 48), (2, 12)], ids=["level-1", "level-2"])
 def test_level_change_reruns_only_levels_at_or_above_it(rerun_dir, level, k):
-    """Levels >= l, the masks and the cluster variants rerun; level 1 also reassigns every shard (leaf
-    ids are level-1 clusters). Never tokenization, scoring, the reference model or the ct/rho1 rows."""
+    """Levels >= l of every seed's tree, the masks and the cluster variants rerun; level 1 also
+    reassigns every shard (leaf ids are level-1 clusters; one job per shard places it in every tree).
+    Never tokenization, scoring, the reference model or the ct/rho1 rows."""
 
     def edit(cfg):
         cfg["clustering"]["levels"][level - 1]["k"] = k
@@ -272,10 +290,12 @@ def test_level_change_reruns_only_levels_at_or_above_it(rerun_dir, level, k):
     runs = cpt_models(CONFIG)
     tree = [m for m in runs.values() if m.variant.uses_tree]  # cluster, cluster_excess, cluster_slm x seeds
     first = [m for m in tree if m.replicate == 0]  # the models the benchmarks evaluate
-    balanced_masks = {m.mask_key for m in tree if m.variant.mask == "balanced"}  # cluster per seed, cluster_excess
-    assert len(first) == 3 and len(tree) == 3 * len(CONFIG["cpt"]["seeds"]) and len(balanced_masks) == 4
+    # every balanced mask per seed: the seeds' trees differ
+    balanced_masks = {m.mask_key for m in tree if m.variant.mask == "balanced"}
+    n_seeds = len(CONFIG["cpt"]["seeds"])
+    assert len(first) == 3 and len(tree) == 3 * n_seeds and len(balanced_masks) == 2 * n_seeds
     expected = {
-        "cluster_level": len(CONFIG["clustering"]["levels"]) - (level - 1),
+        "cluster_level": n_seeds * (len(CONFIG["clustering"]["levels"]) - (level - 1)),
         "assign": len(WEB) if level == 1 else None,
         "select_cluster_tokens": len(balanced_masks),
         "train_cpt": len(tree),

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rhocluster.clustering.sizing import kmeans_flops
+from rhocluster.clustering.trees import tree_seeds
 from rhocluster.evaluation.benchmarks import HARNESS_ITEMS  # what evaluation.source fetch runs
 from rhocluster.model.shape import LlamaShape
 from rhocluster.planner.inputs import shard_lists, token_counts
@@ -99,8 +100,11 @@ class CostModel:
         self.depth = representation_depth(self.scoring.get("layer", "middle"), self.shape.num_layers)
         proj = self.scoring.get("projection", {})
         self.dim = self.shape.hidden_size if proj.get("kind", "pca") == "none" else proj.get("dim", 32)
-        # the token representations the tree is fitted on: embed_sample's sample of each shard it runs on
+        # the token representations one tree is fitted on: embed_sample's sample of each shard it runs on
         self.sample = self.scoring.get("sample_tokens_per_shard", 3000) * jobs.get("embed_sample", 0)
+        # the cluster trees (one per training seed unless clustering.trees: shared): each has its own
+        # sample, projection and levels; embed_sample and assign serve every tree from one pass
+        self.trees = len(tree_seeds(config, cpt_seeds(config))) if jobs.get("cluster_level") else 0
 
     def per_shard(self, *splits: str) -> float:
         """Tokens per shard of these splits (their tokens over their shards)."""
@@ -173,16 +177,17 @@ class CostModel:
 
     def score(self, s: Stage) -> None:
         """Per web shard: a full forward pass for each loss (reference, base), and embed_sample's pass up
-        to scoring.layer over the windows holding sampled tokens."""
+        to scoring.layer over the windows holding any tree's sampled tokens (the union of the trees' draws)."""
         per = self.per_shard("web")
         losses = s.jobs.get("score_reference", 0) + s.jobs.get("score_base", 0)
         s.flops = self.fwd_fpt * per * losses
         s.disk_bytes = 2 * per * losses  # fp16 loss per token
         embeds = s.jobs.get("embed_sample", 0)
         windows = self.scoring.get("sample_windows_per_shard")
-        sampled = per if not windows else min(windows, per / (self.seq + 1)) * (self.seq + 1)
+        trees = max(1, self.trees)
+        sampled = per if not windows else min(trees * windows, per / (self.seq + 1)) * (self.seq + 1)
         s.flops += self.depth * self.fwd_fpt * sampled * embeds
-        s.disk_bytes += self.scoring.get("sample_tokens_per_shard", 3000) * self.shape.hidden_size * 2 * embeds
+        s.disk_bytes += self.scoring.get("sample_tokens_per_shard", 3000) * self.shape.hidden_size * 2 * embeds * trees
         s.gpu_hours = self.hours(s.flops, self.p["mfu_forward"])
 
     def fit_projection(self, s: Stage) -> None:
@@ -192,9 +197,10 @@ class CostModel:
         s.note = f"{human_count(self.sample)} sampled token embeddings held in fp32"
 
     def cluster_levels(self, s: Stage) -> None:
-        """One job per level of clustering.levels: a k-means fit on every point, then resampling_rounds
-        fresh fits on the points closest to the centroids; each fit seeds (k-means++), iterates and
-        reassigns every point (clustering.sizing). Level 1 clusters the sample, level l level l-1's centroids."""
+        """One job per tree and level of clustering.levels: a k-means fit on every point, then
+        resampling_rounds fresh fits on the points closest to the centroids; each fit seeds (k-means++),
+        iterates and reassigns every point (clustering.sizing). Level 1 clusters the tree's sample, level l
+        level l-1's centroids; every tree costs the same."""
         levels = self.config["clustering"]["levels"]
         points, parts = self.sample, {"seeding": 0.0, "lloyd": 0.0, "assign": 0.0}
         for lv in levels:
@@ -207,26 +213,32 @@ class CostModel:
             for part in parts:
                 parts[part] += cost[part]
             points = lv["k"]
-        s.flops = sum(parts.values())
+        trees = max(1, s.jobs["cluster_level"] // len(levels))
+        s.flops = trees * sum(parts.values())
         s.gpu_hours = self.search_hours(s.flops)
-        fits = sum(1 + lv.get("resampling_rounds", 0) for lv in levels)
-        s.note = f"{fits} k-means fits; " + ", ".join(f"{part} {v / 1e15:.3g} PFLOP" for part, v in parts.items())
-        s.disk_bytes = sum(lv["k"] * self.dim * 4 for lv in levels)
+        fits = trees * sum(1 + lv.get("resampling_rounds", 0) for lv in levels)
+        s.note = f"{trees} tree(s), {fits} k-means fits; " + ", ".join(
+            f"{part} {trees * v / 1e15:.3g} PFLOP" for part, v in parts.items()
+        )
+        s.disk_bytes = trees * sum(lv["k"] * self.dim * 4 for lv in levels)
 
     def assign(self, s: Stage) -> None:
-        """Per web shard: a pass up to the representation's layer (under fused_pass the loss pass too: the
-        same pass for position predict, a second, full-depth one for read) and the nearest-centroid search."""
+        """Per web shard: one pass up to the representation's layer (under fused_pass the loss pass too: the
+        same pass for position predict, a second, full-depth one for read) and a nearest-centroid search in
+        every tree."""
         jobs, per = s.jobs["assign"], self.per_shard("web")
         fused = self.scoring.get("fused_pass", False)
         passes = self.depth
         if fused:
             passes = 1.0 if self.scoring.get("position", "read") == "predict" else 1.0 + self.depth
-        search = 2.0 * per * self.config["clustering"]["levels"][0]["k"] * self.dim * jobs
+        trees = max(1, self.trees)
+        search = 2.0 * per * self.config["clustering"]["levels"][0]["k"] * self.dim * jobs * trees
         forward = passes * self.fwd_fpt * per * jobs
         s.flops = forward + search
         s.gpu_hours = self.hours(forward, self.p["mfu_forward"]) + self.search_hours(search)
-        s.disk_bytes = per * jobs * (4 + 2 + (2 if fused else 0))  # int32 leaf, fp16 distance (and loss)
-        s.note = f"nearest-centroid search: {self.search_hours(search):.1f} of these GPU-hours"
+        # int32 leaf and fp16 distance per tree (and the fp16 loss)
+        s.disk_bytes = per * jobs * ((4 + 2) * trees + (2 if fused else 0))
+        s.note = f"nearest-centroid search in {trees} tree(s): {self.search_hours(search):.1f} of these GPU-hours"
 
     def select(self, s: Stage) -> None:
         """A uint8 mask per token: random_mask one web shard per job, the others the whole web corpus."""

@@ -49,14 +49,14 @@ def score_shard(
     model_dir: Path,
     shard_prefix: Path,
     out_loss: Path | None,
-    out_sample: Path | None = None,
+    out_sample: Path | Sequence[Path] | None = None,
     *,
     batch_size: int = 32,
     layer: Layer = "middle",
     position: str = "read",
     sample_tokens: int = 0,
     sample_windows: int | None = None,
-    seed: int = 0,
+    seed: int | Sequence[int] = 0,
     device: str | None = None,
 ) -> dict:
     """Write the per-token loss (float16 [W, S], NaN at position 0) and/or an embedding sample.
@@ -68,14 +68,20 @@ def score_shard(
     that has read (``read``) or predicts (``predict``) each token). With ``out_loss=None`` only the
     windows holding sampled slots are run; with both, a ``read`` sample adds a pass over those windows
     (a ``predict`` sample comes from the loss pass). Errors name the shard (and the layer).
+
+    Several samples in one pass (one per cluster tree): ``out_sample`` and ``seed`` as equally long
+    sequences; each file holds its own seeded draw, and the pass runs the union of their windows once.
     """
     if out_loss is None and out_sample is None:
         raise ValueError("score_shard: nothing to write (no loss and no sample path)")
     shard, model = load_for_shard(model_dir, shard_prefix, position, device=device)
     want_sample = out_sample is not None
-    positions = (
-        sample_positions(shard.shape, sample_tokens, seed, sample_windows) if want_sample else np.zeros(0, np.int64)
-    )
+    outs = [] if out_sample is None else [out_sample] if isinstance(out_sample, (str, Path)) else list(out_sample)
+    seeds = [seed] if isinstance(seed, (int, np.integer)) else list(seed)
+    if want_sample and len(seeds) != len(outs):
+        raise ValueError(f"score_shard: {len(outs)} sample paths but {len(seeds)} seeds ({shard_prefix})")
+    draws = [sample_positions(shard.shape, sample_tokens, sd, sample_windows) for sd in seeds] if want_sample else []
+    positions = np.unique(np.concatenate(draws)) if draws else np.zeros(0, np.int64)
     embed = positions.size > 0
     s = shard.seq_len
     sampled_windows = np.unique(positions // s)
@@ -124,19 +130,21 @@ def score_shard(
     if want_sample:
         embeddings = np.concatenate(emb) if emb else np.zeros((0, 0), np.float32)
         fits = bool(np.abs(embeddings).max(initial=0.0) <= _F16_MAX)
-        with atomic_path(out_sample, ".npz") as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(
-                    fh,
-                    positions=positions,
-                    embeddings=embeddings.astype(np.float16 if fits else np.float32),
-                    layer=np.array(layer),
-                    hidden_index=np.array(hidden_index),
-                    position=np.array(position),
-                    shard=np.array(str(shard_prefix)),
-                )
+        for path, draw in zip(outs, draws):
+            rows = np.searchsorted(positions, draw)  # each draw's rows of the union's embeddings
+            with atomic_path(Path(path), ".npz") as tmp:
+                with open(tmp, "wb") as fh:
+                    np.savez(
+                        fh,
+                        positions=draw,
+                        embeddings=embeddings[rows].astype(np.float16 if fits else np.float32),
+                        layer=np.array(layer),
+                        hidden_index=np.array(hidden_index),
+                        position=np.array(position),
+                        shard=np.array(str(shard_prefix)),
+                    )
         stats.update(
-            n_sampled=int(len(positions)),
+            n_sampled=[int(len(d)) for d in draws] if len(draws) > 1 else int(len(positions)),
             sample_dtype="float16" if fits else "float32",
             hidden_index=hidden_index,
             position=position,
