@@ -90,10 +90,10 @@ def test_a_cell_outside_its_interval_fails_naming_it():
     fresh = moved(fresh, "52.8 [52.0, 53.9]", "54.0 [53.0, 55.0]")
     problems = [str(p) for p in compare_results(BLOCK, fresh, "README")]
     assert problems == [
-        "Held-out loss, row ct, column math: committed 1.918 [1.877, 1.960], fresh 1.961 [1.900, 2.000] (outside its interval)",
-        "Paired differences of held-out loss / Against ct, row rho1, column web (all): "
+        "README: Held-out loss, row ct, column math: committed 1.918 [1.877, 1.960], fresh 1.961 [1.900, 2.000] (outside its interval)",
+        "README: Paired differences of held-out loss / Against ct, row rho1, column web (all): "
         "committed -0.017 [-0.052, +0.017] p=0.324, fresh -0.053 [-0.090, -0.010] p=0.010* (outside its interval)",
-        "Kept fraction, row rho1, column prose: committed 52.8 [52.0, 53.9], fresh 54.0 [53.0, 55.0] (outside its interval)",
+        "README: Kept fraction, row rho1, column prose: committed 52.8 [52.0, 53.9], fresh 54.0 [53.0, 55.0] (outside its interval)",
     ]
 
 

@@ -14,7 +14,7 @@ accuracy (a few items per benchmark: one item flips a cell) are compared by thei
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 from rhocluster.reporting.readme import END, START
@@ -181,11 +181,12 @@ def compare_tables(committed: Table, fresh: Table) -> list[Mismatch]:
     return out
 
 
-def compare_results(committed: str, fresh: str, source: str = "results") -> list[Mismatch]:
-    """Every way the fresh block's tables differ from the committed block's (empty: reproduced)."""
+def compare_results(committed: str, fresh: str, source: str = "") -> list[Mismatch]:
+    """Every way the fresh block's tables differ from the committed block's (empty: reproduced); each
+    names ``source`` (e.g. "README.md") when given."""
     old, new = parse_tables(committed, f"committed {source}"), parse_tables(fresh, f"fresh {source}")
-    out = _differences(source, "table", list(old), list(new))
+    out = _differences(source or "results", "table", list(old), list(new))
     for key, table in old.items():
         if key in new:
             out += compare_tables(table, new[key])
-    return out
+    return [replace(m, table=f"{source}: {m.table}") if source and m.table != source else m for m in out]
