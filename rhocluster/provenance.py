@@ -1,7 +1,8 @@
 """Which code produced a run: a fingerprint of every file that decides its results.
 
-README's results block records the fingerprint of the code that wrote it (rule update_readme), and a
-test recomputes it from the checkout, so committed tables cannot silently come from older code.
+README's results block records the fingerprint of the code that wrote it (rule update_readme), as
+information: the suite checks the committed tables by reproducing them (rhocluster.reporting.reproduce),
+not by comparing this fingerprint with the checkout's.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import pytest
 
 from rhocluster.reporting import figures, readme, tables
 from rhocluster.reporting.published import PUBLISHED
+from rhocluster.reporting.reproduce import parse_tables
 from rhocluster.reporting.stats import AVG
 
 MODELS = ["base", "reference", "ct", "rho1", "cluster"]
@@ -143,6 +144,29 @@ def test_tables_regenerate_from_evaluation_files(run, tmp_path):
     before = snapshot(out)
     make_tables(run, out)
     assert snapshot(out) == before  # same inputs, same bytes
+
+
+def test_kept_fraction_shows_the_range_over_seeds(run, tmp_path):
+    """A variant with several seeds prints the mean and [lowest, highest] over its seeds (the tolerance a
+    rerun is checked against); one seed prints its value; the CSV keeps the mean."""
+    summaries, seeds = {}, {"ct": ["ct", "ct_s1"], "rho1": ["rho1", "rho1_s1", "rho1_s2"], "cluster": ["cluster"]}
+    kept = {"ct": (1.0, 1.0), "ct_s1": (1.0, 1.0), "rho1": (0.75, 0.6), "rho1_s1": (0.71, 0.6)}
+    kept |= {"rho1_s2": (0.77, 0.6), "cluster": (0.66, 0.6)}
+    for model, (math, overall) in kept.items():
+        summaries[model] = tmp_path / f"{model}.json"
+        summaries[model].write_text(
+            json.dumps({"kept_fraction": overall, "kept_fraction_by_label": {"math": math, "junk": None}})
+        )
+    cells = tables.label_cells(summaries, seeds)
+    assert (cells.at["rho1", "math"], cells.at["rho1", "all"]) == ("74.3 [71.0, 77.0]", "60.0 [60.0, 60.0]")
+    assert pd.isna(cells.at["rho1", "junk"]) and cells.at["cluster", "math"] == pytest.approx(66.0)
+    out = table_paths(tmp_path)
+    tables.write_tables(run["evals"], summaries, MODELS, BENCHMARKS, "t", out, label_replicates=seeds)
+    md = out["labels_md"].read_text()
+    assert "| ct | 100.0 [100.0, 100.0] | — | 100.0 [100.0, 100.0] |" in md and "| cluster | 66.0 | — | 60.0 |" in md
+    assert pd.read_csv(out["labels_csv"], index_col="variant").at["rho1", "math"] == pytest.approx(74.3333, abs=1e-3)
+    kept_table = parse_tables(md)["Kept fraction"]
+    assert (kept_table.rows["rho1"][0].low, kept_table.rows["rho1"][0].high) == (71.0, 77.0)
 
 
 def test_published_averages_reproduce_the_papers():

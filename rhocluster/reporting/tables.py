@@ -107,11 +107,10 @@ def published_table(benchmarks: Sequence[str]) -> pd.DataFrame:
     return table.rename(columns=COLUMNS)
 
 
-def label_table(summaries: Mapping[str, Path | str], replicates: Mapping[str, Sequence[str]] | None = None) -> pd.DataFrame:
-    """``{model: train summary.json}`` -> kept fraction (%) of each ground-truth label, plus overall; with
-    ``replicates`` (``{variant: [model of each seed]}``) one row per variant, the mean over its seeds."""
+def _kept_by_model(summaries: Mapping[str, Path | str]) -> pd.DataFrame:
+    """``{model: train summary.json}`` -> kept fraction (%) of each ground-truth label and overall, per model."""
     rows = {}
-    for variant, path in summaries.items():
+    for model, path in summaries.items():
         data = read_json(Path(path))
         if "kept_fraction" not in data:
             raise ValueError(f"{path}: training summary lacks key kept_fraction")
@@ -120,11 +119,44 @@ def label_table(summaries: Mapping[str, Path | str], replicates: Mapping[str, Se
             continue
         row = {k: (np.nan if v is None else 100.0 * v) for k, v in by_label.items()}
         row["all"] = 100.0 * data["kept_fraction"]
-        rows[variant] = row
-    table = pd.DataFrame.from_dict(rows, orient="index")
+        rows[model] = row
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def _over_seeds(table: pd.DataFrame, replicates: Mapping[str, Sequence[str]], how: str) -> pd.DataFrame:
+    """One row per variant: ``how`` (mean, min, max, count) over the rows of its seeds' models."""
+    return pd.DataFrame({v: getattr(table.loc[[m for m in ms if m in table.index]], how)() for v, ms in replicates.items()}).T
+
+
+def label_table(summaries: Mapping[str, Path | str], replicates: Mapping[str, Sequence[str]] | None = None) -> pd.DataFrame:
+    """``{model: train summary.json}`` -> kept fraction (%) of each ground-truth label, plus overall; with
+    ``replicates`` (``{variant: [model of each seed]}``) one row per variant, the mean over its seeds."""
+    table = _kept_by_model(summaries)
     if replicates and not table.empty:
-        table = pd.DataFrame({v: table.loc[[m for m in ms if m in table.index]].mean() for v, ms in replicates.items()}).T
+        table = _over_seeds(table, replicates, "mean")
     return table
+
+
+def label_cells(summaries: Mapping[str, Path | str], replicates: Mapping[str, Sequence[str]] | None = None) -> pd.DataFrame:
+    """The kept-fraction table as printed: a variant with several seeds shows their mean and ``[lowest,
+    highest]`` over them (the spread a rerun is checked against, rhocluster.reporting.reproduce), one seed
+    its value."""
+    table = _kept_by_model(summaries)
+    if not replicates or table.empty:
+        return table
+    mean, low, high, n = (_over_seeds(table, replicates, how) for how in ("mean", "min", "max", "count"))
+    return pd.DataFrame(
+        {
+            col: [
+                f"{mean.at[v, col]:.1f} [{low.at[v, col]:.1f}, {high.at[v, col]:.1f}]"
+                if n.at[v, col] > 1
+                else mean.at[v, col]
+                for v in mean.index
+            ]
+            for col in mean.columns
+        },
+        index=mean.index,
+    )
 
 
 def _cell(value: object, digits: int) -> str:
@@ -181,7 +213,8 @@ def write_tables(
             "Kept fraction (%) of the training tokens of each ground-truth label, per variant "
             "(counted by the trainer over all tokens it saw). It shows what each selection keeps, exactly and "
             "at any scale, but not whether keeping it helps: that is the held-out loss and the benchmarks' "
-            "question.\n\n" + to_markdown(labels, "variant")
+            "question. A variant trained on several seeds shows the mean of its seeds and [lowest, highest] "
+            "over them.\n\n" + to_markdown(label_cells(summaries, label_replicates), "variant")
         )
     save_text(out["labels_md"], labels_md)
     save_text(out["labels_csv"], _csv(labels, "variant"))
