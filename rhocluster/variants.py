@@ -30,9 +30,11 @@ __all__ = [
 ]
 
 TOKENS = ("all", "mask", "slm")
-MASKS = ("random", "top_excess", "balanced")
+MASKS = ("random", "top_excess", "balanced", "cluster_filter", "excess_smoothed")
+# masks chosen over the cluster tree's leaves (they need every token's leaf id)
+TREE_MASKS = ("balanced", "cluster_filter", "excess_smoothed")
 LEAF_POLICIES = ("random", "closest", "excess_loss")
-KEYS = ("tokens", "mask", "leaf_policy", "group_level", "label", "summary")
+KEYS = ("tokens", "mask", "leaf_policy", "group_level", "shrinkage", "label", "summary")
 # Names that are models but not variants (and path components of the workflow).
 RESERVED = ("base", "reference", "all", "hf", "mcore")
 _TABLE = Path(__file__).with_name("variants.yaml")
@@ -53,6 +55,7 @@ class Variant:
     mask: str | None = None
     leaf_policy: str | None = None
     group_level: int | None = None
+    shrinkage: float | None = None
 
     @property
     def selection(self) -> str:
@@ -62,12 +65,12 @@ class Variant:
     @property
     def uses_tree(self) -> bool:
         """Needs the cluster tree and every token's leaf id (balanced masks, grouped SLM)."""
-        return self.mask == "balanced" or self.group_level is not None
+        return self.mask in TREE_MASKS or self.group_level is not None
 
     @property
     def ranks_fixed_excess(self) -> bool:
         """Reads the fixed excess loss (base loss - reference loss) of every corpus token."""
-        return self.mask == "top_excess" or self.leaf_policy == "excess_loss"
+        return self.mask in ("top_excess", "cluster_filter", "excess_smoothed") or self.leaf_policy == "excess_loss"
 
     @property
     def reads_ref_loss_live(self) -> bool:
@@ -109,6 +112,14 @@ def _parse(name: str, row: Any, n_levels: int | None) -> Variant:
             raise _fail(name, "leaf_policy", f"{policy!r}; a balanced mask needs one of {', '.join(LEAF_POLICIES)}")
     elif policy is not None:
         raise _fail(name, "leaf_policy", "only for mask: balanced")
+    shrinkage = row.get("shrinkage")
+    if mask == "excess_smoothed":
+        shrinkage = 0.5 if shrinkage is None else shrinkage
+        if isinstance(shrinkage, bool) or not isinstance(shrinkage, (int, float)) or not 0 <= shrinkage <= 1:
+            raise _fail(name, "shrinkage", f"{shrinkage!r}; expected a weight in [0, 1] (0: excess_static's ranking)")
+        shrinkage = float(shrinkage)
+    elif shrinkage is not None:
+        raise _fail(name, "shrinkage", "only for mask: excess_smoothed")
     if level is not None:
         if tokens != "slm":
             raise _fail(name, "group_level", f"only for tokens: slm (this row has tokens: {tokens})")
@@ -122,7 +133,7 @@ def _parse(name: str, row: Any, n_levels: int | None) -> Variant:
     label = row.get("label", name)
     if not isinstance(label, str) or not label.strip():
         raise _fail(name, "label", "a short legend label (text) is expected")
-    return Variant(name, tokens, summary.strip(), label.strip(), mask, policy, level)
+    return Variant(name, tokens, summary.strip(), label.strip(), mask, policy, level, shrinkage)
 
 
 def variant_rows(config: Mapping) -> dict[str, Variant]:
@@ -167,7 +178,7 @@ class CptModel:
         the corpus, or over a tree every seed shares, is the same for every seed)."""
         v = self.variant
         own_tree = self.tree not in (None, "s0")
-        seeded = v.mask == "random" or (v.mask == "balanced" and (v.leaf_policy == "random" or own_tree))
+        seeded = v.mask == "random" or (v.mask in TREE_MASKS and (v.leaf_policy == "random" or own_tree))
         return self.name if seeded else v.name
 
 

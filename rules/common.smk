@@ -102,7 +102,12 @@ TREE_VARIANTS = [v for v, row in VARIANT_ROWS.items() if row.uses_tree]
 # "s1", ...: sample draw, projection and k-means seeds from cpt.seeds[i]) unless clustering.trees is
 # shared (one tree "s0"). A CPT model's rows use CPT[model].tree; the inspection pages show tree s0.
 TREES = tree_seeds(config, cpt_seeds(config))
-SELECTED_MASKS = variants_where(mask="balanced") + variants_where(mask="top_excess")
+# every ranked or tree-sampled mask's summary (not the random control's, which has none)
+SELECTED_MASKS = [
+    v
+    for v, row in VARIANT_ROWS.items()
+    if row.tokens == "mask" and row.mask != "random"
+]
 LEVELS = list(range(1, len(config["clustering"]["levels"]) + 1))
 BENCHMARKS = config["evaluation"]["benchmarks"]
 LEVEL_FILES = ["centroids.npy", "parents.npy", "sizes.npy", "summary.json"]
@@ -260,6 +265,16 @@ def selection_inputs(wildcards):
     elif policy == "closest":
         inputs["dist"] = assign_files(tree, "dist")
     return inputs
+
+
+def leaf_excess_inputs(wildcards):
+    """Shards, leaf ids (its seed's tree) and fixed excess-loss terms of a cluster_filter or
+    excess_smoothed mask."""
+    return {
+        "shards": all_shard_files("web"),
+        "leaves": assign_files(mask_model(wildcards).tree, "leaf"),
+        **excess_inputs(config["scoring"]["fused_pass"]),
+    }
 
 
 def mask_model(wildcards):

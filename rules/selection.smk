@@ -1,6 +1,7 @@
-# Static token masks, one rule per `mask:` kind of the variant table: balanced sampling of the cluster
-# tree, the corpus-wide top fixed excess loss, and uniform random; then the inspection pages that show
-# what the clusters hold and what each mask keeps.
+# Static token masks, one rule per family of `mask:` kinds of the variant table: balanced sampling of
+# the cluster tree, the corpus-wide top fixed excess loss, leaves with fixed excess loss (cluster_filter,
+# excess_smoothed), and uniform random; then the inspection pages that show what the clusters hold and
+# what each mask keeps.
 
 
 rule select_cluster_tokens:
@@ -54,6 +55,36 @@ rule select_excess_tokens:
         budget=BUDGET,
     script:
         "../scripts/select_excess_tokens.py"
+
+
+rule select_leaf_excess_tokens:
+    input:
+        unpack(leaf_excess_inputs),
+    output:
+        masks=expand(f"{R}/masks/{{{{variant}}}}/{{shard}}.npy", shard=WEB_SHARDS),
+        summary=f"{R}/masks/{{variant}}/summary.json",
+    log:
+        f"{LOGS}/select_leaf_excess_tokens/{{variant}}.log",
+    benchmark:
+        f"{BENCH}/select_leaf_excess_tokens/{{variant}}.tsv"
+    wildcard_constraints:
+        variant=one_of(
+            mask_keys(mask="cluster_filter") + mask_keys(mask="excess_smoothed")
+        ),
+    # the clustering variants' critical path runs before the many independent evaluations
+    priority: 10
+    conda:
+        "../envs/clustering.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    params:
+        budget=BUDGET,
+        kind=lambda wc: mask_model(wc).variant.mask,
+        shrinkage=lambda wc: mask_model(wc).variant.shrinkage,
+    script:
+        "../scripts/select_leaf_excess_tokens.py"
 
 
 rule random_mask:

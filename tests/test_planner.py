@@ -33,10 +33,11 @@ WEB_SHARE = 1000 / 1002  # the real config cuts OpenWebMath into 1000 trained + 
 # out); tests/test_real_config.py checks it against the dry run.
 REAL_JOBS = {
     "fetch_base_model": 1, "fetch_benchmarks": 1, "fetch_hq_dataset": 4, "fetch_owm": 1, "import_tokenizer": 1,
-    "normalize_benchmark": 9, "prepare_hq": 1, "prepare_web": 1002, "pretrain_base": 1, "export_hf": 9,
-    "tokenize": 1019, "evaluate": 9, "random_mask": 1000, "score_base": 1000, "score_heldout": 9, "train_cpt": 7,
+    "normalize_benchmark": 9, "prepare_hq": 1, "prepare_web": 1002, "pretrain_base": 1, "export_hf": 11,
+    "tokenize": 1019, "evaluate": 11, "random_mask": 1000, "score_base": 1000, "score_heldout": 11, "train_cpt": 9,
     "train_reference": 1, "embed_sample": 1000, "score_reference": 1000, "fit_projection": 1,
-    "select_excess_tokens": 1, "cluster_level": 4, "assign": 1000, "select_cluster_tokens": 2, "figure_clusters": 1,
+    "select_excess_tokens": 1, "cluster_level": 4, "assign": 1000, "select_cluster_tokens": 2, "select_leaf_excess_tokens": 2,
+    "figure_clusters": 1,
     "inspect_clusters": 1, "figure_training": 1, "heldout_tables": 1, "significance": 1, "tables": 1,
     "figure_accuracy": 1, "update_readme": 1,
 }
@@ -57,13 +58,13 @@ def test_tinyllama_figures_match_hand_computation(real, tmp_path):
     plan = make_plan(real, REAL_JOBS, tmp_path)  # no shards there: the config's token estimates
     assert plan.parameters == N
     # CPT: 14,305 steps x 512 windows x 2,048 targets = 14,999,879,680 tokens per variant;
-    # 6 x N x tokens = 9.90036e19 FLOPs; / (989e12 x 0.5) / 3600 = 55.614 GPU-hours; x 7 variants,
+    # 6 x N x tokens = 9.90036e19 FLOPs; / (989e12 x 0.5) / 3600 = 55.614 GPU-hours; x 9 variants,
     # plus the forward-only ranking pass of the two SLM rows, rho1 and cluster_slm (2 x N x tokens: a
     # third of a variant each; 128 micro-batches of 4 windows per step on one GPU).
     cpt = stage(plan, "train CPT")
-    assert cpt.jobs == {"train_cpt": 7}
-    assert cpt.flops == pytest.approx((7 + 2 / 3) * 9.9003560413e19, rel=1e-9)
-    assert cpt.gpu_hours == pytest.approx((7 + 2 / 3) * 55.6137290, rel=1e-6)
+    assert cpt.jobs == {"train_cpt": 9}
+    assert cpt.flops == pytest.approx((9 + 2 / 3) * 9.9003560413e19, rel=1e-9)
+    assert cpt.gpu_hours == pytest.approx((9 + 2 / 3) * 55.6137290, rel=1e-6)
     assert "forward-only pass" in cpt.note
     # Reference: 1,431 x 512 x 2,048 = 1,500,512,256 tokens: 9.90382e18 FLOPs, 5.5633 GPU-hours.
     ref = stage(plan, "train reference")
@@ -81,36 +82,36 @@ def test_tinyllama_figures_match_hand_computation(real, tmp_path):
     # 2 x 14.7e9 x 16,384 x 64 FLOPs of centroid search at 50 TFLOP/s (0.171 h).
     assign_hours = (22.7091215 / 2 + 0.1712674) * WEB_SHARE
     assert stage(plan, "assign").gpu_hours == pytest.approx(assign_hours, rel=1e-6)
-    # Evaluation: 9 models x 12,149 items x (1,000 + 256) tokens x 2N at 2% MFU = 4.2431 GPU-hours.
+    # Evaluation: 11 models x 12,149 items x (1,000 + 256) tokens x 2N at 2% MFU = 5.1860 GPU-hours.
     ev = stage(plan, "evaluate")
-    assert ev.gpu_hours == pytest.approx(3.3002072 * 9 / 7, rel=1e-6)
+    assert ev.gpu_hours == pytest.approx(3.3002072 * 11 / 7, rel=1e-6)
     # one evaluation job per model, running all nine benchmarks
-    assert ev.jobs == {"fetch_benchmarks": 1, "normalize_benchmark": 9, "evaluate": 9}
-    # Held-out loss: 9 models x (2 web ranges, 14.7e9 / 1002 tokens each, + 20,000 HQ documents x 200) x 2N
+    assert ev.jobs == {"fetch_benchmarks": 1, "normalize_benchmark": 9, "evaluate": 11}
+    # Held-out loss: 11 models x (2 web ranges, 14.7e9 / 1002 tokens each, + 20,000 HQ documents x 200) x 2N
     # at 40% MFU.
     held = stage(plan, "held-out loss")
     held_tokens = 2 * 14.7e9 / 1002 + 20_000 * 200
-    assert held.jobs == {"score_heldout": 9}
-    assert held.gpu_hours == pytest.approx(9 * held_tokens * 2 * N / (H100 * 0.4) / 3600, rel=1e-6)
-    assert plan.total_gpu_hours == pytest.approx((7 + 2 / 3) * 55.6137290 + 5.5633168 + 45.4182430 * WEB_SHARE
-                                                 + sample_hours + assign_hours + 3.3002072 * 9 / 7 + held.gpu_hours
+    assert held.jobs == {"score_heldout": 11}
+    assert held.gpu_hours == pytest.approx(11 * held_tokens * 2 * N / (H100 * 0.4) / 3600, rel=1e-6)
+    assert plan.total_gpu_hours == pytest.approx((9 + 2 / 3) * 55.6137290 + 5.5633168 + 45.4182430 * WEB_SHARE
+                                                 + sample_hours + assign_hours + 3.3002072 * 11 / 7 + held.gpu_hours
                                                  + stage(plan, "cluster levels").gpu_hours, rel=1e-6)
-    # Disk: per-token files of 14.7e9 tokens: two fp16 losses, int32 leaf + fp16 distance, 4 uint8 masks
-    # (random, excess_static, cluster, cluster_excess).
+    # Disk: per-token files of 14.7e9 tokens: two fp16 losses, int32 leaf + fp16 distance (one tree: one
+    # seed), 6 uint8 masks (random, excess_static, cluster, cluster_excess, cluster_filter, excess_smoothed).
     assert stage(plan, "assign").disk_bytes == pytest.approx(14.7e9 * WEB_SHARE * 6)
-    assert stage(plan, "select tokens").disk_bytes == pytest.approx(14.7e9 * WEB_SHARE * 4)
-    select = {"random_mask": 1000, "select_excess_tokens": 1, "select_cluster_tokens": 2}
+    assert stage(plan, "select tokens").disk_bytes == pytest.approx(14.7e9 * WEB_SHARE * 6)
+    select = {"random_mask": 1000, "select_excess_tokens": 1, "select_cluster_tokens": 2, "select_leaf_excess_tokens": 2}
     assert stage(plan, "select tokens").jobs == select
     assert stage(plan, "fit projection").memory_bytes == pytest.approx(8000 * 1000 * 2048 * 4)
     # every job of the DAG is in a stage (the report's tables and figures too, without costs)
-    assert plan.jobs_per_rule() == REAL_JOBS and plan.total_jobs == 7091
+    assert plan.jobs_per_rule() == REAL_JOBS and plan.total_jobs == 7101
     assert stage(plan, "report").gpu_hours == 0 and OTHER not in [s.name for s in plan.stages]
 
 
 def test_costs_are_per_job_costs_times_the_dags_counts(real):
     """The DAG decides how often each rule runs: the same config with other counts scales each stage."""
     plan = make_plan(real, REAL_JOBS)
-    twice = make_plan(real, {**REAL_JOBS, "train_cpt": 14, "score_heldout": 18})
+    twice = make_plan(real, {**REAL_JOBS, "train_cpt": 18, "score_heldout": 22})
     assert stage(twice, "train CPT").flops == pytest.approx(2 * stage(plan, "train CPT").flops, rel=1e-12)
     assert stage(twice, "held-out loss").gpu_hours == pytest.approx(2 * stage(plan, "held-out loss").gpu_hours)
     # without score_base, the score stage loses one of its two full passes (half of 45.418 h)
@@ -124,11 +125,28 @@ def test_costs_are_per_job_costs_times_the_dags_counts(real):
     assert "score (reference / base loss)" in names
 
 
+def test_each_seeds_tree_adds_its_clustering_and_search_not_a_pass(real):
+    """clustering.trees: per_seed with two seeds: two trees' k-means levels and nearest-centroid searches,
+    the union of two sample draws in embed_sample, but one forward pass per shard in assign."""
+    two = {**real, "cpt": {**real["cpt"], "seeds": [1, 2]}}
+    jobs = {**REAL_JOBS, "cluster_level": 8, "fit_projection": 2}
+    one, both = make_plan(real, REAL_JOBS), make_plan(two, jobs)
+    assert stage(both, "cluster levels").flops == pytest.approx(2 * stage(one, "cluster levels").flops, rel=1e-12)
+    assert "2 tree(s)" in stage(both, "cluster levels").note
+    search_one = 2.0 * 14.7e9 * WEB_SHARE * 16384 * 64
+    assert stage(both, "assign").flops - stage(one, "assign").flops == pytest.approx(search_one, rel=1e-6)
+    assert stage(both, "assign").disk_bytes == pytest.approx(14.7e9 * WEB_SHARE * 12)
+    shared = {**two, "clustering": {**two["clustering"], "trees": "shared"}}
+    assert stage(make_plan(shared, REAL_JOBS), "assign").flops == pytest.approx(stage(one, "assign").flops)
+    sample_one = 0.5 * 2 * N * 1024 * 2049 * 1000
+    assert stage(both, "score").flops - stage(one, "score").flops == pytest.approx(sample_one, rel=1e-6)
+
+
 def test_a_rule_missing_from_the_stage_table_is_listed_not_dropped(real):
     plan = make_plan(real, {**REAL_JOBS, "new_rule": 3})
     last = plan.stages[-1]
     assert last.name == OTHER and last.jobs == {"new_rule": 3} and "not counted" in last.note
-    assert plan.total_jobs == 7091 + 3 and "| other (no cost model) | new_rule x3 |" in render_markdown(plan)
+    assert plan.total_jobs == 7101 + 3 and "| other (no cost model) | new_rule x3 |" in render_markdown(plan)
 
 
 def test_the_stage_table_holds_every_rule_of_the_workflow_once():
@@ -185,7 +203,7 @@ def test_detailed_flops_reuse_the_trainer_formula(real):
     per_token = train_flops_per_token(TINYLLAMA, 2048)
     # 6 x (N minus the 32,000 x 2,048 input embedding, a lookup) + 6 x 22 layers x 2,048 x 2,048 (attention)
     assert per_token == 6 * (N - 32000 * 2048) + 6 * 22 * 2048 * 2048
-    assert stage(plan, "train CPT").flops == pytest.approx((7 + 2 / 3) * 14_999_879_680 * per_token)
+    assert stage(plan, "train CPT").flops == pytest.approx((9 + 2 / 3) * 14_999_879_680 * per_token)
 
 
 def test_wall_clock_hours_use_the_profiles_gpus(real):
@@ -193,11 +211,11 @@ def test_wall_clock_hours_use_the_profiles_gpus(real):
     assert gpus["train_cpt"] == 16 and gpus["train_reference"] == 8 and gpus["score_reference"] == 1
     plan = make_plan(real, REAL_JOBS, gpus_per_job=gpus)
     # 16 GPUs x 4 windows = 64 per forward pass, 8 micro-batches per rank: rho1 still ranks first.
-    assert stage(plan, "train CPT").wall_hours == pytest.approx((7 + 2 / 3) / 7 * 55.6137290 / 16, rel=1e-6)
+    assert stage(plan, "train CPT").wall_hours == pytest.approx((9 + 2 / 3) / 9 * 55.6137290 / 16, rel=1e-6)
     sample_hours = 0.5 * 2 * N * 1024 * 2049 * 1000 / (H100 * 0.4) / 3600  # embed_sample, half depth
     assert stage(plan, "score").wall_hours == pytest.approx((45.4182430 * WEB_SHARE + sample_hours) / 1000, rel=1e-6)
     md = render_markdown(plan)
-    assert "| train CPT variants | train_cpt x7 | yes |" in md and "1,100,048,384 parameters" in md
+    assert "| train CPT variants | train_cpt x9 | yes |" in md and "1,100,048,384 parameters" in md
     # Evaluation: the GPU-hours spread over the evaluate jobs (one per model, 1 GPU each), not over the
     # CPU jobs of the stage, even where those are more (two variants: 4 models, 9 normalize jobs).
     two = make_plan({**real, "variants": ["ct", "cluster"]},
@@ -211,7 +229,7 @@ def test_rho1_ranking_pass_and_pipeline_bubble(real):
     gpus = {"train_cpt": 16, "train_reference": 8}
     one_pass = {**real, "cpt": {**real["cpt"], "training": {**real["cpt"]["training"], "micro_batch": 32}}}
     cpt = stage(make_plan(one_pass, REAL_JOBS, gpus_per_job=gpus), "train CPT")  # 16 x 32 = 512: one micro-batch
-    assert cpt.gpu_hours == pytest.approx(7 * 55.6137290, rel=1e-6) and "forward-only" not in cpt.note
+    assert cpt.gpu_hours == pytest.approx(9 * 55.6137290, rel=1e-6) and "forward-only" not in cpt.note
     # 2 stages on 8 GPUs: 4 data-parallel pipelines x 4 windows, 32 micro-batches per step; the 1F1B
     # warm-up and drain leave the stages idle 1 of 33 micro-batch slots.
     piped = {**real, "reference": {**real["reference"], "training": {**real["reference"]["training"],
@@ -262,12 +280,12 @@ def test_the_plans_stages_cover_every_rule_of_the_dry_run(tiny_dags, name):
 
 @pytest.mark.slow
 def test_two_variants_scale_cpt_flops_by_their_runs(tiny_dags):
-    """variants: [ct, cluster] trains 2 of the 7 variants (x 3 seeds each): 2/7 of the CPT FLOPs, none of
+    """variants: [ct, cluster] trains 2 of the 9 variants (x 3 seeds each): 2/9 of the CPT FLOPs, none of
     them an SLM row with a ranking pass; the tree stages stay (cluster uses it), the SLM's do not."""
     (tiny, tiny_jobs), (two, two_jobs) = tiny_dags["tiny"], tiny_dags["two-variants"]
-    assert tiny_jobs["train_cpt"] == 21 and two_jobs["train_cpt"] == 6
+    assert tiny_jobs["train_cpt"] == 27 and two_jobs["train_cpt"] == 6
     full, small = make_plan(tiny, tiny_jobs), make_plan(two, two_jobs)
-    assert stage(small, "train CPT").flops == pytest.approx(2 / 7 * stage(full, "train CPT").flops, rel=1e-12)
+    assert stage(small, "train CPT").flops == pytest.approx(2 / 9 * stage(full, "train CPT").flops, rel=1e-12)
     assert "cluster levels" in [s.name for s in small.stages]
     assert stage(small, "score").jobs.get("score_base", 0) == 0 < stage(full, "score").jobs["score_base"]
 
@@ -278,7 +296,7 @@ def test_cli_writes_markdown_and_json(tmp_path, capsys):
     out = tmp_path / "plan"
     assert main(["--configfile", str(work / "config/config.yaml"), "--workflow", str(work), "--out", str(out)]) == 0
     data = json.loads(out.with_suffix(".json").read_text())
-    assert data["run"] == "tiny" and data["jobs_per_rule"]["train_cpt"] == 21 and data["jobs_per_rule"]["tokenize"] == 9
+    assert data["run"] == "tiny" and data["jobs_per_rule"]["train_cpt"] == 27 and data["jobs_per_rule"]["tokenize"] == 9
     assert out.with_suffix(".md").read_text() == capsys.readouterr().out
 
 

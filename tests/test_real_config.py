@@ -79,7 +79,7 @@ def check_counts(jobs: dict[str, int], config: dict) -> None:
     assert jobs == REAL_JOBS
     assert jobs["prepare_web"] == 1000 + 2 and jobs["tokenize"] == 1000 + 16 + 2 + 1  # + held-out web, hq
     n_variants = len(config["variants"])
-    assert jobs["evaluate"] == 2 + n_variants and jobs["train_cpt"] == n_variants == 7 and jobs["cluster_level"] == 4
+    assert jobs["evaluate"] == 2 + n_variants and jobs["train_cpt"] == n_variants == 9 and jobs["cluster_level"] == 4
     assert not {"prepare_corpus", "train_tokenizer"} & set(jobs), "no tiny-only rules: the tiny config is not merged in"
 
 
@@ -127,7 +127,9 @@ def test_the_pilots_plan_from_its_dry_run_fits_a_node_day(workdir):
     pilot = load_config([CONFIG, PILOT], REPO / "config/schema.yaml")
     jobs = dry_run(workdir, configfiles=("config/rho1-tinyllama.yaml", "config/rho1-pilot.yaml"))
     check_plan_covers(jobs, pilot)
-    assert jobs["train_cpt"] == 7 * 2 and jobs["score_heldout"] == 2 + 7 * 2 and jobs["assign"] == 150
+    assert jobs["train_cpt"] == 9 * 2 and jobs["score_heldout"] == 2 + 9 * 2 and jobs["assign"] == 150
+    # one cluster tree per seed (clustering.trees: per_seed): two trees of 4 levels, one assign pass per shard
+    assert jobs["cluster_level"] == 2 * 4 and jobs["fit_projection"] == 2 and jobs["embed_sample"] == 150
     plan = make_plan(pilot, jobs)
     cpt_tokens = pilot["cpt"]["training"]["steps"] * 512 * 2048
     assert 1.9e9 < cpt_tokens < 2.1e9 and cpt_tokens < plan.tokens["web"]  # under one epoch of its shards

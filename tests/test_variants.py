@@ -40,7 +40,10 @@ def test_shipped_rows_say_what_each_variant_ranks():
 def test_default_and_real_config_train_every_shipped_row_in_table_order():
     real = yaml.safe_load((REPO / "config/rho1-tinyllama.yaml").read_text())
     for cfg in (default_config(), real):
-        assert list(load_variants(cfg)) == ["ct", "rho1", "random", "excess_static", "cluster", "cluster_excess", "cluster_slm"]
+        assert list(load_variants(cfg)) == [
+            "ct", "rho1", "random", "excess_static", "cluster", "cluster_excess", "cluster_slm", "cluster_filter",
+            "excess_smoothed",
+        ]
 
 
 def test_a_config_row_adds_a_variant():
@@ -64,6 +67,8 @@ def test_a_config_row_adds_a_variant():
         ({"tokens": "slm"}, r"variant_table\.bad\.summary"),
         ({"tokens": "some", "summary": "x"}, r"variant_table\.bad\.tokens: 'some'"),
         ({"tokens": "all", "summary": "x", "ratio": 0.5}, r"variant_table\.bad\.ratio: unknown key"),
+        ({"tokens": "mask", "mask": "excess_smoothed", "shrinkage": 2, "summary": "x"}, r"bad\.shrinkage: 2; expected a weight"),
+        ({"tokens": "mask", "mask": "top_excess", "shrinkage": 0.5, "summary": "x"}, r"bad\.shrinkage: only for mask: excess_smoothed"),
     ],
 )
 def test_bad_rows_name_the_variant_and_key(row, match):
@@ -118,6 +123,9 @@ def test_each_seed_gets_its_tree_and_the_masks_that_follow_it(mode):
     assert models["cluster.s1"].mask_key == "cluster.s1"  # drawn at random with its seed either way
     assert models["cluster_excess.s1"].mask_key == ("cluster_excess.s1" if per_seed else "cluster_excess")
     assert models["excess_static.s1"].mask_key == "excess_static"  # no tree, ranked: shared
+    for row in ("cluster_filter", "excess_smoothed"):
+        assert models[f"{row}.s2"].tree == ("s2" if per_seed else "s0")
+        assert models[f"{row}.s2"].mask_key == (f"{row}.s2" if per_seed else row)
     assert ("include the variance" in trees_note(config, 3)) == per_seed
     assert trees_note(config, 1) == ""
     config["clustering"]["trees"] = "each"

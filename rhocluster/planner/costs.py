@@ -242,7 +242,7 @@ class CostModel:
 
     def select(self, s: Stage) -> None:
         """A uint8 mask per token: random_mask one web shard per job, the others the whole web corpus."""
-        whole = s.jobs.get("select_excess_tokens", 0) + s.jobs.get("select_cluster_tokens", 0)
+        whole = sum(s.jobs.get(r, 0) for r in ("select_excess_tokens", "select_cluster_tokens", "select_leaf_excess_tokens"))
         s.disk_bytes = self.per_shard("web") * s.jobs.get("random_mask", 0) + self.tokens["web"] * whole
 
     def cpt(self, s: Stage) -> None:
@@ -297,7 +297,8 @@ STAGES: tuple[StageSpec, ...] = (
     StageSpec("fit projection", ("fit_projection",), cost=CostModel.fit_projection),
     StageSpec("cluster levels", ("cluster_level",), gpu=True, cost=CostModel.cluster_levels),
     StageSpec("assign leaves", ("assign",), gpu=True, cost=CostModel.assign),
-    StageSpec("select tokens (static masks)", ("random_mask", "select_excess_tokens", "select_cluster_tokens"),
+    StageSpec("select tokens (static masks)", ("random_mask", "select_excess_tokens", "select_cluster_tokens",
+                                               "select_leaf_excess_tokens"),
               cost=CostModel.select),
     StageSpec("train CPT variants", ("train_cpt",), gpu=True, cost=CostModel.cpt),
     StageSpec("export HF", ("export_hf",), cost=CostModel.export),

@@ -32,14 +32,16 @@ def fixed_excess(base_loss: str, ref_loss: str, shape: tuple[int, int]) -> np.nd
     return base - ref
 
 
-def _label_counts(shard: Shard, mask: np.ndarray, counts: dict[str, np.ndarray]) -> None:
+def count_labels(shard: Shard, mask: np.ndarray, counts: dict[str, np.ndarray]) -> None:
+    """Add the shard's target and kept tokens per ground-truth label to ``counts`` (labelled corpora only)."""
     if shard.meta.has_labels:
         lab = shard.labels()
         for name, arr in (("valid", lab[shard.target_mask()]), ("kept", lab[mask])):
             counts[name] = counts.get(name, np.zeros(256, np.int64)) + np.bincount(arr, minlength=256)
 
 
-def _label_fractions(counts: dict[str, np.ndarray]) -> dict[str, float | None]:
+def label_fractions(counts: dict[str, np.ndarray]) -> dict[str, float | None]:
+    """Kept fraction per label from :func:`count_labels`' counts (None for a label with no tokens)."""
     from rhocluster.corpus.labels import LABELS
 
     return {
@@ -127,7 +129,7 @@ def select_cluster_masks(
     for i, mask in enumerate(masks):
         save_npy(out_masks[i], mask.astype(np.uint8))
         kept += count_leaves(leaves[i], k1, mask=mask)
-        _label_counts(shards[i], mask, label_counts)
+        count_labels(shards[i], mask, label_counts)
     summary = {
         "policy": policy,
         "ranking": "random inside each (leaf, shard) cell" if policy == "random" else "over the whole leaf",
@@ -138,7 +140,7 @@ def select_cluster_masks(
         "levels": mask_summary(leaf_counts, kept, ancestors),
     }
     if label_counts:
-        summary["kept_fraction_by_label"] = _label_fractions(label_counts)
+        summary["kept_fraction_by_label"] = label_fractions(label_counts)
     save_json(out_summary, summary)
     return summary
 
@@ -168,7 +170,7 @@ def select_top_excess_masks(
     for i, mask in enumerate(masks):
         save_npy(out_masks[i], mask.astype(np.uint8))
         kept += int(mask.sum())
-        _label_counts(shards[i], mask, label_counts)
+        count_labels(shards[i], mask, label_counts)
         if mask.any():
             threshold = min(threshold, float(fixed_excess(base_loss[i], ref_loss[i], shards[i].shape)[mask].min()))
     summary = {
@@ -181,7 +183,7 @@ def select_top_excess_masks(
         "threshold_excess_loss": threshold,
     }
     if label_counts:
-        summary["kept_fraction_by_label"] = _label_fractions(label_counts)
+        summary["kept_fraction_by_label"] = label_fractions(label_counts)
     save_json(out_summary, summary)
     return summary
 
