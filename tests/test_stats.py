@@ -4,6 +4,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from rhocluster.reporting import stats
@@ -163,12 +164,55 @@ def test_paired_comparisons_table():
     assert pairs == [("same", "ct"), ("better", "ct")]
     table = stats.paired_comparisons(p, pairs, benches, B, seed=0).set_index(["model", "benchmark"])
     assert table.loc[("same", "avg"), "diff"] == 0 and table.loc[("same", "avg"), "p_value"] == 1
+    assert table.loc[("same", "avg"), "p_exact"] == 1
     assert table.loc[("better", "x"), "diff"] == pytest.approx(20.0)
     assert table.loc[("better", "avg"), "p_holm"] < 0.05
-    assert (table["p_holm"] >= table["p_value"]).all() and (table["p_holm"] <= 1).all()
     assert (table.loc[("better", "x"), "p_exact"]) == pytest.approx(2 * 0.5**40)  # 40 wins, no loss
-    assert np.isnan(table.loc[("better", "avg"), "p_exact"])
-    assert (table["p_holm"] >= table["p_exact"].fillna(0)).all()
+    assert (table.loc[("better", "avg"), "p_exact"]) == pytest.approx(2 * 0.5**80)  # both benchmarks pooled
+    assert (table["p_holm"] >= table["p_exact"]).all() and (table["p_holm"] <= 1).all()
+
+
+def discordant_pair(wins: int, losses: int, n: int = 12) -> tuple[np.ndarray, np.ndarray]:
+    """Verdicts of two models on n items: 4 both right, then ``wins`` only a right, ``losses`` only b right."""
+    a, b = np.zeros(n, bool), np.zeros(n, bool)
+    a[:4] = b[:4] = True
+    a[4 : 4 + wins] = True
+    b[4 + wins : 4 + wins + losses] = True
+    return a, b
+
+
+def test_avg_p_is_exact_mcnemar_over_all_items_and_seeds_not_the_bootstrap():
+    """Three benchmarks of 12 items, two seeds: 7 items flip to the model, 1 to the baseline. The
+    bootstrap of the benchmark mean calls that significant (p ~ 0.03); McNemar's exact test on the 8
+    discordant pairs of all benchmarks and seeds pooled does not: 2 P(X <= 1), X ~ Bin(8, 1/2) = 18/256."""
+    from scipy.stats import binomtest
+
+    from rhocluster.reporting.tables import exact_test_note, significance_markdown
+
+    flips = {"x": [(2, 0), (1, 0)], "y": [(1, 0), (1, 1)], "z": [(1, 0), (1, 0)]}  # (wins, losses) per seed
+    p = {}
+    for bench, per_seed in flips.items():
+        for seed, (wins, losses) in enumerate(per_seed):
+            p[f"rho1_{seed}", bench], p[f"ct_{seed}", bench] = map(preds, discordant_pair(wins, losses))
+    replicates = {"rho1": ["rho1_0", "rho1_1"], "ct": ["ct_0", "ct_1"]}
+    table = stats.paired_comparisons(p, [("rho1", "ct")], list(flips), B, seed=0, replicates=replicates)
+    avg = table.set_index("benchmark").loc["avg"]
+    by_hand = 2 * sum(math.comb(8, k) for k in range(2)) / 2**8
+    assert by_hand == 18 / 256 and binomtest(7, 8, 0.5).pvalue == pytest.approx(by_hand)
+    assert avg["n"] == 72 and avg["diff"] == pytest.approx(100 * 6 / 72)
+    assert avg["p_exact"] == pytest.approx(by_hand)
+    assert avg["p_value"] < 0.05 < avg["p_exact"]  # the bootstrap p alone would have called it
+    assert avg["ci_low"] > 0  # the bootstrap interval is kept as it was
+    exact = table.set_index("benchmark")["p_exact"]
+    assert exact[["x", "y", "z"]].tolist() == pytest.approx([2 * 0.5**3, 1.0, 2 * 0.5**2])  # 3-0, 2-1, 2-0
+    # Holm over the family (x, y, z, avg) of exact p's: 4 x 18/256, then 3 x 0.25, then 2 x 0.5 capped.
+    assert table["p_holm"].tolist() == pytest.approx([0.75, 1.0, 1.0, 4 * 18 / 256])
+    md = significance_markdown(table, 0.95, B)
+    assert md.splitlines()[-1].endswith(f"p={18 / 256:.3f} |") and "McNemar's exact test" in md
+    assert f"p={avg['p_value']:.3f}" not in md
+    assert "at least 6 items differ, all one way (a difference of at least 25 points)" in md
+    few = exact_test_note(pd.Series([5, 12]))
+    assert few.endswith("no benchmark alone can reach p < 0.05: that needs 6 items differing one way.")
 
 
 @pytest.mark.parametrize(

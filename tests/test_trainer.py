@@ -109,11 +109,19 @@ def read_log(path: Path) -> list[dict]:
 
 
 def brute_force_keep(excess: list[np.ndarray], valid: list[np.ndarray], ratio: float) -> list[np.ndarray]:
-    """SLM by sorting: keep every valid token whose excess is >= the k-th largest of the pooled batch."""
+    """SLM by sorting: the pooled batch's valid tokens ordered by excess descending, ties by pooled
+    position (micro-batch, row, column); the first k = ceil(ratio * n_valid) are kept."""
     pooled = np.concatenate([e[v] for e, v in zip(excess, valid)])
     k = math.ceil(Fraction(str(ratio)) * len(pooled))
-    threshold = np.sort(pooled)[::-1][k - 1]
-    return [(e >= threshold) & v for e, v in zip(excess, valid)]
+    flat = np.zeros(len(pooled), bool)
+    flat[np.lexsort((np.arange(len(pooled)), -pooled.astype(np.float64)))[:k]] = True
+    out, start = [], 0
+    for v in valid:
+        m = np.zeros(v.shape, bool)
+        m[v] = flat[start : start + int(v.sum())]
+        start += int(v.sum())
+        out.append(m)
+    return out
 
 
 # --- SLM selection -------------------------------------------------------------------------------
@@ -139,9 +147,46 @@ def test_slm_keep_ties_and_exact_ratio():
     valid = torch.ones_like(excess, dtype=torch.bool)
     # 0.6 * 10 is 6.000000000000001 in floating point: still 6 tokens, not 7.
     assert int(slm_keep([excess], [valid], 0.6)[0].sum()) == 6
-    # k = 5: the threshold value 3.0 is shared by three tokens, all kept.
+    # k = 5: the threshold value 3.0 is shared by three tokens; the first two (positions 2 and 3) are kept.
     kept = slm_keep([excess], [valid], 0.5)[0].tolist()
-    assert kept == [[True, False, True, True, True, False, False, False, True, True]]
+    assert kept == [[True, False, True, True, False, False, False, False, True, True]]
+
+
+def slm_keep_np(excess: list[np.ndarray], valid: list[np.ndarray], ratio: float) -> list[np.ndarray]:
+    """``slm_keep`` in one process, on and to numpy arrays."""
+    keep = slm_keep([torch.from_numpy(e) for e in excess], [torch.from_numpy(v) for v in valid], ratio)
+    return [k.numpy() for k in keep]
+
+
+def test_slm_keep_all_equal_excess_keeps_the_budget_in_position_order():
+    """Every valid token tied: exactly ceil(ratio * n_valid) are kept, the first valid ones in pooled order
+    (micro-batch, row, column); masked targets are neither kept nor counted."""
+    valid = [np.array([[True, False, True, True], [False, True, True, True]]), np.array([[True, True, False, True]])]
+    excess = [np.full(v.shape, 0.25, np.float32) for v in valid]  # n_valid = 9, k = ceil(0.6 * 9) = 6
+    got = slm_keep_np(excess, valid, 0.6)
+    assert sum(int(g.sum()) for g in got) == 6
+    assert got[0].tolist() == [[True, False, True, True], [False, True, True, True]]
+    assert got[1].tolist() == [[False, False, False, False]]
+
+
+@pytest.mark.parametrize("ratio", [0.1, 0.45, 0.6, 0.9])
+def test_slm_keep_blocks_of_ties_match_the_reference(ratio):
+    """Blocks of equal excess (three values, padding in between): exactly the budget, identical to the
+    numpy reference, and every kept token beats or ties with every dropped one."""
+    rng = np.random.default_rng(int(ratio * 100) + 7)
+    excess = [np.repeat(rng.choice([-1.0, 0.0, 2.5], size=(4, 3)), 4, axis=1).astype(np.float32) for _ in range(3)]
+    valid = [rng.random((4, 12)) < 0.75 for _ in range(3)]
+    got = slm_keep_np(excess, valid, ratio)
+    want = brute_force_keep(excess, valid, ratio)
+    n_valid = sum(int(v.sum()) for v in valid)
+    assert sum(int(g.sum()) for g in got) == math.ceil(Fraction(str(ratio)) * n_valid)
+    for g, w, v in zip(got, want, valid):
+        assert np.array_equal(g, w) and not (g & ~v).any()
+    kept = np.concatenate([e[g] for e, g in zip(excess, got)])
+    dropped = np.concatenate([e[v & ~g] for e, v, g in zip(excess, valid, got)])
+    assert kept.min() >= dropped.max()
+    threshold = kept.min()
+    assert (dropped == threshold).any()  # the budget cut through a block of ties
 
 
 SLM_WORKER = """
@@ -176,19 +221,25 @@ def run_two_gloo_ranks(worker: str, arrays: dict, tmp_path: Path) -> list[np.nda
     return got
 
 
-def test_slm_keep_ranks_the_global_batch_across_ranks(tmp_path):
-    """Two gloo ranks with different numbers of valid tokens select exactly what one pooled sort selects."""
+@pytest.mark.parametrize("ties", [False, True])
+def test_slm_keep_ranks_the_global_batch_across_ranks(tmp_path, ties):
+    """Two gloo ranks with different numbers of valid tokens select exactly what one pooled sort selects,
+    and what one process selects from the same micro-batches (ties broken by global position)."""
     rng = np.random.default_rng(11)
     arrays = {}
     for r in range(2):
         for i in range(2):
-            arrays[f"e{r}_{i}"] = rng.normal(loc=r, size=(2, 9)).astype(np.float32)  # rank 1 scores higher
+            e = rng.normal(loc=r, size=(2, 9))  # rank 1 scores higher
+            arrays[f"e{r}_{i}"] = (np.round(e) if ties else e).astype(np.float32)  # ties: 18 at 0, 3 of them kept
             arrays[f"v{r}_{i}"] = rng.random((2, 9)) < (0.9 if r else 0.6)
     got = run_two_gloo_ranks(SLM_WORKER, arrays, tmp_path)
     keys = [(r, i) for r in range(2) for i in range(2)]
-    want = brute_force_keep([arrays[f"e{r}_{i}"] for r, i in keys], [arrays[f"v{r}_{i}"] for r, i in keys], 0.6)
-    for g, w in zip(got, want):
-        assert np.array_equal(g, w)
+    excess, valid = [arrays[f"e{r}_{i}"] for r, i in keys], [arrays[f"v{r}_{i}"] for r, i in keys]
+    want = brute_force_keep(excess, valid, 0.6)
+    one = slm_keep([torch.from_numpy(e) for e in excess], [torch.from_numpy(v) for v in valid], 0.6)
+    for g, w, o in zip(got, want, one):
+        assert np.array_equal(g, w) and np.array_equal(g, o.numpy())
+    assert sum(int(g.sum()) for g in got) == math.ceil(0.6 * sum(int(v.sum()) for v in valid) - 1e-9)
     per_rank = [sum(int(g.sum()) for g in got[:2]), sum(int(g.sum()) for g in got[2:])]
     assert per_rank[1] > per_rank[0]  # the ranking is global, not a 60% quota per rank
 

@@ -7,7 +7,9 @@ O(resamples x distinct values) (2 for verdicts, 3 for paired verdict differences
 
 The paired bootstrap resamples problems jointly: it bootstraps the per-item differences
 ``a_i - b_i``. Its two-sided p-value inverts the percentile interval, so that p < 1 - level exactly
-when that interval excludes 0 (up to the +1 correction that keeps p > 0).
+when that interval excludes 0 (up to the +1 correction that keeps p > 0). With few discordant items
+that p is far too small (5 items flipping one way: ~0.01 against the exact 0.0625), so the paired
+tables test with McNemar's exact test (``mcnemar_exact_p``) and keep the bootstrap for intervals.
 
 Every draw comes from a generator seeded by the config seed and the names of what it concerns
 (``rng_for``), so a row's numbers do not depend on which other models or benchmarks are present.
@@ -217,18 +219,20 @@ def paired_comparisons(
     level: float = LEVEL,
     replicates: Mapping[str, Sequence[str]] | None = None,
 ) -> pd.DataFrame:
-    """Paired bootstrap of accuracy(model) - accuracy(baseline), in points, per benchmark and ``avg``.
-    With ``replicates`` the rows pool their seeds: seed i of the model against seed i of the baseline
-    (same data order), over the seeds both have, each (item, seed) one resampling unit.
+    """Accuracy(model) - accuracy(baseline), in points, per benchmark and ``avg``: paired bootstrap
+    intervals and exact McNemar tests. With ``replicates`` the rows pool their seeds: seed i of the model
+    against seed i of the baseline (same data order), over the seeds both have, each (item, seed) one
+    pair (one resampling unit).
 
-    Columns: model, baseline, benchmark, n, diff, ci_low, ci_high, p_value (bootstrap, the interval
-    inverted), p_exact (exact McNemar per benchmark; NaN for ``avg``, which weighs benchmarks equally),
-    p_holm (Holm-adjusted within each baseline's family of tests, ``avg`` rows included, of the larger
-    of p_value and p_exact: the bootstrap p is too small when few items differ).
+    Columns: model, baseline, benchmark, n, diff, ci_low, ci_high (``avg``: the plain mean of the
+    benchmarks' differences, benchmarks resampled independently), p_value (bootstrap, the interval
+    inverted; for reference only: it is far too small when few items differ), p_exact (exact McNemar
+    over the benchmark's pairs; for ``avg`` over every benchmark's pairs pooled), p_holm (p_exact
+    Holm-adjusted within each baseline's family of tests, ``avg`` rows included).
     """
     rows = []
     for model, base in pairs:
-        all_draws, diffs = [], []
+        all_draws, diffs, all_a, all_b = [], [], [], []
         for bench in benchmarks:
             seeds = list(zip(*((replicates or {}).get(r, [r]) for r in (model, base))))
             for m, b in seeds:
@@ -239,18 +243,19 @@ def paired_comparisons(
             draws = 100.0 * bootstrap_means(d, n_resamples, rng_for(seed, "paired", model, base, bench))
             all_draws.append(draws)
             diffs.append(100.0 * d.mean())
+            all_a.append(va)
+            all_b.append(vb)
             exact = mcnemar_exact_p(va, vb)
             rows.append((model, base, bench, d.size, diffs[-1], *percentile_interval(draws, level), bootstrap_p_value(draws), exact))
         if len(benchmarks) > 1:
             draws = np.mean(all_draws, axis=0)
-            n = sum(_pooled(preds, replicates, model, bench).size for bench in benchmarks)
-            rows.append(
-                (model, base, AVG, n, float(np.mean(diffs)), *percentile_interval(draws, level), bootstrap_p_value(draws), np.nan)
-            )
+            va, vb = np.concatenate(all_a), np.concatenate(all_b)  # every benchmark's pairs: one exact test
+            interval = percentile_interval(draws, level)
+            exact = mcnemar_exact_p(va, vb)
+            rows.append((model, base, AVG, va.size, float(np.mean(diffs)), *interval, bootstrap_p_value(draws), exact))
     columns = ["model", "baseline", "benchmark", "n", "diff", "ci_low", "ci_high", "p_value", "p_exact"]
     table = pd.DataFrame(rows, columns=columns)
-    tested = table[["p_value", "p_exact"]].max(axis=1)  # NaN p_exact (avg rows) is skipped
     table["p_holm"] = np.nan
     for _, idx in table.groupby("baseline", sort=False).groups.items():
-        table.loc[idx, "p_holm"] = holm(tested.loc[idx].to_numpy())
+        table.loc[idx, "p_holm"] = holm(table.loc[idx, "p_exact"].to_numpy())
     return table

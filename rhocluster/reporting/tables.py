@@ -254,25 +254,43 @@ def ci_markdown(ci: pd.DataFrame, level: float, n_resamples: int) -> str:
     )
 
 
+def exact_test_note(items: pd.Series, alpha: float = 0.05) -> str:
+    """What McNemar's exact test can show on ``items`` pairs per benchmark (its fewest): its p is at
+    least 2 x 0.5^d with d discordant pairs, so p < ``alpha`` needs d >= d_min, all one way."""
+    n = int(items.min())
+    d_min = next(d for d in range(1, 64) if 2 * 0.5**d < alpha)
+    if n < d_min:
+        return f"With {n} pairs no benchmark alone can reach p < {alpha:g}: that needs {d_min} items differing one way."
+    return (
+        f"With {n} pairs a benchmark alone reaches p < {alpha:g} only if at least {d_min} items differ, all one "
+        f"way (a difference of at least {100 * d_min / n:.0f} points); the pooled avg test can see smaller, "
+        "consistent ones."
+    )
+
+
 def significance_markdown(sig: pd.DataFrame, level: float, n_resamples: int) -> str:
-    """Paired differences against each baseline, one table per baseline."""
+    """Paired differences against each baseline, one table per baseline: bootstrap interval and exact
+    McNemar p (``p_exact``) in every cell."""
     if sig.empty:
         return "No paired comparisons (the baselines ct and rho1 are not among the variants).\n"
+    per_bench = sig.loc[sig["benchmark"] != stats.AVG, "n"]
     parts = [
-        f"Paired bootstrap of accuracy differences (percentage points, variant minus baseline): the same "
-        f"items are resampled for both models ({n_resamples} resamples); {100 * level:.0f}% percentile "
-        "interval and a two-sided p-value: the larger of the bootstrap p and the exact McNemar p per "
-        "benchmark (the bootstrap p alone is too small when few items differ), the bootstrap p for the "
-        "average; * where its Holm adjustment (over all rows against that baseline) is below 0.05. "
-        f"{resolution_note(sig['n'])}\n"
+        f"Paired accuracy differences (percentage points, variant minus baseline) with {100 * level:.0f}% "
+        f"paired bootstrap percentile intervals (the same items resampled for both models, {n_resamples} "
+        "resamples; avg: the plain mean of the columns, benchmarks resampled independently) and a two-sided "
+        "p from McNemar's exact test (binomial at 1/2 of the items one model gets right and the other wrong; "
+        "seeds pooled, each item of each seed one pair): per benchmark over its items, and for avg over all "
+        "benchmarks' items pooled, so avg's p weighs benchmarks by their items. The bootstrap p is not used: "
+        "it is far too small when few items differ. * where the Holm adjustment of p (over all rows against "
+        f"that baseline) is below 0.05. {resolution_note(per_bench)} {exact_test_note(per_bench)}\n"
     ]
     for base, group in sig.groupby("baseline", sort=False):
         cells = group.assign(
             cell=[
-                _interval(d, lo, hi, signed=True) + f" p={_p(max(p, pe) if pe == pe else p)}" + ("*" if ph < 0.05 else "")
-                for d, lo, hi, p, pe, ph in group[
-                    ["diff", "ci_low", "ci_high", "p_value", "p_exact", "p_holm"]
-                ].itertuples(index=False)
+                _interval(d, lo, hi, signed=True) + f" p={_p(pe)}" + ("*" if ph < 0.05 else "")
+                for d, lo, hi, pe, ph in group[["diff", "ci_low", "ci_high", "p_exact", "p_holm"]].itertuples(
+                    index=False
+                )
             ]
         )
         wide = cells.pivot(index="model", columns="benchmark", values="cell")

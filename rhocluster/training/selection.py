@@ -23,27 +23,10 @@ def _gather_ragged(local: torch.Tensor, group) -> torch.Tensor:
     return torch.cat([p[:n] for p, n in zip(parts, counts)])
 
 
-def slm_keep(
-    excess: list[torch.Tensor], valid: list[torch.Tensor], ratio: float, group=None
-) -> list[torch.Tensor]:
-    """Rho-1 Selective Language Modeling: keep the top ``ratio`` of valid tokens by excess loss.
-
-    ``excess`` (float32) and ``valid`` (bool) are this rank's micro-batches, each [b, s]. The ranking is
-    over the whole global batch: the valid excess values of every data-parallel rank of ``group`` are
-    gathered, ``k = ceil(ratio * n_valid)`` and the k-th largest value is the threshold; every valid token
-    at or above it is kept (ties with the threshold are all kept, so ties may keep more than k).
-    Returns bool masks shaped like ``valid``.
-    """
-    local = torch.cat([e[v].float().reshape(-1) for e, v in zip(excess, valid)])
-    if dist.is_initialized() and dist.get_world_size(group) > 1:
-        pooled = _gather_ragged(local, group)
-    else:
-        pooled = local
-    if pooled.numel() == 0:
-        return [torch.zeros_like(v) for v in valid]
-    k = min(pooled.numel(), max(1, math.ceil(ratio * pooled.numel() - 1e-9)))
-    threshold = torch.topk(pooled, k, sorted=False).values.min()
-    return [(e >= threshold) & v for e, v in zip(excess, valid)]
+def slm_budget(ratio: float, n_valid: int) -> int:
+    """Tokens a global batch of ``n_valid`` valid targets keeps: ``ceil(ratio * n_valid)`` (1e-9 absorbs
+    floating-point excess such as 0.6 * 10 = 6.000000000000001), at least 1 and at most ``n_valid``."""
+    return min(n_valid, max(1, math.ceil(ratio * n_valid - 1e-9)))
 
 
 def _gather_with_offset(local: torch.Tensor, group) -> tuple[torch.Tensor, int]:
@@ -54,6 +37,43 @@ def _gather_with_offset(local: torch.Tensor, group) -> tuple[torch.Tensor, int]:
     dist.all_gather(sizes, torch.tensor([local.numel()], dtype=torch.int64, device=local.device), group=group)
     offset = int(sum(int(s) for s in sizes[: dist.get_rank(group)]))
     return _gather_ragged(local, group), offset
+
+
+def _unpack(local_keep: torch.Tensor, valid: list[torch.Tensor]) -> list[torch.Tensor]:
+    """This rank's kept flags (bool [n_valid], in the order of ``valid``'s valid tokens) as bool masks
+    shaped like ``valid``."""
+    out, start = [], 0
+    for v in valid:
+        m = torch.zeros_like(v)
+        count = int(v.sum())
+        m[v] = local_keep[start : start + count]
+        start += count
+        out.append(m)
+    return out
+
+
+def slm_keep(
+    excess: list[torch.Tensor], valid: list[torch.Tensor], ratio: float, group=None
+) -> list[torch.Tensor]:
+    """Rho-1 Selective Language Modeling: keep exactly the ``slm_budget(ratio, n_valid)`` valid tokens
+    of the global batch with the highest excess loss.
+
+    ``excess`` (float32) and ``valid`` (bool) are this rank's micro-batches, each [b, s]. The ranking is
+    over the whole global batch: the valid excess values of every data-parallel rank of ``group`` are
+    gathered in rank order (rank, micro-batch, row, position: the global batch's window order, since each
+    rank holds a contiguous slice of it). Ties at the threshold go to the earlier tokens in that order, as
+    in ``grouped_slm_keep``, so every batch keeps exactly its budget whatever the number of ranks.
+    Returns bool masks shaped like ``valid``.
+    """
+    local = torch.cat([e[v].float().reshape(-1) for e, v in zip(excess, valid)])
+    pooled, offset = _gather_with_offset(local, group)
+    n = pooled.numel()
+    if n == 0:
+        return [torch.zeros_like(v) for v in valid]
+    top = torch.sort(pooled, descending=True, stable=True).indices[: slm_budget(ratio, n)]
+    keep_pooled = torch.zeros(n, dtype=torch.bool, device=pooled.device)
+    keep_pooled[top] = True
+    return _unpack(keep_pooled[offset : offset + local.numel()], valid)
 
 
 def grouped_slm_keep(
@@ -69,7 +89,7 @@ def grouped_slm_keep(
 
     ``excess`` (float32), ``valid`` (bool) and ``groups`` (int64 group id, >= 0 at valid tokens) are this
     rank's micro-batches, each [b, s]; ``tree`` is int [G, L'] with column 0 the group ids 0..G-1 and the
-    others their ancestors up the cluster tree. The batch budget ``k = ceil(ratio * n_valid)`` is split
+    others their ancestors up the cluster tree. The batch budget ``k = slm_budget(ratio, n_valid)`` is split
     among the groups present in the global batch by Vo et al.'s balanced water-filling down the tree
     (``balanced_leaf_quotas`` on the batch's group counts), and every group keeps exactly its quota of
     highest-excess tokens (ties to the lower position in rank order). Returns bool masks shaped like
@@ -87,7 +107,7 @@ def grouped_slm_keep(
     n_groups = tree.shape[0]
     if int(pooled_g.min()) < 0 or int(pooled_g.max()) >= n_groups:
         raise ValueError(f"cluster group ids must lie in [0, {n_groups}) at every target token")
-    k = min(n, max(1, math.ceil(ratio * n - 1e-9)))
+    k = slm_budget(ratio, n)
     counts = torch.bincount(pooled_g, minlength=n_groups).cpu().numpy()
     quotas = torch.from_numpy(balanced_leaf_quotas(counts, tree, k)).to(pooled_x.device)
     # Order by (group, excess descending), ties by position: two stable sorts.
@@ -98,15 +118,7 @@ def grouped_slm_keep(
     rank = torch.arange(n, device=pooled_x.device) - first
     keep_pooled = torch.zeros(n, dtype=torch.bool, device=pooled_x.device)
     keep_pooled[order[rank < quotas[sorted_g]]] = True
-    local_keep = keep_pooled[offset : offset + local_x.numel()]
-    out, start = [], 0
-    for v in valid:
-        m = torch.zeros_like(v)
-        count = int(v.sum())
-        m[v] = local_keep[start : start + count]
-        start += count
-        out.append(m)
-    return out
+    return _unpack(keep_pooled[offset : offset + local_x.numel()], valid)
 
 
 class TokenSelector:
