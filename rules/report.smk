@@ -24,6 +24,11 @@ rule tables:
             caption="../report/labels_table.rst",
             category="Tables",
         ),
+        variants_csv=report(
+            f"{R}/tables/variants.csv",
+            caption="../report/variants_table.rst",
+            category="Tables",
+        ),
     log:
         f"{LOGS}/tables.log",
     benchmark:
@@ -42,6 +47,7 @@ rule tables:
         label_replicates=CPT_REPLICATES,
         benchmarks=BENCHMARKS,
         run=RUN,
+        variants={name: vars(row) for name, row in VARIANT_ROWS.items()},
     script:
         "../scripts/tables.py"
 

@@ -1,4 +1,4 @@
-"""Accuracy table (model x benchmark, beside the published rows) and kept-fraction-per-label table."""
+"""Accuracy table (model x benchmark, beside the published rows), kept-fraction-per-label table and the run's variant table."""
 
 from rhocluster.reporting.tables import write_tables
 from rhocluster.workflow import logged
@@ -14,4 +14,5 @@ with logged(sm.log[0]):
         replicates={k: list(v) for k, v in sm.params.replicates.items()},
         label_replicates={k: list(v) for k, v in sm.params.label_replicates.items()},
         out=dict(sm.output.items()),
+        variants={k: dict(v) for k, v in sm.params.variants.items()},
     )

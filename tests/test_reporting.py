@@ -441,3 +441,16 @@ def test_resolution_note_states_the_widest_interval_of_the_fewest_items():
 
     assert "with 12 items" in resolution_note(pd.Series([12, 40])) and "±28 points" in resolution_note(pd.Series([12, 40]))
     assert "±3 points" in resolution_note(pd.Series([1319]))
+
+
+def test_variant_table_is_the_runs_rows_of_the_declared_table():
+    from dataclasses import asdict
+
+    from rhocluster.reporting.tables import variant_table
+    from rhocluster.variants import variant_rows
+
+    rows = variant_rows({"variants": []})
+    table = variant_table({n: asdict(rows[n]) for n in ("ct", "excess_smoothed", "cluster_slm")})
+    assert list(table.index) == ["ct", "excess_smoothed", "cluster_slm"]
+    assert table.loc["excess_smoothed", "shrinkage"] == 0.5 and table.loc["cluster_slm", "group_level"] == 1
+    assert table.loc["ct", "what is ranked, when and over which tokens"] == rows["ct"].summary

@@ -178,6 +178,14 @@ def _csv(table: pd.DataFrame, index_label: str | None) -> str:
     return table.to_csv(index=index_label is not None, index_label=index_label, float_format="%.4f", lineterminator="\n")
 
 
+def variant_table(variants: Mapping[str, Mapping[str, object]]) -> pd.DataFrame:
+    """The run's rows of the variant table (``{name: {tokens, mask, label, summary, ...}}``), one per
+    variant in order, with the columns every row has (missing values empty)."""
+    columns = ["tokens", "mask", "leaf_policy", "group_level", "shrinkage", "label", "summary"]
+    table = pd.DataFrame([{c: row.get(c) for c in columns} for row in variants.values()], index=list(variants))
+    return table.rename(columns={"summary": "what is ranked, when and over which tokens"})
+
+
 def write_tables(
     evals: EvalPaths,
     summaries: Mapping[str, Path | str],
@@ -187,11 +195,15 @@ def write_tables(
     out: Mapping[str, Path | str],
     replicates: Mapping[str, Sequence[str]] | None = None,
     label_replicates: Mapping[str, Sequence[str]] | None = None,
+    variants: Mapping[str, Mapping[str, object]] | None = None,
 ) -> None:
     """Write ``results_md``/``results_csv`` (ours, then the published rows, each row labelled with its
-    source) and ``labels_md``/``labels_csv``. ``evals``: ``{(model, benchmark): (summary, predictions)}``;
-    ``models`` are the rows, ``replicates`` their evaluated models (one per seed), ``label_replicates``
-    the variants' trained models (one per seed)."""
+    source), ``labels_md``/``labels_csv`` and, given ``variants`` (the run's variant-table rows),
+    ``variants_csv``. ``evals``: ``{(model, benchmark): (summary, predictions)}``; ``models`` are the rows,
+    ``replicates`` their evaluated models (one per seed), ``label_replicates`` the variants' trained
+    models (one per seed)."""
+    if variants is not None:
+        save_text(out["variants_csv"], _csv(variant_table(variants), "variant"))
     acc, counts = load_accuracies(evals)
     ours = accuracy_table(acc, models, benchmarks, f"this workflow, run {run}", replicates)
     both = pd.concat([ours, published_table(benchmarks)])
