@@ -53,7 +53,7 @@ rule assign:
         runtime=240,
         gpus=gpu(1),
     params:
-        prefix=lambda wc: f"{R}/shards/web/{wc.shard}",
+        prefix=shard_prefix,
         batch_size=config["scoring"]["batch_size"],
         layer=config["scoring"]["layer"],
         position=config["scoring"]["position"],

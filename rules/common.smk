@@ -136,7 +136,13 @@ def all_shard_files(split):
 
 
 def shard_prefixes(split):
+    """Every shard's path prefix (``.bin``/``.idx``/... stripped) of ``split``: what the package reads."""
     return [f"{R}/shards/{split}/{shard}" for shard in SHARDS[split]]
+
+
+def shard_prefix(wildcards):
+    """The path prefix of the job's shard (its ``{split}`` wildcard, else web)."""
+    return f"{R}/shards/{getattr(wildcards, 'split', 'web')}/{wildcards.shard}"
 
 
 def level_dir(tree, level):

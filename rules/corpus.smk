@@ -142,7 +142,7 @@ rule tokenize:
         mem_mb=4000,
         runtime=120,
     params:
-        prefix=lambda wc: f"{R}/shards/{wc.split}/{wc.shard}",
+        prefix=shard_prefix,
         seq_len=config["data"]["seq_len"],
         vocab_size=config["model"]["vocab_size"],
     script:

@@ -36,7 +36,7 @@ rule score_reference:
         runtime=240,
         gpus=gpu(1),
     params:
-        prefix=lambda wc: f"{R}/shards/web/{wc.shard}",
+        prefix=shard_prefix,
         batch_size=config["scoring"]["batch_size"],
     script:
         "../scripts/score_reference.py"
@@ -62,7 +62,7 @@ rule embed_sample:
         runtime=60,
         gpus=gpu(1),
     params:
-        prefix=lambda wc: f"{R}/shards/web/{wc.shard}",
+        prefix=shard_prefix,
         batch_size=config["scoring"]["batch_size"],
         layer=config["scoring"]["layer"],
         position=config["scoring"]["position"],
@@ -94,7 +94,7 @@ rule score_base:
         runtime=240,
         gpus=gpu(1),
     params:
-        prefix=lambda wc: f"{R}/shards/web/{wc.shard}",
+        prefix=shard_prefix,
         batch_size=config["scoring"]["batch_size"],
     script:
         "../scripts/score_base.py"

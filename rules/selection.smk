@@ -25,6 +25,7 @@ rule select_cluster_tokens:
         mem_mb=8000,
         runtime=120,
     params:
+        prefixes=shard_prefixes("web"),
         budget=BUDGET,
         policy=leaf_policy,
         seed=mask_seed,
@@ -52,6 +53,7 @@ rule select_excess_tokens:
         mem_mb=8000,
         runtime=120,
     params:
+        prefixes=shard_prefixes("web"),
         budget=BUDGET,
     script:
         "../scripts/select_excess_tokens.py"
@@ -80,6 +82,7 @@ rule select_leaf_excess_tokens:
         mem_mb=8000,
         runtime=120,
     params:
+        prefixes=shard_prefixes("web"),
         budget=BUDGET,
         kind=lambda wc: mask_model(wc).variant.mask,
         shrinkage=lambda wc: mask_model(wc).variant.shrinkage,
@@ -105,7 +108,7 @@ rule random_mask:
         mem_mb=2000,
         runtime=30,
     params:
-        prefix=lambda wc: f"{R}/shards/web/{wc.shard}",
+        prefix=shard_prefix,
         budget=BUDGET,
         seed=mask_seed,
     script:
@@ -138,6 +141,7 @@ rule inspect_clusters:
         mem_mb=4000,
         runtime=60,
     params:
+        prefixes=shard_prefixes("web"),
         variants=variants_where(tokens="mask"),
         levels=level_dirs("s0"),
         ratio=BUDGET,

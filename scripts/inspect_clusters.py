@@ -6,7 +6,7 @@ from rhocluster.workflow import logged, set_threads
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]) as log:
     set_threads(sm.threads)
-    prefixes = [p[: -len(".bin")] for p in sm.input.shards if p.endswith(".bin")]
+    prefixes = list(sm.params.prefixes)
     masks = {v: [p for p in sm.input.masks if f"/masks/{v}/" in p] for v in sm.params.variants}
     summary = inspect_clusters(
         prefixes,

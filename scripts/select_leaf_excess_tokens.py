@@ -5,7 +5,7 @@ from rhocluster.workflow import logged
 
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]) as log:
-    prefixes = [p[: -len(".bin")] for p in sm.input.shards if p.endswith(".bin")]
+    prefixes = list(sm.params.prefixes)
     summary = select_leaf_excess_masks(
         sm.params.kind,
         prefixes,
