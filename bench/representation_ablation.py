@@ -20,8 +20,9 @@ LABELS = ("math", "prose", "navigation", "footer", "junk")
 
 
 def _heldout(run_dir: Path) -> dict[tuple[str, str], dict]:
+    """Mean token loss per (row, column) (tables without a ``metric`` column hold only that one)."""
     with open(run_dir / "tables" / "heldout.csv") as fh:
-        return {(r["row"], r["column"]): r for r in csv.DictReader(fh)}
+        return {(r["row"], r["column"]): r for r in csv.DictReader(fh) if r.get("metric", "token") == "token"}
 
 
 def _kept(run_dir: Path) -> dict[str, dict]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Collection, Mapping
 
 import yaml
 
@@ -19,6 +19,7 @@ from rhocluster.clustering.trees import tree_name
 
 __all__ = [
     "CptModel",
+    "Pair",
     "Variant",
     "VariantError",
     "builtin_table",
@@ -26,6 +27,7 @@ __all__ = [
     "cpt_seeds",
     "load_variants",
     "replicate_name",
+    "variant_pairs",
     "variant_rows",
 ]
 
@@ -34,7 +36,7 @@ MASKS = ("random", "top_excess", "balanced", "cluster_filter", "excess_smoothed"
 # masks chosen over the cluster tree's leaves (they need every token's leaf id)
 TREE_MASKS = ("balanced", "cluster_filter", "excess_smoothed")
 LEAF_POLICIES = ("random", "closest", "excess_loss")
-KEYS = ("tokens", "mask", "leaf_policy", "group_level", "shrinkage", "label", "summary")
+KEYS = ("tokens", "mask", "leaf_policy", "group_level", "shrinkage", "label", "summary", "compare_to", "factor")
 # Names that are models but not variants (and path components of the workflow).
 RESERVED = ("base", "reference", "all", "hf", "mcore")
 _TABLE = Path(__file__).with_name("variants.yaml")
@@ -56,6 +58,8 @@ class Variant:
     leaf_policy: str | None = None
     group_level: int | None = None
     shrinkage: float | None = None
+    # the rows it differs from in one factor, each with that factor: ((counterpart, factor), ...)
+    compare_to: tuple[tuple[str, str], ...] = ()
 
     @property
     def selection(self) -> str:
@@ -91,7 +95,41 @@ def _fail(name: str, key: str, message: str) -> VariantError:
     return VariantError(f"variant_table.{name}.{key}: {message}")
 
 
-def _parse(name: str, row: Any, n_levels: int | None) -> Variant:
+def _text(name: str, key: str, value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _fail(name, key, f"{value!r}; {what} (text) is expected")
+    return value.strip()
+
+
+def _counterparts(name: str, row: Mapping, declared: Collection[str] | None) -> tuple[tuple[str, str], ...]:
+    """``compare_to`` (one row name, with ``factor``; or a mapping of row name to factor) as pairs."""
+    target, factor = row.get("compare_to"), row.get("factor")
+    if target is None:
+        if factor is not None:
+            raise _fail(name, "factor", "only with compare_to (the row this one differs from in that factor)")
+        return ()
+    if isinstance(target, str):
+        if factor is None:
+            raise _fail(name, "factor", f"compare_to: {target} needs the factor the two rows differ in")
+        pairs = {target: factor}
+    elif isinstance(target, Mapping) and target:
+        if factor is not None:
+            raise _fail(name, "factor", "compare_to is a mapping of row to factor; give each factor there")
+        pairs = dict(target)
+    else:
+        raise _fail(name, "compare_to", f"{target!r}; expected a row name (with factor) or a mapping of row name to factor")
+    out = []
+    for other, text in pairs.items():
+        if other == name:
+            raise _fail(name, "compare_to", "a row cannot be compared with itself")
+        if declared is not None and other not in declared:
+            raise _fail(name, "compare_to", f"{other!r} is not a declared row; declared rows: {', '.join(declared)}")
+        key = "factor" if isinstance(target, str) else f"compare_to.{other}"
+        out.append((str(other), _text(name, key, text, "the factor the two rows differ in")))
+    return tuple(out)
+
+
+def _parse(name: str, row: Any, n_levels: int | None, declared: Collection[str] | None = None) -> Variant:
     if not isinstance(row, Mapping):
         raise VariantError(f"variant_table.{name}: expected a mapping of {', '.join(KEYS)}, got {row!r}")
     unknown = sorted(set(row) - set(KEYS))
@@ -133,14 +171,21 @@ def _parse(name: str, row: Any, n_levels: int | None) -> Variant:
     label = row.get("label", name)
     if not isinstance(label, str) or not label.strip():
         raise _fail(name, "label", "a short legend label (text) is expected")
-    return Variant(name, tokens, summary.strip(), label.strip(), mask, policy, level, shrinkage)
+    pairs = _counterparts(name, row, declared)
+    return Variant(name, tokens, summary.strip(), label.strip(), mask, policy, level, shrinkage, pairs)
 
 
 def variant_rows(config: Mapping) -> dict[str, Variant]:
     """Every declared row: the built-in table updated by ``config['variant_table']`` (whole rows replaced)."""
     table = {**builtin_table(), **dict(config.get("variant_table") or {})}
     n_levels = len(config["clustering"]["levels"]) if "clustering" in config else None
-    return {name: _parse(str(name), row, n_levels) for name, row in table.items()}
+    declared = [str(name) for name in table]
+    rows = {str(name): _parse(str(name), row, n_levels, declared) for name, row in table.items()}
+    for name, row in rows.items():
+        for other, _ in row.compare_to:
+            if any(back == name for back, _ in rows[other].compare_to):
+                raise _fail(name, "compare_to", f"{other!r} already declares {name!r} as its counterpart (one pair, one direction)")
+    return rows
 
 
 def load_variants(config: Mapping) -> dict[str, Variant]:
@@ -159,6 +204,34 @@ def load_variants(config: Mapping) -> dict[str, Variant]:
     if len(set(names)) != len(names):
         raise VariantError(f"variants: names repeat in {names}")
     return {n: rows[n] for n in names}
+
+
+@dataclass(frozen=True)
+class Pair:
+    """Two rows that differ in one factor (``compare_to``): the held-out pair table shows variant minus
+    counterpart, seed i against seed i."""
+
+    variant: str
+    counterpart: str
+    factor: str
+
+    @property
+    def label(self) -> str:
+        """The row label of the pair table: the factor, then which difference."""
+        return f"{self.factor}: {self.variant} − {self.counterpart}"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"variant": self.variant, "counterpart": self.counterpart, "factor": self.factor}
+
+
+def variant_pairs(variants: Mapping[str, Variant]) -> tuple[list[Pair], list[Pair]]:
+    """(pairs, skipped) of the run's ``variants`` (as :func:`load_variants` returns them), in their order:
+    every declared ``compare_to`` whose counterpart is trained too, and those whose counterpart is not."""
+    pairs, skipped = [], []
+    for name, row in variants.items():
+        for other, factor in row.compare_to:
+            (pairs if other in variants else skipped).append(Pair(name, other, factor))
+    return pairs, skipped
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from pathlib import Path
 import re
 
 from rhocluster.clustering.trees import tree_seeds, trees_note
-from rhocluster.variants import cpt_models, cpt_seeds, load_variants
+from rhocluster.variants import cpt_models, cpt_seeds, load_variants, variant_pairs
 
 # envs/*.yaml install this package with `--editable ${RHOCLUSTER_ROOT}` (pip expands the variable in
 # the requirements file conda writes): Snakemake copies each env file under .snakemake/conda before
@@ -430,6 +430,8 @@ EVAL_REPLICATES = {
     row: [m for m in ms if m in EVAL_MODELS] for row, ms in REPLICATES.items()
 }
 CPT_REPLICATES = {v: REPLICATES[v] for v in VARIANTS}
+# The held-out pair table's rows (compare_to in the variant table); skipped: counterpart not trained here.
+PAIRS, SKIPPED_PAIRS = variant_pairs(VARIANT_ROWS)
 HELDOUT_LOSSES = {
     m: {
         split: [f"{R}/heldout/{m}/{split}/{shard}.loss.npy" for shard in SHARDS[split]]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -9,12 +11,16 @@ from rhocluster.corpus.labels import LABELS
 from rhocluster.data.shards import pack_windows, write_shard
 from rhocluster.reporting.heldout import (
     PROBLEMS,
+    TOKEN,
+    TYPE,
     WEB_ALL,
     document_ids,
     heldout_tables,
     load_columns,
+    pairs_prose,
     write_heldout_tables,
 )
+from rhocluster.variants import Pair
 
 EOS, BOS, S = 2, 1, 9  # windows of 9 tokens (8 targets)
 
@@ -41,7 +47,7 @@ def world(tmp_path):
     rng = np.random.default_rng(0)
     web_tokens, web_labels = make_shard(tmp_path / "web", 40, rng)
     hq_tokens, _ = make_shard(tmp_path / "hq", 30, rng, labelled=False)
-    models = {"base": 0.5, "ct": 0.0, "ct.s1": 0.05, "rho1": -0.3, "rho1.s1": -0.25}
+    models = {"base": 0.5, "ct": 0.0, "ct.s1": 0.05, "rho1": -0.3, "rho1.s1": -0.25, "random": 0.0, "random.s1": 0.05, "better": -1.5, "better.s1": -1.5}
     losses, arrays = {}, {}
     for m, shift in models.items():
         w = loss_file(tmp_path / f"{m}_web.npy", web_tokens, rng, shift)
@@ -69,39 +75,149 @@ def test_column_means_equal_direct_means(world):
             assert cols[LABELS[j]].mean(m) == pytest.approx(w[sel].astype(np.float64).mean(), rel=1e-12)
         assert cols[WEB_ALL].mean(m) == pytest.approx(w[target].astype(np.float64).mean(), rel=1e-12)
         assert cols[PROBLEMS].mean(m) == pytest.approx(h[:, 1:].astype(np.float64).mean(), rel=1e-12)
+        # type-balanced: the mean over token ids of each id's mean loss, every id that occurs
+        for sel, name in ((target & (web_labels == 1), LABELS[1]), (target, WEB_ALL)):
+            ids, x = web_tokens[sel], w[sel].astype(np.float64)
+            want = np.mean([x[ids == t].mean() for t in np.unique(ids)])
+            assert cols[name].mean(m, TYPE) == pytest.approx(want, rel=1e-12)
+            assert cols[name].n_types() == np.unique(ids).size
     # documents: one per EOS, counted where they have target tokens
     n_docs = int((web_tokens == EOS).sum()) + (web_tokens.reshape(-1)[-1] != EOS)
-    assert cols[WEB_ALL].count.size <= n_docs and cols[WEB_ALL].count.sum() == web_tokens[:, 1:].size
+    assert cols[WEB_ALL].n_docs <= n_docs and cols[WEB_ALL].n_tokens == web_tokens[:, 1:].size
+
+
+def hand_built(tmp_path):
+    """Two documents, one window each (EOS = 2 ends each): targets 5 5 7 EOS | 5 9 9 EOS."""
+    tokens = np.array([[1, 5, 5, 7, EOS], [1, 5, 9, 9, EOS]])
+    loss = np.array([[np.nan, 1, 1, 2, 0.5], [np.nan, 1, 4, 10, 1.5]], dtype=np.float16)
+    write_shard(tmp_path / "hand", tokens, None, 64, n_documents=2, n_dropped=0)
+    np.save(tmp_path / "hand.npy", loss)
+    return load_columns({"heldout_hq": [str(tmp_path / "hand")]}, {"m": {"heldout_hq": [str(tmp_path / "hand.npy")]}}, EOS)[PROBLEMS]
+
+
+def test_type_balanced_mean_of_a_hand_built_column(tmp_path):
+    """Token mean 21/8; per type 5: 1, 7: 2, EOS: 1, 9: 7, so the type-balanced mean is 11/4; types with
+    >= 2 tokens: 5, EOS, 9 -> 3; >= 3 tokens: 5 alone -> 1."""
+    col = hand_built(tmp_path)
+    assert col.mean("m", TOKEN) == 21 / 8
+    assert col.mean("m", TYPE) == 11 / 4
+    assert col.mean("m", TYPE, min_count=2) == 3.0 and col.mean("m", TYPE, min_count=3) == 1.0
+    # Two documents: a resample is (doc 0 twice), (each once) or (doc 1 twice), with probability 1/4, 1/2,
+    # 1/4. Doc 0 alone: types 5, 7, EOS -> (1 + 2 + 0.5) / 3; doc 1 alone: 5, 9, EOS -> (1 + 7 + 1.5) / 3.
+    draws = col.draws(["m"], 4000, np.random.default_rng(0))
+    values = {7 / 6: 0.25, 11 / 4: 0.5, 19 / 6: 0.25}
+    got = draws[TYPE][:, 0]
+    assert np.isclose(got[:, None], list(values), rtol=1e-6).any(axis=1).all()
+    for v, prob in values.items():
+        assert np.isclose(got, v, rtol=1e-6).mean() == pytest.approx(prob, abs=0.03)
+    assert set(np.round(draws[TOKEN][:, 0], 9)) == {round(4.5 / 4, 9), 21 / 8, round(16.5 / 4, 9)}
+    # min_count applies to the resample's own counts: doc 0 twice has type 7 twice, so it still counts
+    two = col.draws(["m"], 4000, np.random.default_rng(0), min_count=2)[TYPE][:, 0]
+    assert np.isclose(two[:, None], [7 / 6, 3.0, 19 / 6], rtol=1e-6).any(axis=1).all()
+
+
+def test_type_balanced_draws_equal_a_direct_computation(world):
+    """The vectorised draws against a loop over resamples on the token level, same document counts."""
+    shards, losses, arrays, web_tokens, web_labels = world
+    col = load_columns(shards, losses, EOS)[LABELS[0]]
+    models = ["ct", "rho1"]
+    draws = col.draws(models, 50, np.random.default_rng(7), min_count=2)
+    w = np.random.default_rng(7).multinomial(col.n_docs, np.full(col.n_docs, 1 / col.n_docs), size=50)
+    for b in range(50):
+        weight = w[b][col.doc] * col.count  # tokens of each (document, type) cell in the resample
+        for j, m in enumerate(models):
+            means = []
+            for t in np.unique(col.token):
+                n = weight[col.token == t].sum()
+                if n >= 2:
+                    means.append((w[b][col.doc] * col.loss[m])[col.token == t].sum() / n)
+            assert draws[TYPE][b, j] == pytest.approx(np.mean(means), rel=1e-5)
+            assert draws[TOKEN][b, j] == pytest.approx((w[b][col.doc] * col.loss[m]).sum() / weight.sum(), rel=1e-12)
 
 
 def test_seed_rows_average_and_pair_by_seed(world):
     shards, losses, *_ = world
     cols = load_columns(shards, losses, EOS)
     reps = {"base": ["base"], "ct": ["ct", "ct.s1"], "rho1": ["rho1", "rho1.s1"]}
-    loss_df, diff_df = heldout_tables(cols, reps, ["ct", "rho1"], 2000, seed=3)
+    pairs = [Pair("rho1", "ct", "live ranking")]
+    loss_df, diff_df = heldout_tables(cols, reps, pairs, 2000, seed=3)
     c = cols[WEB_ALL]
-    row = loss_df[(loss_df.row == "ct") & (loss_df.column == WEB_ALL)].iloc[0]
-    assert row.estimate == pytest.approx((c.mean("ct") + c.mean("ct.s1")) / 2) and row.seeds == 2
-    assert row.low < row.estimate < row.high
-    d = diff_df[(diff_df.variant == "rho1") & (diff_df.baseline == "ct") & (diff_df.column == WEB_ALL)].iloc[0]
-    want = ((c.mean("rho1") - c.mean("ct")) + (c.mean("rho1.s1") - c.mean("ct.s1"))) / 2
-    assert d.estimate == pytest.approx(want) and d.estimate < -0.2
-    assert d.high < 0 and d.p < 0.01  # shifted by -0.3 / -0.3: clearly better
-    # base and reference are never compared; a baseline is compared with the later one only
-    assert set(diff_df.variant) == {"rho1"} and set(diff_df.baseline) == {"ct"}
+    for metric in (TOKEN, TYPE):
+        row = loss_df[(loss_df.row == "ct") & (loss_df.column == WEB_ALL) & (loss_df.metric == metric)].iloc[0]
+        assert row.estimate == pytest.approx((c.mean("ct", metric) + c.mean("ct.s1", metric)) / 2) and row.seeds == 2
+        assert row.low < row.estimate < row.high
+        d = diff_df[(diff_df.variant == "rho1") & (diff_df.column == WEB_ALL) & (diff_df.metric == metric)].iloc[0]
+        want = ((c.mean("rho1", metric) - c.mean("ct", metric)) + (c.mean("rho1.s1", metric) - c.mean("ct.s1", metric))) / 2
+        assert d.estimate == pytest.approx(want) and d.estimate < -0.2
+        assert d.high < 0 and d.p < 0.01  # shifted by -0.3 / -0.3: clearly better
+    assert len(diff_df) == 2 * len(cols) and set(diff_df.counterpart) == {"ct"} and set(diff_df.factor) == {"live ranking"}
     # seeded: the same numbers again
-    again = heldout_tables(cols, reps, ["ct", "rho1"], 2000, seed=3)
+    again = heldout_tables(cols, reps, pairs, 2000, seed=3)
     assert again[0].equals(loss_df) and again[1].equals(diff_df)
+
+
+def test_pair_table_rows_are_the_declared_pairs_of_the_run(world):
+    """Only declared pairs whose two rows are trained: the run's variant subset drops excess_static, so
+    cluster_excess's pair with it is skipped and its pair with cluster stays."""
+    import yaml
+
+    from rhocluster.variants import load_variants, variant_pairs
+
+    shards, losses, *_ = world
+    cfg = yaml.safe_load((Path(__file__).resolve().parents[1] / "config/config.yaml").read_text())
+    cfg["variants"] = ["ct", "random", "cluster", "cluster_excess"]
+    pairs, skipped = variant_pairs(load_variants(cfg))
+    assert [(p.variant, p.counterpart) for p in pairs] == [("random", "ct"), ("cluster", "random"), ("cluster_excess", "cluster")]
+    assert [(p.variant, p.counterpart) for p in skipped] == [("cluster_excess", "excess_static")]
+    cols = load_columns(shards, losses, EOS)
+    # rows backed by the fixture's models (cluster_excess: models shifted by -1.5, clearly lower)
+    reps = {"ct": ["ct", "ct.s1"], "random": ["random", "random.s1"], "cluster": ["random", "random.s1"], "cluster_excess": ["better", "better.s1"]}
+    loss_df, diff_df = heldout_tables(cols, reps, pairs, 500, seed=3)
+    labels = [p.label for p in pairs]
+    assert labels[0] == "a random budget instead of every token: random − ct"
+    assert list(dict.fromkeys(zip(diff_df.variant, diff_df.counterpart))) == [(p.variant, p.counterpart) for p in pairs]
+    # cluster and random are the same models here: every difference is exactly 0, p = 1
+    same = diff_df[diff_df.variant == "cluster"]
+    assert (same.estimate == 0).all() and (same.low == 0).all() and (same.high == 0).all() and (same.p == 1).all()
+    out = {k: world[0]["heldout_web"][0] + f".{k}" for k in ("md", "losses_csv", "differences_csv")}
+    write_heldout_tables(shards, losses, reps, pairs, EOS, 300, 1, "t", out, skipped=skipped)
+    md = open(out["md"]).read()
+    for label in labels:
+        assert md.count(f"| {label} |") == 2  # mean token loss and type-balanced pair tables
+    assert "Against" not in md
+    assert "skipped, their counterpart not trained in this run: cluster_excess − excess_static (balancing by the tree)." in md
+    sentence = "- *balanced tree sampling instead of uniform* (cluster − random): no significant difference in mean token loss on any column; no significant difference in type-balanced mean loss on any column."
+    assert sentence in md
+    assert (
+        "- *leaves filled by excess loss instead of at random* (cluster_excess − cluster): mean token loss lower on "
+        "every column; type-balanced mean loss lower on every column." in md
+    )
+
+
+def test_pair_sentences_read_the_table():
+    """One sentence per pair: lower / higher where p < 0.05, the rest named as not different."""
+    cols = ["math", "prose", "junk"]
+    rows = []
+    for metric, cells in ((TOKEN, [(-0.2, 0.001), (0.3, 0.01), (0.05, 0.4)]), (TYPE, [(0.1, 0.02), (0.2, 0.001), (0.3, 0.03)])):
+        for c, (est, p) in zip(cols, cells):
+            rows.append({"variant": "a", "counterpart": "b", "factor": "f", "column": c, "metric": metric, "estimate": est, "p": p})
+    import pandas as pd
+
+    got = pairs_prose(pd.DataFrame(rows), cols)
+    assert got == (
+        "- *f* (a − b): mean token loss lower on math, higher on prose, no significant difference on junk; "
+        "type-balanced mean loss higher on every column.\n"
+    )
 
 
 def test_write_tables_and_bad_loss_file(world, tmp_path):
     shards, losses, *_ = world
     out = {k: tmp_path / f"out.{k}" for k in ("md", "losses_csv", "differences_csv")}
     reps = {"base": ["base"], "ct": ["ct", "ct.s1"], "rho1": ["rho1", "rho1.s1"]}
-    write_heldout_tables(shards, losses, reps, ["ct", "rho1"], EOS, 500, 1, "test", out)
+    write_heldout_tables(shards, losses, reps, [Pair("rho1", "ct", "live ranking")], EOS, 500, 1, "test", out)
     md = out["md"].read_text()
-    assert "| model | math | prose | navigation | web (all) | problems | seeds |" in md
-    assert "Against ct:" in md and "| rho1 |" in md
+    assert md.count("| model | math | prose | navigation | web (all) | problems | seeds |") == 2  # both metrics
+    assert "| live ranking: rho1 − ct |" in md and "Type-balanced mean loss (the mean over token types" in md
     bad = np.load(losses["ct"]["heldout_hq"][0])
     bad[1, 3] = np.inf
     np.save(tmp_path / "bad.npy", bad)

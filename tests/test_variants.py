@@ -9,7 +9,7 @@ import pytest
 import yaml
 from snakemake.utils import validate
 
-from rhocluster.variants import VariantError, builtin_table, load_variants, variant_rows
+from rhocluster.variants import VariantError, builtin_table, load_variants, variant_pairs, variant_rows
 from tests.conftest import change_config, copy_workflow, run_snakemake
 
 REPO = Path(__file__).resolve().parents[1]
@@ -69,12 +69,47 @@ def test_a_config_row_adds_a_variant():
         ({"tokens": "all", "summary": "x", "ratio": 0.5}, r"variant_table\.bad\.ratio: unknown key"),
         ({"tokens": "mask", "mask": "excess_smoothed", "shrinkage": 2, "summary": "x"}, r"bad\.shrinkage: 2; expected a weight"),
         ({"tokens": "mask", "mask": "top_excess", "shrinkage": 0.5, "summary": "x"}, r"bad\.shrinkage: only for mask: excess_smoothed"),
+        ({"tokens": "all", "summary": "x", "compare_to": "clustr", "factor": "f"},
+         r"variant_table\.bad\.compare_to: 'clustr' is not a declared row; declared rows: ct, rho1"),
+        ({"tokens": "all", "summary": "x", "compare_to": "ct"}, r"variant_table\.bad\.factor: compare_to: ct needs the factor"),
+        ({"tokens": "all", "summary": "x", "factor": "f"}, r"variant_table\.bad\.factor: only with compare_to"),
+        ({"tokens": "all", "summary": "x", "compare_to": "bad", "factor": "f"}, r"bad\.compare_to: a row cannot be compared with itself"),
+        ({"tokens": "all", "summary": "x", "compare_to": {"ct": ""}}, r"variant_table\.bad\.compare_to\.ct: ''; the factor"),
+        ({"tokens": "all", "summary": "x", "compare_to": {"ct": "f"}, "factor": "g"}, r"bad\.factor: compare_to is a mapping"),
+        ({"tokens": "all", "summary": "x", "compare_to": ["ct"]}, r"variant_table\.bad\.compare_to: \['ct'\]; expected a row name"),
     ],
 )
 def test_bad_rows_name_the_variant_and_key(row, match):
     cfg = default_config()
     cfg["variant_table"] = {"bad": row}
     with pytest.raises(VariantError, match=match):
+        load_variants(cfg)
+
+
+def test_pairs_are_declared_once_and_kept_where_both_rows_train():
+    """compare_to: a row name with its factor, or a mapping of row to factor; a pair in both directions
+    fails; a pair whose counterpart the run does not train is returned as skipped."""
+    rows = variant_rows(default_config())
+    assert rows["cluster_slm"].compare_to == (("rho1", "balancing by the tree"),)
+    assert [o for o, _ in rows["cluster_excess"].compare_to] == ["excess_static", "cluster"]
+    assert rows["ct"].compare_to == ()
+    pairs, skipped = variant_pairs(load_variants(default_config()))
+    assert [(p.variant, p.counterpart) for p in pairs] == [
+        ("rho1", "excess_static"), ("random", "ct"), ("excess_static", "random"), ("cluster", "random"),
+        ("cluster_excess", "excess_static"), ("cluster_excess", "cluster"), ("cluster_slm", "rho1"),
+    ]  # fmt: skip
+    assert not skipped and pairs[-1].label == "balancing by the tree: cluster_slm − rho1"
+    cfg = default_config()
+    cfg["variants"] = ["ct", "rho1", "cluster_slm", "cluster_excess"]
+    pairs, skipped = variant_pairs(load_variants(cfg))
+    assert [(p.variant, p.counterpart) for p in pairs] == [("cluster_slm", "rho1")]
+    assert [(p.variant, p.counterpart) for p in skipped] == [("rho1", "excess_static"), ("cluster_excess", "excess_static"), ("cluster_excess", "cluster")]
+    cfg["variant_table"] = {"x": {"tokens": "all", "summary": "x", "compare_to": {"ct": "f", "rho1": "g"}}}
+    validate(cfg, str(REPO / "config/schema.yaml"))
+    assert variant_rows(cfg)["x"].compare_to == (("ct", "f"), ("rho1", "g"))
+    cfg["variant_table"] = {"ct": {"tokens": "all", "summary": "x", "compare_to": "random", "factor": "f"}}
+    validate(cfg, str(REPO / "config/schema.yaml"))
+    with pytest.raises(VariantError, match=r"variant_table\.ct\.compare_to: 'random' already declares 'ct'"):
         load_variants(cfg)
 
 

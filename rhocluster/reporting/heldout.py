@@ -1,49 +1,139 @@
-"""Held-out loss: every model's mean token loss on text never trained on, per ground-truth label, with
-bootstrap intervals over documents (and over training seeds where a variant has several), and paired
-differences against the baselines.
+"""Held-out loss: every model's loss on text never trained on, per ground-truth label, in two metrics,
+with bootstrap intervals over documents (and over training seeds where a variant has several), and
+paired differences over the pairs of rows that differ in one factor (``compare_to`` in the variant
+table).
 
 The held-out sets are tokenized shards like the training ones (``heldout_web``: the web corpus' kind of
 text, labelled per token in the generated corpus; ``heldout_hq``: problem/solution text like the
 reference mixture). A column is a set of target tokens: one per label of the web set (all its tokens
-when it carries no labels) and one for the problem/solution set. Its statistic is the mean loss over
-its tokens (sum of losses / number of tokens). Documents are the resampling unit (tokens of a document
-are not independent); they are recovered from the EOS that ends each one (windows are consecutive cuts of
-the document stream).
+when it carries no labels) and one for the problem/solution set. Documents are the resampling unit
+(tokens of a document are not independent); they are recovered from the EOS that ends each one (windows
+are consecutive cuts of the document stream).
+
+Two statistics per column (``METRICS``):
+
+- mean token loss (``token``): sum of losses / number of tokens, every token weighted once, so a token
+  type weighs by its frequency;
+- type-balanced mean loss (``type``): the mean over token types (the target token's id) of each type's
+  mean loss, every type with at least ``min_count`` occurrences among the column's tokens (default 1:
+  every type that occurs; a bootstrap resample applies the same rule to its own counts). It does not
+  reward a selection for fitting the frequent types, which balanced sampling deliberately flattens.
 
 A variant trained with several seeds is the mean of its seeds' statistics; its bootstrap resamples the
 seeds and the documents together, so the interval carries both the seed-to-seed spread and the finite
-test set. A paired difference compares seed i of a variant with seed i of the baseline (same data order)
-on the same resampled documents.
+test set. Within a column every model is scored on the same document resamples, so a paired difference
+compares seed i of a variant with seed i of its counterpart (same data order) on the same resampled
+documents.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import scipy.sparse
 
 from rhocluster.corpus.labels import LABELS
 from rhocluster.data.shards import Shard, load_aligned
 from rhocluster.reporting.stats import LEVEL, bootstrap_p_value, percentile_interval, rng_for
+from rhocluster.variants import Pair
 
 PROBLEMS = "problems"  # the column of the held-out problem/solution set
 WEB_ALL = "web (all)"
-_CHUNK = 512  # bootstrap draws per matrix product
+TOKEN, TYPE = "token", "type"
+METRICS = {TOKEN: "mean token loss", TYPE: "type-balanced mean loss"}
+TYPE_MIN_COUNT = 1  # a type counts in the type-balanced mean where it occurs at least this often
+DIFFERENCE_COLUMNS = ["variant", "counterpart", "factor", "column", "metric", "estimate", "low", "high", "p", "seeds"]
+_MAX_CELLS = 1 << 22  # bound on one chunk of bootstrap draws (draws x cells): 16 MB of float32 weights
 
 
 @dataclass
 class HeldoutColumn:
-    """Per-document sums of one column: ``loss[m]`` float64 [n_docs] summed token losses of model m,
-    ``count`` int64 [n_docs] tokens per document."""
+    """One column's target tokens summed per (document, token type) cell: ``doc`` int64 [n_cells] the
+    document (0..n_docs-1, every one with tokens), ``token`` int64 [n_cells] the target token id,
+    ``count`` int64 [n_cells] its tokens, ``loss[m]`` float64 [n_cells] their summed losses under model m."""
 
-    loss: dict[str, np.ndarray]
+    doc: np.ndarray
+    token: np.ndarray
     count: np.ndarray
+    loss: dict[str, np.ndarray]
 
-    def mean(self, model: str) -> float:
-        return float(self.loss[model].sum() / self.count.sum())
+    @property
+    def n_docs(self) -> int:
+        return int(self.doc.max()) + 1 if self.doc.size else 0
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.count.sum())
+
+    @cached_property
+    def doc_count(self) -> np.ndarray:
+        """int64 [n_docs]: tokens per document."""
+        return np.bincount(self.doc, weights=self.count, minlength=self.n_docs).astype(np.int64)
+
+    def doc_loss(self, model: str) -> np.ndarray:
+        """float64 [n_docs]: summed losses per document."""
+        return np.bincount(self.doc, weights=self.loss[model], minlength=self.n_docs)
+
+    @cached_property
+    def _types(self) -> tuple[np.ndarray, np.ndarray]:
+        """(type ids int64 [n_types], type index int64 [n_cells] of every cell)."""
+        return np.unique(self.token, return_inverse=True)
+
+    def type_count(self) -> np.ndarray:
+        """int64 [n_types]: tokens per type, types in id order."""
+        return np.bincount(self._types[1], weights=self.count).astype(np.int64)
+
+    def n_types(self, min_count: int = TYPE_MIN_COUNT) -> int:
+        return int((self.type_count() >= min_count).sum())
+
+    def mean(self, model: str, metric: str = TOKEN, min_count: int = TYPE_MIN_COUNT) -> float:
+        """The column's statistic for ``model`` on all its documents: mean token loss or type-balanced."""
+        if metric == TOKEN:
+            return float(self.loss[model].sum() / self.count.sum())
+        counts = self.type_count()
+        per_type = np.bincount(self._types[1], weights=self.loss[model]) / np.maximum(counts, 1)
+        return float(per_type[counts >= min_count].mean())
+
+    def draws(
+        self, models: Sequence[str], n_resamples: int, rng: np.random.Generator, min_count: int = TYPE_MIN_COUNT
+    ) -> dict[str, np.ndarray]:
+        """{metric: float64 [n_resamples, len(models)]}: every model's statistics on the same bootstrap
+        resamples of the documents (multinomial counts ``w`` over documents; a type's mean in a resample
+        is sum_d w_d loss_dt / sum_d w_d count_dt, the types kept where that count reaches ``min_count``).
+
+        The type-balanced draws are one product per chunk of draws over the (document, type) cells,
+        in float32 (relative error below 1e-6 on the tiny run's size, far below the intervals' 3 decimals; the point estimates are
+        exact float64 sums)."""
+        n_docs, n_cells = self.n_docs, self.doc.size
+        types, cell_type = self._types
+        doc_loss = np.stack([self.doc_loss(m) for m in models], axis=1)  # [D, M]
+        cell_loss = np.stack([self.loss[m] for m in models]).astype(np.float32)  # [M, C]
+        doc_count = self.doc_count.astype(np.float64)
+        # type x document counts, sparse: a real held-out split has ~1e3 documents and ~3e4 types
+        by_type = scipy.sparse.csr_matrix(
+            (self.count.astype(np.float64), (cell_type, self.doc)), shape=(types.size, n_docs)
+        )
+        out = {TOKEN: np.empty((n_resamples, len(models))), TYPE: np.empty((n_resamples, len(models)))}
+        p = np.full(n_docs, 1.0 / n_docs)
+        chunk = max(1, _MAX_CELLS // max(n_cells, types.size, 1))
+        for start in range(0, n_resamples, chunk):
+            b = min(chunk, n_resamples - start)
+            w = rng.multinomial(n_docs, p, size=b).astype(np.float64)  # [b, D] documents drawn with replacement
+            rows = slice(start, start + b)
+            out[TOKEN][rows] = (w @ doc_loss) / (w @ doc_count)[:, None]
+            n_type = by_type @ w.T  # [T, b] tokens of each type in each resample
+            kept = n_type >= min_count
+            inv = np.divide(1.0, n_type, out=np.zeros_like(n_type), where=kept).astype(np.float32)
+            # sum over kept types of (resampled loss sum / resampled count), as one product over the cells
+            weight = w.T.astype(np.float32)[self.doc]  # [C, b]: rows gathered, contiguous
+            weight *= inv[cell_type]
+            out[TYPE][rows] = (cell_loss @ weight).T / np.maximum(kept.sum(axis=0), 1)[:, None]
+        return out
 
 
 def document_ids(tokens: np.ndarray, eos_id: int) -> np.ndarray:
@@ -54,12 +144,27 @@ def document_ids(tokens: np.ndarray, eos_id: int) -> np.ndarray:
     return doc.reshape(np.asarray(tokens).shape).astype(np.int64)
 
 
+def _column(pieces: list[tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]], models: Sequence[str]) -> HeldoutColumn:
+    """Sum the (document, token, per-model losses) of a column's tokens into its cells."""
+    doc = np.concatenate([d for d, _, _ in pieces])
+    tok = np.concatenate([t for _, t, _ in pieces])
+    bound = int(tok.max()) + 1 if tok.size else 1
+    keys, inverse = np.unique(doc * bound + tok, return_inverse=True)
+    cell_doc, cell_tok = np.divmod(keys, bound)
+    _, cell_doc = np.unique(cell_doc, return_inverse=True)  # documents without tokens here drop out
+    count = np.bincount(inverse, minlength=keys.size).astype(np.int64)
+    loss = {
+        m: np.bincount(inverse, weights=np.concatenate([x[m] for _, _, x in pieces]), minlength=keys.size) for m in models
+    }
+    return HeldoutColumn(doc=cell_doc.astype(np.int64), token=cell_tok.astype(np.int64), count=count, loss=loss)
+
+
 def load_columns(
     shards: Mapping[str, Sequence[str]], losses: Mapping[str, Mapping[str, Sequence[str]]], eos_id: int
 ) -> dict[str, HeldoutColumn]:
     """Columns of the held-out sets: ``shards[split]`` lists shard prefixes of ``heldout_web`` and
     ``heldout_hq``; ``losses[model][split]`` the model's per-token loss files of those shards (float16
-    [W, S], as ``score_shard`` writes them)."""
+    [W, S], as ``score_shard`` writes them). A token's type is its id in the shard."""
     columns: dict[str, HeldoutColumn] = {}
     models = list(losses)
     for split, prefixes in shards.items():
@@ -68,7 +173,9 @@ def load_columns(
         for i, prefix in enumerate(prefixes):
             shard = Shard(prefix)
             valid = shard.target_mask()
-            doc = document_ids(shard.windows(), eos_id)[valid] + offset
+            windows = shard.windows()
+            doc = document_ids(windows, eos_id)[valid] + offset
+            tok = np.asarray(windows)[valid].astype(np.int64)
             offset = int(doc.max()) + 1 if doc.size else offset
             if split == "heldout_web" and shard.meta.has_labels:
                 lab = shard.labels()[valid]
@@ -87,97 +194,67 @@ def load_columns(
                 if not np.isfinite(x).all():
                     raise ValueError(f"{losses[m][split][i]}: non-finite loss at a target token")
             for name, sel in groups:
-                parts.setdefault(name, []).append((doc[sel], {m: x[sel] for m, x in token_loss.items()}))
+                parts.setdefault(name, []).append((doc[sel], tok[sel], {m: x[sel] for m, x in token_loss.items()}))
         for name, pieces in parts.items():
-            n_docs = max(int(d.max()) + 1 for d, _ in pieces if d.size)
-            count = sum(np.bincount(d, minlength=n_docs) for d, _ in pieces)
-            keep = count > 0
-            loss = {m: sum(np.bincount(d, weights=x[m], minlength=n_docs) for d, x in pieces)[keep] for m in models}
-            columns[name] = HeldoutColumn(loss=loss, count=count[keep].astype(np.int64))
+            if sum(d.size for d, _, _ in pieces):
+                columns[name] = _column(pieces, models)
     order = [*(n for n in LABELS if n in columns), *(n for n in (WEB_ALL, PROBLEMS) if n in columns)]
     return {name: columns[name] for name in order}
 
 
-def _draws(column: HeldoutColumn, seeds: Sequence[Sequence[str]], n_resamples: int, rng: np.random.Generator) -> np.ndarray:
-    """float64 [n_resamples]: bootstrap draws of mean over seed groups of sum_i sign * statistic.
-
-    ``seeds`` is a list of seed replicates, each a list of models whose statistics are summed with signs
-    given by a leading '-' (``["cluster.s1", "-ct.s1"]`` is a paired difference)."""
-    n_docs = column.count.size
-    signed = [[(m[1:], -1.0) if m.startswith("-") else (m, 1.0) for m in rep] for rep in seeds]
-    out = np.empty(n_resamples)
-    p = np.full(n_docs, 1.0 / n_docs)
-    for start in range(0, n_resamples, _CHUNK):
-        b = min(_CHUNK, n_resamples - start)
-        pick = rng.integers(0, len(seeds), size=(b, len(seeds)))  # seeds resampled with replacement
-        w = rng.multinomial(n_docs, p, size=b).astype(np.float64)  # documents resampled with replacement
-        denom = w @ column.count
-        per_seed = np.stack(
-            [sum(sign * (w @ column.loss[m]) for m, sign in rep) / denom for rep in signed], axis=1
-        )  # [b, n_seeds]
-        out[start : start + b] = np.take_along_axis(per_seed, pick, axis=1).mean(axis=1)
-    return out
-
-
-def _point(column: HeldoutColumn, seeds: Sequence[Sequence[str]]) -> float:
-    """The statistic on the full data: mean over seed replicates of the signed sums of model means."""
-    vals = [sum((-column.mean(m[1:]) if m.startswith("-") else column.mean(m)) for m in rep) for rep in seeds]
-    return float(np.mean(vals))
-
-
-@dataclass(frozen=True)
-class Estimate:
-    estimate: float
-    low: float
-    high: float
-    p: float | None
-    seeds: int
-
-
-def estimate(
-    column: HeldoutColumn,
-    seeds: Sequence[Sequence[str]],
-    n_resamples: int,
-    rng: np.random.Generator,
-    level: float = LEVEL,
-    paired: bool = False,
-) -> Estimate:
-    """Point estimate, percentile interval and (paired: two-sided bootstrap p of 0) of a statistic."""
-    draws = _draws(column, seeds, n_resamples, rng)
-    low, high = percentile_interval(draws, level)
-    return Estimate(_point(column, seeds), low, high, bootstrap_p_value(draws) if paired else None, len(seeds))
+def _seed_mean(per_seed: np.ndarray, pick: np.ndarray) -> np.ndarray:
+    """float64 [B]: per draw, the mean of ``per_seed`` [B, n] over the seed replicates ``pick`` [B, n]
+    (indices drawn with replacement)."""
+    return np.take_along_axis(per_seed, pick, axis=1).mean(axis=1)
 
 
 def heldout_tables(
     columns: Mapping[str, HeldoutColumn],
     replicates: Mapping[str, Sequence[str]],
-    baselines: Sequence[str],
+    pairs: Sequence[Pair],
     n_resamples: int,
     seed: int,
     level: float = LEVEL,
+    min_count: int = TYPE_MIN_COUNT,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(losses, differences) in long form.
+    """(losses, differences) in long form, both metrics.
 
     ``replicates[row]`` lists the models of a row, one per training seed (base and reference: one).
-    losses: row, column, estimate, low, high, seeds. differences: variant, baseline, column, estimate,
-    low, high, p, seeds (seed i of the variant against seed i of the baseline, over the seeds both have).
+    losses: row, column, metric, estimate, low, high, seeds. differences: one per pair (variant minus
+    counterpart, seed i against seed i over the seeds both have), column and metric: variant,
+    counterpart, factor, column, metric, estimate, low, high, p, seeds.
     """
-    loss_rows, diff_rows = [], []
-    for row, models in replicates.items():
-        for name, col in columns.items():
-            e = estimate(col, [[m] for m in models], n_resamples, rng_for(seed, "heldout", row, name), level)
-            loss_rows.append({"row": row, "column": name, **e.__dict__})
-    for base in baselines:
-        if base not in replicates:
-            continue
-        for row, models in replicates.items():
-            if row == base or row in ("base", "reference") or (row in baselines and baselines.index(row) < baselines.index(base)):
-                continue
-            pairs = [[m, f"-{b}"] for m, b in zip(models, replicates[base])]
-            for name, col in columns.items():
-                e = estimate(col, pairs, n_resamples, rng_for(seed, "heldout-diff", row, base, name), level, paired=True)
-                diff_rows.append({"variant": row, "baseline": base, "column": name, **e.__dict__})
-    return pd.DataFrame(loss_rows), pd.DataFrame(diff_rows)
+    for pair in pairs:
+        for row in (pair.variant, pair.counterpart):
+            if row not in replicates:
+                raise ValueError(f"pair {pair.label!r}: no row {row!r} among {', '.join(replicates)}")
+    models = list(dict.fromkeys(m for ms in replicates.values() for m in ms))
+    index = {m: i for i, m in enumerate(models)}
+    loss_rows: dict[tuple[str, str, str], dict] = {}
+    diff_rows: dict[tuple[str, int, str], dict] = {}
+    for name, col in columns.items():
+        # one set of document resamples per column, shared by every model: pairs stay paired
+        draws = col.draws(models, n_resamples, rng_for(seed, "heldout-documents", name), min_count)
+        for row, ms in replicates.items():
+            pick = rng_for(seed, "heldout-seeds", row, name).integers(0, len(ms), size=(n_resamples, len(ms)))
+            for metric in METRICS:
+                low, high = percentile_interval(_seed_mean(draws[metric][:, [index[m] for m in ms]], pick), level)
+                point = float(np.mean([col.mean(m, metric, min_count) for m in ms]))
+                loss_rows[metric, row, name] = {"row": row, "column": name, "metric": metric, "estimate": point,
+                                                "low": low, "high": high, "seeds": len(ms)}  # fmt: skip
+        for k, pair in enumerate(pairs):
+            a, b = zip(*zip(replicates[pair.variant], replicates[pair.counterpart]))  # seed i with seed i
+            pick = rng_for(seed, "heldout-pairs", pair.variant, pair.counterpart, name)
+            pick = pick.integers(0, len(a), size=(n_resamples, len(a)))
+            for metric in METRICS:
+                d = _seed_mean(draws[metric][:, [index[m] for m in a]] - draws[metric][:, [index[m] for m in b]], pick)
+                low, high = percentile_interval(d, level)
+                point = float(np.mean([col.mean(x, metric, min_count) - col.mean(y, metric, min_count) for x, y in zip(a, b)]))
+                diff_rows[metric, k, name] = {**pair.to_dict(), "column": name, "metric": metric, "estimate": point,
+                                              "low": low, "high": high, "p": bootstrap_p_value(d), "seeds": len(a)}  # fmt: skip
+    losses = pd.DataFrame([loss_rows[m, r, c] for m in METRICS for r in replicates for c in columns])
+    diffs = [diff_rows[m, k, c] for m in METRICS for k in range(len(pairs)) for c in columns]
+    return losses, pd.DataFrame(diffs, columns=DIFFERENCE_COLUMNS)
 
 
 def _fmt(e: pd.Series, signed: bool = False, digits: int = 3) -> str:
@@ -185,68 +262,121 @@ def _fmt(e: pd.Series, signed: bool = False, digits: int = 3) -> str:
     return f"{e['estimate']:{f}} [{e['low']:{f}}, {e['high']:{f}}]"
 
 
-def losses_markdown(losses: pd.DataFrame, columns: Sequence[str]) -> str:
-    """Rows x columns of 'mean [low, high]'; the last column says how many seeds a row averages."""
+def losses_markdown(losses: pd.DataFrame, columns: Sequence[str], metric: str = TOKEN) -> str:
+    """Rows x columns of 'mean [low, high]' of one metric; the last column says how many seeds a row averages."""
     lines = ["| model | " + " | ".join(columns) + " | seeds |", "|" + "---|" * (len(columns) + 2)]
-    for row, part in losses.groupby("row", sort=False):
+    for row, part in losses[losses["metric"] == metric].groupby("row", sort=False):
         cells = {r["column"]: _fmt(r) for _, r in part.iterrows()}
         lines.append(f"| {row} | " + " | ".join(cells.get(c, "—") for c in columns) + f" | {int(part['seeds'].iloc[0])} |")
     return "\n".join(lines) + "\n"
 
 
-def differences_markdown(diffs: pd.DataFrame, columns: Sequence[str]) -> str:
-    """Per baseline: variants x columns of 'difference [low, high] p', * where p < 0.05."""
-    parts = []
-    for base, part in diffs.groupby("baseline", sort=False):
-        lines = [f"Against {base}:", "", "| variant | " + " | ".join(columns) + " |", "|" + "---|" * (len(columns) + 1)]
-        for row, rows in part.groupby("variant", sort=False):
-            cells = {}
-            for _, r in rows.iterrows():
-                star = "*" if r["p"] < 0.05 else ""
-                cells[r["column"]] = f"{_fmt(r, signed=True)} p={r['p']:.3f}{star}"
-            lines.append(f"| {row} | " + " | ".join(cells.get(c, "—") for c in columns) + " |")
-        parts.append("\n".join(lines) + "\n")
-    return "\n".join(parts)
+def _significant(r: pd.Series) -> bool:
+    return bool(r["p"] < 0.05)
+
+
+def pairs_markdown(diffs: pd.DataFrame, columns: Sequence[str], metric: str = TOKEN) -> str:
+    """One row per pair, labelled '{factor}: {variant} − {counterpart}', of one metric: columns of
+    'difference [low, high] p=', * where p < 0.05."""
+    lines = ["| pair: the factor, then which difference | " + " | ".join(columns) + " |", "|" + "---|" * (len(columns) + 1)]
+    part = diffs[diffs["metric"] == metric]
+    for (variant, counterpart, factor), rows in part.groupby(["variant", "counterpart", "factor"], sort=False):
+        cells = {r["column"]: f"{_fmt(r, signed=True)} p={r['p']:.3f}{'*' if _significant(r) else ''}" for _, r in rows.iterrows()}
+        label = Pair(variant, counterpart, factor).label
+        lines.append(f"| {label} | " + " | ".join(cells.get(c, "—") for c in columns) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _join(names: Sequence[str], columns: Sequence[str]) -> str:
+    if len(names) == len(columns):
+        return "every column"
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _verdict(rows: pd.DataFrame, columns: Sequence[str], metric: str) -> str:
+    """'<metric> lower on ..., higher on ..., no significant difference on ...' (variant against counterpart)."""
+    by_col = {r["column"]: r for _, r in rows[rows["metric"] == metric].iterrows()}
+    cols = [c for c in columns if c in by_col]
+    lower = [c for c in cols if _significant(by_col[c]) and by_col[c]["estimate"] < 0]
+    higher = [c for c in cols if _significant(by_col[c]) and by_col[c]["estimate"] > 0]
+    same = [c for c in cols if c not in lower and c not in higher]
+    if not lower and not higher:
+        return f"no significant difference in {METRICS[metric]} on any column"
+    bits = [f"{word} on {_join(group, cols)}" for word, group in (("lower", lower), ("higher", higher)) if group]
+    if same:
+        bits.append(f"no significant difference on {_join(same, cols)}")
+    return f"{METRICS[metric]} " + ", ".join(bits)
+
+
+def pairs_prose(diffs: pd.DataFrame, columns: Sequence[str]) -> str:
+    """One sentence per pair, read off the pair tables: where the variant's held-out loss is significantly
+    lower or higher than its counterpart's (p < 0.05, unadjusted), in each metric, and where it is not."""
+    lines = []
+    for (variant, counterpart, factor), rows in diffs.groupby(["variant", "counterpart", "factor"], sort=False):
+        verdicts = "; ".join(_verdict(rows, columns, metric) for metric in METRICS)
+        lines.append(f"- *{factor}* ({variant} − {counterpart}): {verdicts}.")
+    return "\n".join(lines) + "\n"
 
 
 def write_heldout_tables(
     shards: Mapping[str, Sequence[str]],
     losses: Mapping[str, Mapping[str, Sequence[str]]],
     replicates: Mapping[str, Sequence[str]],
-    baselines: Sequence[str],
+    pairs: Sequence[Pair],
     eos_id: int,
     n_resamples: int,
     seed: int,
     run: str,
     out: Mapping[str, Path | str],
     level: float = LEVEL,
+    skipped: Sequence[Pair] = (),
+    min_count: int = TYPE_MIN_COUNT,
     note: str = "",
 ) -> None:
-    """Write ``md`` (losses, then paired differences), ``losses_csv`` and ``differences_csv``; ``note``: a
-    sentence the caption adds (e.g. whether the intervals cover the clustering's variance)."""
+    """Write ``md`` (both metrics' loss tables, the pair tables and one sentence per pair; ``skipped``:
+    declared pairs whose counterpart the run does not train, named there; ``note``: a sentence the
+    caption adds, e.g. whether the intervals cover the clustering's variance), ``losses_csv`` and
+    ``differences_csv``."""
     from rhocluster.data.atomic import save_text
 
     columns = load_columns(shards, losses, eos_id)
     if not columns:
         raise ValueError("no held-out tokens to score: set data.synthetic.heldout_*_docs or data.*.heldout_*")
-    loss_df, diff_df = heldout_tables(columns, replicates, baselines, n_resamples, seed, level)
+    loss_df, diff_df = heldout_tables(columns, replicates, pairs, n_resamples, seed, level, min_count)
     names = list(columns)
-    n_docs = ", ".join(f"{name} {col.count.size} documents / {int(col.count.sum())} tokens" for name, col in columns.items())
-    pct = round(100 * level)
-    md = (
-        f"Held-out loss (mean token loss, nats; lower is better) of every model on text it never trained on, run "
-        f"`{run}`: per ground-truth label of held-out web documents, and on held-out problem/solution documents "
-        f"({n_docs}). A row with several seeds is the mean of its seeds; [{pct}% interval] from a bootstrap over "
-        f"documents and seeds ({n_resamples} resamples). It measures what each selection teaches at this scale; "
-        "it is not benchmark accuracy." + (f" {note}" if note else "") + "\n\n" + losses_markdown(loss_df, names)
+    sizes = ", ".join(
+        f"{name} {col.n_docs} documents / {col.n_tokens} tokens / {col.n_types(min_count)} types" for name, col in columns.items()
     )
-    if not diff_df.empty:
+    pct = round(100 * level)
+    at_least = "that occurs" if min_count == 1 else f"with at least {min_count} tokens in the column"
+    md = (
+        f"Held-out loss (nats; lower is better) of every model on text it never trained on, run `{run}`: per "
+        f"ground-truth label of held-out web documents, and on held-out problem/solution documents ({sizes}). "
+        f"A row with several seeds is the mean of its seeds; [{pct}% interval] from a bootstrap over documents "
+        f"and seeds ({n_resamples} resamples). It measures what each selection teaches at this scale; it is not "
+        "benchmark accuracy." + (f" {note}" if note else "") + "\n\n"
+        "Mean token loss (every held-out token counts once):\n\n" + losses_markdown(loss_df, names, TOKEN) + "\n"
+        f"Type-balanced mean loss (the mean over token types, a type being the target token's id, of each type's "
+        f"mean loss; every type {at_least} counts once):\n\n" + losses_markdown(loss_df, names, TYPE) + "\n"
+        "Mean token loss answers how well a model predicts held-out text as it occurs (frequent tokens weigh "
+        "most); type-balanced loss answers how well it predicts each kind of token however rare, which is "
+        "what balanced sampling's flattening of frequencies aims at.\n"
+    )
+    if pairs:
         md += (
-            "\nPaired differences of held-out loss (variant minus baseline; negative: the variant predicts "
-            "held-out text better), seed i against seed i of the baseline on the same resampled documents; "
-            f"two-sided bootstrap p, * where p < 0.05 (not adjusted for the many cells).\n\n"
-            + differences_markdown(diff_df, names)
+            "\nPaired differences over the pairs of rows that differ in one factor (`compare_to` in the variant "
+            "table), each labelled by that factor: variant minus counterpart (negative: the variant predicts "
+            "held-out text better), seed i against seed i on the same resampled documents; two-sided bootstrap "
+            "p, * where p < 0.05 (not adjusted for the many cells).\n\n"
+            "Mean token loss:\n\n" + pairs_markdown(diff_df, names, TOKEN) + "\n"
+            "Type-balanced mean loss:\n\n" + pairs_markdown(diff_df, names, TYPE) + "\n"
+            "What the pairs show (read off the two tables above; lower: the first row of the pair has the "
+            "lower held-out loss):\n\n" + pairs_prose(diff_df, names)
         )
+    if skipped:
+        md += "\nPairs declared but skipped, their counterpart not trained in this run: " + ", ".join(
+            f"{p.variant} − {p.counterpart} ({p.factor})" for p in skipped
+        ) + ".\n"
     save_text(out["md"], md)
     save_text(out["losses_csv"], loss_df.to_csv(index=False, float_format="%.5f", lineterminator="\n"))
     save_text(out["differences_csv"], diff_df.to_csv(index=False, float_format="%.5f", lineterminator="\n"))
