@@ -145,6 +145,7 @@ class HeldoutWindows:
         seen = self.seen.setdefault(source, np.zeros(len(self.unique), bool))
         if not len(self.unique) or not len(hashes):
             return
+        hashes = np.sort(hashes)  # sorted keys make the search walk `unique` forward: ~10x faster than random order
         idx = np.searchsorted(self.unique, hashes)
         idx[idx == len(self.unique)] = 0
         seen[idx[self.unique[idx] == hashes]] = True

@@ -220,8 +220,11 @@ def write_heldout_tables(
     run: str,
     out: Mapping[str, Path | str],
     level: float = LEVEL,
+    overlap: Mapping | None = None,
 ) -> None:
-    """Write ``md`` (losses, then paired differences), ``losses_csv`` and ``differences_csv``."""
+    """Write ``md`` (losses, then paired differences), ``losses_csv`` and ``differences_csv``; ``overlap``
+    (:func:`rhocluster.corpus.overlap.measure_overlap`'s result) adds how much held-out text training saw."""
+    from rhocluster.corpus.overlap import overlap_sentence
     from rhocluster.data.atomic import save_text
 
     columns = load_columns(shards, losses, eos_id)
@@ -236,7 +239,10 @@ def write_heldout_tables(
         f"`{run}`: per ground-truth label of held-out web documents, and on held-out problem/solution documents "
         f"({n_docs}). A row with several seeds is the mean of its seeds; [{pct}% interval] from a bootstrap over "
         f"documents and seeds ({n_resamples} resamples). It measures what each selection teaches at this scale; "
-        "it is not benchmark accuracy.\n\n" + losses_markdown(loss_df, names)
+        "it is not benchmark accuracy."
+        + (f" Held-out text seen in training: {overlap_sentence(overlap)}" if overlap else "")
+        + "\n\n"
+        + losses_markdown(loss_df, names)
     )
     if not diff_df.empty:
         md += (
