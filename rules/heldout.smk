@@ -26,3 +26,49 @@ rule score_heldout:
         batch_size=config["scoring"]["batch_size"],
     script:
         "../scripts/score_heldout.py"
+
+
+# Held-out text that also occurs verbatim in the training text: the share of held-out characters inside a
+# 50-character run that a training document holds, per ground-truth label where the documents carry labels,
+# from the documents themselves (the jsonl that tokenize reads). Splits above report.heldout_overlap's
+# budgets are read as seeded samples of their documents.
+
+
+rule heldout_overlap:
+    input:
+        heldout=[f"{R}/corpus/{key}.jsonl" for key in HELDOUT],
+        training=[
+            f"{R}/corpus/{split}/{shard}.jsonl"
+            for split in ("web", "hq", "pretrain")
+            for shard in SHARDS[split]
+        ],
+    output:
+        md=f"{R}/tables/heldout_overlap.md",
+        json=f"{R}/tables/heldout_overlap.json",
+    log:
+        f"{LOGS}/heldout_overlap.log",
+    benchmark:
+        f"{BENCH}/heldout_overlap.tsv"
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=2 * 60,
+    params:
+        heldout={
+            split: [f"{R}/corpus/{split}/{shard}.jsonl" for shard in SHARDS[split]]
+            for split in ("heldout_web", "heldout_hq")
+            if SHARDS[split]
+        },
+        training={
+            split: [f"{R}/corpus/{split}/{shard}.jsonl" for shard in SHARDS[split]]
+            for split in ("web", "hq", "pretrain")
+            if SHARDS[split]
+        },
+        heldout_chars=config["report"]["heldout_overlap"]["heldout_chars"],
+        training_chars=config["report"]["heldout_overlap"]["training_chars"],
+        seed=config["seed"],
+        run=RUN,
+    script:
+        "../scripts/heldout_overlap.py"

@@ -57,6 +57,7 @@ rule heldout_tables:
         losses=[p for m in HELDOUT_LOSSES.values() for ps in m.values() for p in ps],
         shards=[f"{R}/shards/{key}.bin" for key in HELDOUT],
         tokenizer=f"{R}/tokenizer",
+        overlap=rules.heldout_overlap.output.json,
     output:
         md=f"{R}/tables/heldout.md",
         losses_csv=report(

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+import json
 
 import numpy as np
 import pytest
 
 from rhocluster.corpus.labels import LABELS
+from rhocluster.corpus.overlap import measure_overlap
 from rhocluster.data.shards import pack_windows, write_shard
 from rhocluster.reporting.heldout import (
     PROBLEMS,
@@ -218,6 +220,19 @@ def test_write_tables_and_bad_loss_file(world, tmp_path):
     md = out["md"].read_text()
     assert md.count("| model | math | prose | navigation | web (all) | problems | seeds |") == 2  # both metrics
     assert "| live ranking: rho1 − ct |" in md and "Type-balanced mean loss (the mean over token types" in md
+    assert "seen in training" not in md
+    # with the overlap measurement (tables/heldout_overlap.json), the heading says how much training saw
+    web_docs = [{"text": f"page {i}: " + "Home | Forum | Login | Register | Search | Help | " * 2} for i in range(4)]
+    for split, docs in (("heldout_web", web_docs[:2]), ("web", web_docs[2:]), ("heldout_hq", [{"text": "fresh " * 20}])):
+        (tmp_path / f"{split}.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    overlap = measure_overlap({s: [tmp_path / f"{s}.jsonl"] for s in ("heldout_web", "heldout_hq")},
+                              {"web": [tmp_path / "web.jsonl"]})
+    covered = overlap["overlap"]["heldout_web"]["all"]["covered"]["all"]
+    assert 0.5 < covered < 1
+    write_heldout_tables(shards, losses, reps, [Pair("rho1", "ct", "live ranking")], EOS, 500, 1, "test", out,
+                         overlap=overlap)
+    assert (f"Held-out text seen in training: {100 * covered:.2f}% of held-out web characters and 0.00% of held-out "
+            "problem/solution characters lie inside a run of 50 characters") in out["md"].read_text()
     bad = np.load(losses["ct"]["heldout_hq"][0])
     bad[1, 3] = np.inf
     np.save(tmp_path / "bad.npy", bad)

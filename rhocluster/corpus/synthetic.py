@@ -13,24 +13,43 @@ evaluation uses ("Question: ...\\nAnswer: ... The answer is N.", "Problem:\\n...
 
 Modules by concern: :mod:`~rhocluster.corpus.synthetic_words` (vocabulary),
 :mod:`~rhocluster.corpus.synthetic_math` (problems and their formats),
-:mod:`~rhocluster.corpus.synthetic_web` (the blocks of a web page); this module assembles documents.
+:mod:`~rhocluster.corpus.synthetic_web` (the blocks of a web page),
+:mod:`~rhocluster.corpus.synthetic_heldout` (the held-out documents' own templates); this module
+assembles documents. ``templates="heldout"`` writes pages and problem sets from templates, sites and
+problem generators that no training document uses (:data:`TEMPLATES`), so held-out text shares the
+training text's kind and format but not its strings.
 The mapping of character-span labels onto tokens is :func:`rhocluster.corpus.labels.label_token_spans`.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 
 from rhocluster.corpus.labels import FOOTER, JUNK, MATH, NAVIGATION
-from rhocluster.corpus.synthetic_math import ALGEBRA, WORD_PROBLEMS, fmt_gsm, fmt_math, fmt_mc
-from rhocluster.corpus.synthetic_web import COOKIE_NOTICES, SITES, math_block, nav_snippet, noise_block, offtopic_prose
+from rhocluster.corpus.synthetic_heldout import HELDOUT_TEMPLATES
+from rhocluster.corpus.synthetic_math import fmt_gsm, fmt_math, fmt_mc
+from rhocluster.corpus.synthetic_web import TRAIN_TEMPLATES, Templates, math_block, noise_block, offtopic_prose
 from rhocluster.corpus.synthetic_words import CITIES, COUNTABLES, DAYS, MONTHS, cap, person, two_people
 
-__all__ = ["generate_math_web", "generate_hq_math", "generate_pretrain"]
+__all__ = ["generate_math_web", "generate_hq_math", "generate_pretrain", "generate_split", "TEMPLATES", "SPLITS"]
+
+TEMPLATES: dict[str, Templates] = {"train": TRAIN_TEMPLATES, "heldout": HELDOUT_TEMPLATES}
+"""Disjoint template pools: ``train`` for every corpus a model trains on, ``heldout`` for held-out text."""
+
+SPLITS: dict[str, int] = {"web": 0, "hq": 1, "pretrain": 2, "heldout_web": 3, "heldout_hq": 4}
+"""Corpus splits of the tiny run and the index that offsets their seeds."""
 
 
 def _rng(corpus: str, seed: int, i: int) -> random.Random:
     return random.Random(f"rhocluster/{corpus}/{seed}/{i}")
+
+
+def _stream(corpus: str, templates: str) -> str:
+    """Name of a corpus' random streams: the training names are kept, so training text never changes."""
+    if templates not in TEMPLATES:
+        raise ValueError(f"unknown templates {templates!r}; expected one of {sorted(TEMPLATES)}")
+    return corpus if templates == "train" else f"{corpus}-{templates}"
 
 
 def _join_segments(segments: list[tuple[int, str]], r: random.Random) -> tuple[str, list[list[int]]]:
@@ -63,18 +82,18 @@ def _join_segments(segments: list[tuple[int, str]], r: random.Random) -> tuple[s
     return "".join(parts), spans
 
 
-def _math_web_doc(r: random.Random) -> tuple[str, list[list[int]]]:
-    site = r.choice(SITES)
+def _math_web_doc(r: random.Random, t: Templates) -> tuple[str, list[list[int]]]:
+    site = r.choice(t.sites)
     # Target share of noise characters for this page; header and footer come on top, so
     # the realised share is somewhat higher and varies widely from page to page.
     target = r.uniform(0.05, 0.45)
     header: list[tuple[int, str]] = [(NAVIGATION, site.nav)]
     if r.random() < 0.5:
-        header.append((NAVIGATION, nav_snippet(r, site)))
-    body = [(MATH, math_block(r)) for _ in range(r.randint(3, 7))]
+        header.append((NAVIGATION, t.nav_snippet(r, site)))
+    body = [(MATH, math_block(r, t)) for _ in range(r.randint(3, 7))]
     footer = [(FOOTER, f) for f in site.footers]
     if r.random() < 0.5:
-        cookie = (FOOTER, r.choice(COOKIE_NOTICES))
+        cookie = (FOOTER, r.choice(t.cookie_notices))
         if r.random() < 0.5:
             header.insert(0, cookie)  # cookie banners often sit at the top of the page
         else:
@@ -83,15 +102,16 @@ def _math_web_doc(r: random.Random) -> tuple[str, list[list[int]]]:
     noise_chars = sum(len(t) for _, t in header + footer)
     budget = target / (1.0 - target) * math_chars
     while noise_chars < budget:
-        block = noise_block(r, site)
+        block = noise_block(r, site, t)
         # Insert between body blocks (never before the first, so pages open with their menu).
         body.insert(r.randint(1, len(body)), block)
         noise_chars += len(block[1])
     return _join_segments(header + body + footer, r)
 
 
-def generate_math_web(n_docs: int, seed: int) -> list[dict]:
-    """Scraped-looking math web pages with a ground-truth label for every character.
+def generate_math_web(n_docs: int, seed: int, templates: str = "train") -> list[dict]:
+    """Scraped-looking math web pages with a ground-truth label for every character, written from the
+    ``templates`` pools (:data:`TEMPLATES`).
 
     Returns ``[{"id", "text", "spans"}]``; ``spans`` is a list of ``[start, end, label_id]``
     (ids index :data:`rhocluster.corpus.labels.LABELS`) that tile ``text`` exactly: the first
@@ -99,36 +119,39 @@ def generate_math_web(n_docs: int, seed: int) -> list[dict]:
     neighbouring spans have different labels.  Inter-segment whitespace belongs to the span
     that follows it.  Overall roughly a third of the characters are noise.
     """
+    name, t = _stream("mathweb", templates), TEMPLATES[templates]
     docs = []
     for i in range(n_docs):
-        text, spans = _math_web_doc(_rng("mathweb", seed, i))
-        docs.append({"id": f"mathweb-{seed}-{i:06d}", "text": text, "spans": spans})
+        text, spans = _math_web_doc(_rng(name, seed, i), t)
+        docs.append({"id": f"{name}-{seed}-{i:06d}", "text": text, "spans": spans})
     return docs
 
 
-def generate_hq_math(n_docs: int, seed: int) -> list[dict]:
-    """Clean problem/solution text in exactly the evaluation formats (reference-model data).
+def generate_hq_math(n_docs: int, seed: int, templates: str = "train") -> list[dict]:
+    """Clean problem/solution text in exactly the evaluation formats (reference-model data), from the
+    ``templates`` problem generators (:data:`TEMPLATES`).
 
     Each document holds 2-6 examples separated by a blank line, each one of
     ``"Question: ...\\nAnswer: ... The answer is N."``, ``"Problem:\\n...\\nSolution:\\n...
     \\boxed{N}..."`` or the multiple-choice ``"Answer Choices: (A) ... The answer is (B)."``.
     """
+    name, t = _stream("hq", templates), TEMPLATES[templates]
     docs = []
     for i in range(n_docs):
-        r = _rng("hq", seed, i)
+        r = _rng(name, seed, i)
         examples = []
         for _ in range(r.randint(2, 6)):
             kind = r.choices(["gsm", "math", "mc"], weights=[5, 3, 2])[0]
             if kind == "gsm":
-                p = r.choice(WORD_PROBLEMS + ALGEBRA[:2])(r)
+                p = r.choice(t.word_problems + t.algebra[:2])(r)
                 examples.append(fmt_gsm(p, r))
             elif kind == "math":
-                p = r.choice(ALGEBRA + WORD_PROBLEMS[:4])(r)
+                p = r.choice(t.algebra + t.word_problems[:4])(r)
                 examples.append(fmt_math(p, r))
             else:
-                p = r.choice(WORD_PROBLEMS + ALGEBRA)(r)
+                p = r.choice(t.word_problems + t.algebra)(r)
                 examples.append(fmt_mc(p, r) if p.numeric is not None else fmt_math(p, r))
-        docs.append({"id": f"hq-{seed}-{i:06d}", "text": "\n\n".join(examples)})
+        docs.append({"id": f"{name}-{seed}-{i:06d}", "text": "\n\n".join(examples)})
     return docs
 
 
@@ -206,3 +229,24 @@ def generate_pretrain(n_docs: int, seed: int) -> list[dict]:
             parts.append(gen(r))
         docs.append({"id": f"pretrain-{seed}-{i:06d}", "text": "\n\n".join(parts)})
     return docs
+
+
+def generate_split(split: str, shard: int, synthetic: Mapping[str, int], seed: int) -> list[dict]:
+    """Documents of one shard of a tiny-run corpus split (:data:`SPLITS`), sized by ``data.synthetic``.
+
+    Each split and shard has its own generator seed (``seed * 1000 + 100 * split index + shard``); the
+    held-out splits are written from the held-out templates as well, so they share no template, site or
+    problem generator with any training split.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"unknown corpus split {split!r}; expected one of {sorted(SPLITS)}")
+    split_seed = seed * 1000 + SPLITS[split] * 100 + shard
+    if split == "web":
+        return generate_math_web(synthetic.get("web_docs_per_shard", 300), split_seed)
+    if split == "heldout_web":
+        return generate_math_web(synthetic["heldout_web_docs"], split_seed, templates="heldout")
+    if split == "hq":
+        return generate_hq_math(synthetic.get("hq_docs", 600), split_seed)
+    if split == "heldout_hq":
+        return generate_hq_math(synthetic["heldout_hq_docs"], split_seed, templates="heldout")
+    return generate_pretrain(synthetic.get("pretrain_docs_per_shard", 600), split_seed)

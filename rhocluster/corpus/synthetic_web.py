@@ -1,16 +1,22 @@
 """The blocks a generated math web page is made of: math content (problems, tables, definitions) and
-noise (off-topic prose, navigation, footers of fixed sites, cookie notices, junk)."""
+noise (off-topic prose, navigation, footers of fixed sites, cookie notices, junk).
+
+Every pool a page draws from is gathered in a :class:`Templates`: :data:`TRAIN_TEMPLATES` (this
+module) makes the training corpora, :data:`~rhocluster.corpus.synthetic_heldout.HELDOUT_TEMPLATES`
+the held-out documents, from pools the training side never uses.
+"""
 
 from __future__ import annotations
 
 import math
 import random
 import string
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
 from rhocluster.corpus.labels import JUNK, NAVIGATION, PROSE
-from rhocluster.corpus.synthetic_math import ALGEBRA, WORD_PROBLEMS, fmt_gsm, fmt_math, fmt_mc, fmt_web
+from rhocluster.corpus.synthetic_math import ALGEBRA, WORD_PROBLEMS, Problem, fmt_gsm, fmt_math, fmt_mc, fmt_web
 from rhocluster.corpus.synthetic_words import (
     CITIES,
     DAYS,
@@ -30,12 +36,12 @@ from rhocluster.corpus.synthetic_words import (
 )
 
 
-def _math_problem_block(r: random.Random) -> str:
+def _math_problem_block(r: random.Random, t: Templates) -> str:
     if r.random() < 0.55:
-        p = r.choice(WORD_PROBLEMS)(r)
+        p = r.choice(t.word_problems)(r)
         fmt = r.choices([fmt_gsm, fmt_mc, fmt_math, fmt_web], weights=[4, 2, 1, 3])[0]
     else:
-        p = r.choice(ALGEBRA)(r)
+        p = r.choice(t.algebra)(r)
         fmt = r.choices([fmt_gsm, fmt_mc, fmt_math, fmt_web], weights=[1, 1, 4, 3])[0]
     if fmt is fmt_mc and p.numeric is None:
         fmt = fmt_math
@@ -132,9 +138,12 @@ def _math_definition_block(r: random.Random) -> str:
             f"Since ${n}^2 = {n * n}$, we have $\\sqrt{{{n * n}}} = {n}$.")
 
 
-def math_block(r: random.Random) -> str:
-    """One block of math content: a problem in some format, a table or a definition."""
-    return r.choices([_math_problem_block, _math_table_block, _math_definition_block], weights=[6, 1, 2])[0](r)
+def math_block(r: random.Random, t: Templates) -> str:
+    """One block of math content from ``t``: a problem in some format, a table or a definition."""
+    kind = r.choices(("problem", "table", "definition"), weights=[6, 1, 2])[0]
+    if kind == "problem":
+        return _math_problem_block(r, t)
+    return (t.table if kind == "table" else t.definition)(r)
 
 
 # --------------------------------------------------------------------------------------
@@ -288,11 +297,42 @@ def _junk(r: random.Random) -> str:
     return f"data:image/png;base64,iVBORw0KGgo{''.join(r.choice(b64) for _ in range(r.randint(30, 90)))}"
 
 
-def noise_block(r: random.Random, site: Site) -> tuple[int, str]:
+def noise_block(r: random.Random, site: Site, t: Templates) -> tuple[int, str]:
     """``(label, text)`` of one noise block on a page of ``site``: off-topic prose, junk or navigation."""
     label = r.choices([PROSE, JUNK, NAVIGATION], weights=[4, 4, 3])[0]
     if label == PROSE:
-        return PROSE, offtopic_prose(r)
+        return PROSE, t.prose(r)
     if label == JUNK:
-        return JUNK, _junk(r)
-    return NAVIGATION, nav_snippet(r, site)
+        return JUNK, t.junk(r)
+    return NAVIGATION, t.nav_snippet(r, site)
+
+
+@dataclass(frozen=True)
+class Templates:
+    """The pools one side of the corpus is written from: problem generators (each a function of a
+    ``random.Random`` returning a :class:`~rhocluster.corpus.synthetic_math.Problem`), table and
+    definition blocks, sites, cookie notices, navigation debris, off-topic prose and junk."""
+
+    word_problems: tuple[Callable[[random.Random], Problem], ...]
+    algebra: tuple[Callable[[random.Random], Problem], ...]
+    table: Callable[[random.Random], str]
+    definition: Callable[[random.Random], str]
+    sites: tuple[Site, ...]
+    cookie_notices: tuple[str, ...]
+    nav_snippet: Callable[[random.Random, Site], str]
+    prose: Callable[[random.Random], str]
+    junk: Callable[[random.Random], str]
+
+
+TRAIN_TEMPLATES = Templates(
+    word_problems=WORD_PROBLEMS,
+    algebra=ALGEBRA,
+    table=_math_table_block,
+    definition=_math_definition_block,
+    sites=SITES,
+    cookie_notices=COOKIE_NOTICES,
+    nav_snippet=nav_snippet,
+    prose=offtopic_prose,
+    junk=_junk,
+)
+"""The pools of every training corpus (web, hq, and the prose of pretrain)."""

@@ -305,8 +305,8 @@ STAGES: tuple[StageSpec, ...] = (
     StageSpec("held-out loss", ("score_heldout",), gpu=True, cost=CostModel.heldout),
     StageSpec("evaluate", ("tiny_benchmarks", "fetch_benchmarks", "normalize_benchmark", "evaluate"), gpu=True,
               cost=CostModel.evaluate),
-    StageSpec("report", ("tables", "heldout_tables", "significance", "figure_accuracy", "figure_training",
-                         "figure_clusters", "inspect_clusters", "update_readme"),
+    StageSpec("report", ("tables", "heldout_overlap", "heldout_tables", "significance", "figure_accuracy",
+                         "figure_training", "figure_clusters", "inspect_clusters", "update_readme"),
               note="tables, figures and the README block (CPU, minutes)"),
 )
 

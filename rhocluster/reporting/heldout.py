@@ -332,11 +332,14 @@ def write_heldout_tables(
     skipped: Sequence[Pair] = (),
     min_count: int = TYPE_MIN_COUNT,
     note: str = "",
+    overlap: Mapping | None = None,
 ) -> None:
     """Write ``md`` (both metrics' loss tables, the pair tables and one sentence per pair; ``skipped``:
     declared pairs whose counterpart the run does not train, named there; ``note``: a sentence the
-    caption adds, e.g. whether the intervals cover the clustering's variance), ``losses_csv`` and
-    ``differences_csv``."""
+    caption adds, e.g. whether the intervals cover the clustering's variance; ``overlap``:
+    :func:`rhocluster.corpus.overlap.measure_overlap`'s result, how much held-out text training saw),
+    ``losses_csv`` and ``differences_csv``."""
+    from rhocluster.corpus.overlap import overlap_sentence
     from rhocluster.data.atomic import save_text
 
     columns = load_columns(shards, losses, eos_id)
@@ -354,7 +357,10 @@ def write_heldout_tables(
         f"ground-truth label of held-out web documents, and on held-out problem/solution documents ({sizes}). "
         f"A row with several seeds is the mean of its seeds; [{pct}% interval] from a bootstrap over documents "
         f"and seeds ({n_resamples} resamples). It measures what each selection teaches at this scale; it is not "
-        "benchmark accuracy." + (f" {note}" if note else "") + "\n\n"
+        "benchmark accuracy."
+        + (f" {note}" if note else "")
+        + (f" Held-out text seen in training: {overlap_sentence(overlap)}" if overlap else "")
+        + "\n\n"
         "Mean token loss (every held-out token counts once):\n\n" + losses_markdown(loss_df, names, TOKEN) + "\n"
         f"Type-balanced mean loss (the mean over token types, a type being the target token's id, of each type's "
         f"mean loss; every type {at_least} counts once):\n\n" + losses_markdown(loss_df, names, TYPE) + "\n"
