@@ -16,6 +16,7 @@ from typing import Any, Collection, Mapping
 import yaml
 
 from rhocluster.clustering.trees import tree_name
+from rhocluster.selection.kinds import KINDS, LEAF_POLICIES, RENAMED, kind_reads
 
 __all__ = [
     "CptModel",
@@ -32,10 +33,7 @@ __all__ = [
 ]
 
 TOKENS = ("all", "mask", "slm")
-MASKS = ("random", "top_excess", "balanced", "cluster_filter", "excess_smoothed")
-# masks chosen over the cluster tree's leaves (they need every token's leaf id)
-TREE_MASKS = ("balanced", "cluster_filter", "excess_smoothed")
-LEAF_POLICIES = ("random", "closest", "excess_loss")
+MASKS = tuple(KINDS)  # the kinds of static mask: rhocluster.selection.kinds
 KEYS = ("tokens", "mask", "leaf_policy", "group_level", "shrinkage", "label", "summary", "compare_to", "factor")
 # Names that are models but not variants (and path components of the workflow).
 RESERVED = ("base", "reference", "all", "hf", "mcore")
@@ -67,14 +65,19 @@ class Variant:
         return self.tokens
 
     @property
+    def reads(self) -> tuple[str, ...]:
+        """What its static mask reads besides the shards (``rhocluster.selection.kinds.kind_reads``)."""
+        return kind_reads(self.mask, self.leaf_policy) if self.mask else ()
+
+    @property
     def uses_tree(self) -> bool:
-        """Needs the cluster tree and every token's leaf id (balanced masks, grouped SLM)."""
-        return self.mask in TREE_MASKS or self.group_level is not None
+        """Needs the cluster tree and every token's leaf id (tree masks, grouped SLM)."""
+        return "leaves" in self.reads or self.group_level is not None
 
     @property
     def ranks_fixed_excess(self) -> bool:
         """Reads the fixed excess loss (base loss - reference loss) of every corpus token."""
-        return self.mask in ("top_excess", "cluster_filter", "excess_smoothed") or self.leaf_policy == "excess_loss"
+        return "excess" in self.reads
 
     @property
     def reads_ref_loss_live(self) -> bool:
@@ -141,6 +144,8 @@ def _parse(name: str, row: Any, n_levels: int | None, declared: Collection[str] 
     if tokens not in TOKENS:
         raise _fail(name, "tokens", f"{tokens!r}; expected one of {', '.join(TOKENS)}")
     mask, policy, level = row.get("mask"), row.get("leaf_policy"), row.get("group_level")
+    if mask in RENAMED:
+        raise _fail(name, "mask", f"{mask!r} is now called {RENAMED[mask]!r}")
     if tokens == "mask" and mask not in MASKS:
         raise _fail(name, "mask", f"{mask!r}; a tokens: mask row needs one of {', '.join(MASKS)}")
     if tokens != "mask" and mask is not None:
@@ -251,7 +256,8 @@ class CptModel:
         the corpus, or over a tree every seed shares, is the same for every seed)."""
         v = self.variant
         own_tree = self.tree not in (None, "s0")
-        seeded = v.mask == "random" or (v.mask in TREE_MASKS and (v.leaf_policy == "random" or own_tree))
+        drawn = v.mask is not None and (KINDS[v.mask].random or v.leaf_policy == "random")
+        seeded = drawn or (own_tree and "leaves" in v.reads)
         return self.name if seeded else v.name
 
 

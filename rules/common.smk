@@ -89,7 +89,7 @@ def one_of(names):
 
 def mask_keys(**row):
     """Mask directories (masks/{key}/) of the variants whose row has the given values: one per seed
-    where the mask is drawn at random, one per variant where it is ranked (CptModel.mask_key).
+    where the mask depends on the seed, one per variant where it does not (CptModel.mask_key).
     """
     keep = set(variants_where(**row))
     return list(
@@ -103,11 +103,9 @@ TREE_VARIANTS = [v for v, row in VARIANT_ROWS.items() if row.uses_tree]
 # shared (one tree "s0"). A CPT model's rows use CPT[model].tree; the inspection pages show tree s0.
 TREES = tree_seeds(config, cpt_seeds(config))
 # every ranked or tree-sampled mask's summary (not the random control's, which has none)
-SELECTED_MASKS = [
-    v
-    for v, row in VARIANT_ROWS.items()
-    if row.tokens == "mask" and row.mask != "random"
-]
+SELECTED_MASKS = variants_where(
+    tokens="mask"
+)  # every static mask's summary (the first seed's)
 LEVELS = list(range(1, len(config["clustering"]["levels"]) + 1))
 BENCHMARKS = config["evaluation"]["benchmarks"]
 LEVEL_FILES = ["centroids.npy", "parents.npy", "sizes.npy", "summary.json"]
@@ -120,6 +118,7 @@ wildcard_constraints:
     level=r"\d+",
     model=one_of(MODELS),
     variant=one_of(list(CPT)),
+    mask=one_of(mask_keys(tokens="mask")),
     benchmark="|".join(BENCHMARKS),
 
 
@@ -250,50 +249,40 @@ def excess_inputs(fused):
     }
 
 
-def top_excess_inputs(wildcards):
-    """Shards and fixed excess-loss terms of a corpus-wide top-excess mask."""
-    return {"shards": all_shard_files("web"), **excess_inputs(fused=False)}
-
-
-def selection_inputs(wildcards):
-    """Leaf ids, the cluster tree and the per-leaf ranking scores of a balanced mask (its seed's tree)."""
-    tree = mask_model(wildcards).tree
-    inputs = {
-        "shards": all_shard_files("web"),
-        "leaves": assign_files(tree, "leaf"),
-        "levels": tree_files(tree),
-    }
-    policy = leaf_policy(wildcards)
-    if policy == "excess_loss":
-        # scoring.fused_pass: the reference loss from assign's pass (a clustering-dependent job, so
-        # only variants using the tree may read it; SLM and top_excess rows read score_reference's).
-        inputs.update(excess_inputs(config["scoring"]["fused_pass"]))
-    elif policy == "closest":
+def mask_inputs(wildcards):
+    """Shards and what the mask's kind reads (rhocluster.selection.kinds): leaf ids, distances and
+    levels of its seed's cluster tree, the fixed excess loss's two terms."""
+    model = mask_model(wildcards)
+    row, tree = model.variant, model.tree
+    inputs = {"shards": all_shard_files("web")}
+    if "leaves" in row.reads:
+        inputs["leaves"] = assign_files(tree, "leaf")
+    if "levels" in row.reads:
+        inputs["levels"] = tree_files(tree)
+    if "dist" in row.reads:
         inputs["dist"] = assign_files(tree, "dist")
+    if "excess" in row.reads:
+        # scoring.fused_pass: the reference loss from assign's pass, a clustering-dependent job, so only
+        # masks using the tree may read it; the others read score_reference's (rules/scoring.smk)
+        inputs.update(excess_inputs(config["scoring"]["fused_pass"] and row.uses_tree))
     return inputs
 
 
-def leaf_excess_inputs(wildcards):
-    """Shards, leaf ids (its seed's tree) and fixed excess-loss terms of a cluster_filter or
-    excess_smoothed mask."""
-    return {
-        "shards": all_shard_files("web"),
-        "leaves": assign_files(mask_model(wildcards).tree, "leaf"),
-        **excess_inputs(config["scoring"]["fused_pass"]),
-    }
+def mask_settings(wildcards):
+    """The mask function's settings: the budget, the seed it draws with, the row's own keys."""
+    model = mask_model(wildcards)
+    row = model.variant
+    settings = {"budget": BUDGET, "seed": model.seed}
+    if row.leaf_policy:
+        settings["leaf_policy"] = row.leaf_policy
+    if row.shrinkage is not None:
+        settings["shrinkage"] = row.shrinkage
+    return settings
 
 
 def mask_model(wildcards):
-    """The CPT model a mask directory (masks/{variant}/) belongs to (the first seed's, when shared)."""
-    return CPT[wildcards.variant]
-
-
-def leaf_policy(wildcards):
-    return mask_model(wildcards).variant.leaf_policy
-
-
-def mask_seed(wildcards):
-    return mask_model(wildcards).seed
+    """The CPT model a mask directory (masks/{mask}/) belongs to (the first seed's, when shared)."""
+    return CPT[wildcards.mask]
 
 
 def inspect_inputs(wildcards):

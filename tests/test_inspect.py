@@ -17,7 +17,8 @@ from rhocluster.data.shards import Shard
 from rhocluster.scoring.projection import fit_projection_files
 from rhocluster.scoring.score import score_shard
 from rhocluster.selection.inspect import inspect_clusters, pick_clusters, token_pieces
-from rhocluster.selection.stage import select_cluster_masks, write_random_mask
+from rhocluster.selection.kinds import MaskFiles, select_masks
+from rhocluster.selection.stage import select_cluster_masks
 from tests.test_scoring import make_model, make_shards, make_tokenizer
 
 torch.set_num_threads(1)
@@ -64,8 +65,8 @@ def run_chain(world: dict, out: Path) -> dict:
             [str(x) for x in p["masks"][v]], str(out / f"masks/{v}/summary.json"),
             budget=RATIO, policy=policy, seed=SEED, base_loss=p["base"], ref_loss=p["ref"], dist=p["dist"],
         )
-    for i, prefix in enumerate(prefixes):
-        write_random_mask(str(prefix), str(p["masks"]["random"][i]), RATIO, SEED, i)
+    files = MaskFiles([str(x) for x in prefixes], [str(x) for x in p["masks"]["random"]], str(out / "masks/random/summary.json"))
+    select_masks("random", files, {"budget": RATIO, "seed": SEED})
     masks = {v: [str(x) for x in p["masks"][v]] for v in ("cluster", "cluster_excess", "random")}
     inspect_clusters(
         [str(x) for x in prefixes], [str(x) for x in p["leaf"]], [str(x) for x in p["levels"]], masks,

@@ -222,7 +222,8 @@ def stage_inputs(tmp_path):
 
 def test_stage_masks_align_and_keep_the_ratio(stage_inputs):
     from rhocluster.data.shards import Shard
-    from rhocluster.selection.stage import select_cluster_masks, write_random_mask
+    from rhocluster.selection.kinds import MaskFiles, select_masks
+    from rhocluster.selection.stage import select_cluster_masks
 
     tmp, prefixes, leaves, dirs = stage_inputs
     outs = [str(tmp / f"mask{i}.npy") for i in range(3)]
@@ -232,9 +233,14 @@ def test_stage_masks_align_and_keep_the_ratio(stage_inputs):
     for prefix, out in zip(prefixes, outs):
         mask = np.load(out)
         assert mask.shape == Shard(prefix).shape and mask.dtype == np.uint8 and not mask[:, 0].any()
+    randoms = [str(tmp / f"random{i}.npy") for i in range(3)]
+    kept = select_masks("random", MaskFiles(prefixes, randoms, str(tmp / "random.json")), {"budget": 0.6, "seed": 1})
     for i, prefix in enumerate(prefixes):
-        frac = write_random_mask(prefix, str(tmp / f"random{i}.npy"), 0.6, 1, i)
-        assert abs(frac - 0.6) <= 0.005
+        mask = np.load(randoms[i]).astype(bool)
+        valid = Shard(prefix).target_mask()
+        assert mask.sum() == round(0.6 * valid.sum()) and not (mask & ~valid).any()
+        np.testing.assert_array_equal(mask, random_mask(valid, 0.6, 1, shard=i))  # seeded by (seed, shard index)
+    assert kept["kept"] == sum(int(np.load(r).sum()) for r in randoms)
     on_disk = json.loads((tmp / "summary.json").read_text())
     assert on_disk["levels"]["levels"][0]["entropy_after_nats"] >= 0
 
@@ -256,7 +262,8 @@ def test_stage_rejects_misaligned_leaf_ids_naming_the_file(stage_inputs):
 
 
 def test_stage_rejects_a_shard_disagreeing_with_its_index(stage_inputs):
-    from rhocluster.selection.stage import select_cluster_masks, write_random_mask
+    from rhocluster.selection.kinds import MaskFiles, select_masks
+    from rhocluster.selection.stage import select_cluster_masks
 
     tmp, prefixes, leaves, dirs = stage_inputs
     meta_path = tmp / "shards/00002.json"
@@ -267,4 +274,5 @@ def test_stage_rejects_a_shard_disagreeing_with_its_index(stage_inputs):
         select_cluster_masks(prefixes, leaves, dirs, [str(tmp / f"m{i}.npy") for i in range(3)], str(tmp / "s.json"),
                              budget=0.6, policy="random", seed=0)
     with pytest.raises(ValueError, match=f"shard {prefixes[2]}: index has 5 windows"):
-        write_random_mask(prefixes[2], str(tmp / "r.npy"), 0.6, 0, 2)
+        select_masks("random", MaskFiles(prefixes, [str(tmp / f"r{i}.npy") for i in range(3)], str(tmp / "r.json")),
+                     {"budget": 0.6, "seed": 0})

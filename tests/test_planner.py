@@ -34,9 +34,9 @@ WEB_SHARE = 1000 / 1002  # the real config cuts OpenWebMath into 1000 trained + 
 REAL_JOBS = {
     "fetch_base_model": 1, "fetch_benchmarks": 1, "fetch_hq_dataset": 4, "fetch_owm": 1, "import_tokenizer": 1,
     "normalize_benchmark": 9, "prepare_hq": 1, "prepare_web": 1002, "pretrain_base": 1, "export_hf": 11,
-    "tokenize": 1019, "evaluate": 11, "random_mask": 1000, "score_base": 1000, "score_heldout": 11, "train_cpt": 9,
+    "tokenize": 1019, "evaluate": 11, "score_base": 1000, "score_heldout": 11, "train_cpt": 9,
     "train_reference": 1, "embed_sample": 1000, "score_reference": 1000, "fit_projection": 1,
-    "select_excess_tokens": 1, "cluster_level": 4, "assign": 1000, "select_cluster_tokens": 2, "select_leaf_excess_tokens": 2,
+    "cluster_level": 4, "assign": 1000, "select_tokens": 6,
     "figure_clusters": 1,
     "inspect_clusters": 1, "figure_training": 1, "heldout_overlap": 1, "heldout_tables": 1, "significance": 1, "tables": 1,
     "figure_accuracy": 1, "update_readme": 1,
@@ -100,11 +100,11 @@ def test_tinyllama_figures_match_hand_computation(real, tmp_path):
     # seed), 6 uint8 masks (random, excess_static, cluster, cluster_excess, cluster_filter, excess_smoothed).
     assert stage(plan, "assign").disk_bytes == pytest.approx(14.7e9 * WEB_SHARE * 6)
     assert stage(plan, "select tokens").disk_bytes == pytest.approx(14.7e9 * WEB_SHARE * 6)
-    select = {"random_mask": 1000, "select_excess_tokens": 1, "select_cluster_tokens": 2, "select_leaf_excess_tokens": 2}
+    select = {"select_tokens": 6}  # one job per mask: random, excess_static, cluster, cluster_excess, cluster_filter, ...
     assert stage(plan, "select tokens").jobs == select
     assert stage(plan, "fit projection").memory_bytes == pytest.approx(8000 * 1000 * 2048 * 4)
     # every job of the DAG is in a stage (the report's tables and figures too, without costs)
-    assert plan.jobs_per_rule() == REAL_JOBS and plan.total_jobs == 7102
+    assert plan.jobs_per_rule() == REAL_JOBS and plan.total_jobs == 6103
     assert stage(plan, "report").gpu_hours == 0 and OTHER not in [s.name for s in plan.stages]
 
 
@@ -146,7 +146,7 @@ def test_a_rule_missing_from_the_stage_table_is_listed_not_dropped(real):
     plan = make_plan(real, {**REAL_JOBS, "new_rule": 3})
     last = plan.stages[-1]
     assert last.name == OTHER and last.jobs == {"new_rule": 3} and "not counted" in last.note
-    assert plan.total_jobs == 7102 + 3 and "| other (no cost model) | new_rule x3 |" in render_markdown(plan)
+    assert plan.total_jobs == 6103 + 3 and "| other (no cost model) | new_rule x3 |" in render_markdown(plan)
 
 
 def test_the_stage_table_holds_every_rule_of_the_workflow_once():

@@ -375,7 +375,7 @@ def test_tiny_workflow_runs_through_slurm(slurm_cluster, tmp_path):
     assert submitted and all(completed.get(j) == "COMPLETED" for j in submitted), (submitted, completed)
     rules = set(submitted.values())
     assert {"prepare_corpus", "train_tokenizer", "tokenize", "pretrain_base", "train_reference", "train_cpt",
-            "random_mask", "export_hf", "evaluate"} <= rules
+            "select_tokens", "export_hf", "evaluate"} <= rules
     # slurmctld started each of them: its main scheduler logs "sched: Allocate JobId=N", the backfill
     # scheduler (which may start a job first) "sched/backfill: _start_job: Started JobId=N".
     ctld_log = (root / "slurmctld.log").read_text()

@@ -68,7 +68,7 @@ def test_a_config_row_adds_a_variant():
         ({"tokens": "some", "summary": "x"}, r"variant_table\.bad\.tokens: 'some'"),
         ({"tokens": "all", "summary": "x", "ratio": 0.5}, r"variant_table\.bad\.ratio: unknown key"),
         ({"tokens": "mask", "mask": "excess_smoothed", "shrinkage": 2, "summary": "x"}, r"bad\.shrinkage: 2; expected a weight"),
-        ({"tokens": "mask", "mask": "top_excess", "shrinkage": 0.5, "summary": "x"}, r"bad\.shrinkage: only for mask: excess_smoothed"),
+        ({"tokens": "mask", "mask": "excess_static", "shrinkage": 0.5, "summary": "x"}, r"bad\.shrinkage: only for mask: excess_smoothed"),
         ({"tokens": "all", "summary": "x", "compare_to": "clustr", "factor": "f"},
          r"variant_table\.bad\.compare_to: 'clustr' is not a declared row; declared rows: ct, rho1"),
         ({"tokens": "all", "summary": "x", "compare_to": "ct"}, r"variant_table\.bad\.factor: compare_to: ct needs the factor"),
@@ -166,3 +166,60 @@ def test_each_seed_gets_its_tree_and_the_masks_that_follow_it(mode):
     config["clustering"]["trees"] = "each"
     with pytest.raises(ValueError, match="clustering.trees: 'each'"):
         cpt_models(config)
+
+
+def test_the_schema_enum_of_mask_kinds_is_the_registry():
+    """rhocluster.selection.kinds declares the kinds once; the schema's enum lists them (and the former
+    names, refused by the variant table with the new name)."""
+    from rhocluster.selection.kinds import KINDS, LEAF_POLICIES, RENAMED
+
+    schema = yaml.safe_load((REPO / "config/schema.yaml").read_text())
+    row = schema["properties"]["variant_table"]["additionalProperties"]["properties"]
+    assert set(row["mask"]["enum"]) == set(KINDS) | set(RENAMED)
+    assert set(row["leaf_policy"]["enum"]) == set(LEAF_POLICIES)
+    cfg = default_config()
+    cfg["variant_table"] = {"old": {"tokens": "mask", "mask": "top_excess", "summary": "x"}}
+    validate(cfg, str(REPO / "config/schema.yaml"))
+    with pytest.raises(VariantError, match=r"variant_table\.old\.mask: 'top_excess' is now called 'excess_static'"):
+        load_variants(cfg)
+
+
+def test_a_new_kind_is_one_registry_entry(tmp_path, monkeypatch):
+    """A dummy kind added to the registry (as a plugin would) is accepted by the variant table, gets its
+    inputs from what it declares it reads, and runs through the one mask rule's function."""
+    import numpy as np
+
+    from rhocluster.data.shards import write_shard
+    from rhocluster.selection import kinds
+    from rhocluster.variants import cpt_models
+
+    dummy = kinds.MaskKind("first_half", (), "tests.test_variants:first_half_kind", "the first half of every window")
+    monkeypatch.setitem(kinds.KINDS, "first_half", dummy)
+    monkeypatch.setattr("rhocluster.variants.MASKS", tuple(kinds.KINDS))
+    cfg = default_config()
+    cfg["variant_table"] = {"half": {"tokens": "mask", "mask": "first_half", "summary": "x"}}
+    cfg["variants"] = ["ct", "half"]
+    model = cpt_models(cfg)["half.s1"]
+    assert model.variant.reads == () and not model.variant.uses_tree and model.mask_key == "half"
+    write_shard(tmp_path / "00000", np.arange(40).reshape(4, 10) % 7, None, 7, 1, 0)
+    files = kinds.MaskFiles([str(tmp_path / "00000")], [str(tmp_path / "m.npy")], str(tmp_path / "s.json"))
+    assert kinds.select_masks("first_half", files, {"budget": 0.5, "seed": 0})["kept"] == 4 * 5
+    with pytest.raises(ValueError, match="mask kind 'top_excess' \\(renamed to excess_static\\)"):
+        kinds.select_masks("top_excess", files, {"budget": 0.5, "seed": 0})
+
+
+def first_half_kind(files, settings) -> dict:
+    """The dummy kind of the test above: positions 0 .. S/2 - 1 of every window (position 0 never)."""
+    import numpy as np
+
+    from rhocluster.data.atomic import save_npy
+    from rhocluster.data.shards import Shard
+
+    kept = 0
+    for prefix, out in zip(files.prefixes, files.out_masks):
+        shard = Shard(prefix)
+        mask = np.zeros(shard.shape, np.uint8)
+        mask[:, 1 : shard.seq_len // 2 + 1] = 1
+        save_npy(out, mask)
+        kept += int(mask.sum())
+    return {"kept": kept}

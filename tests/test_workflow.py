@@ -142,7 +142,7 @@ def test_leaf_ids_cover_every_target(tiny_run, tree):
         assert leaf[:, 1:].min() >= 0 and leaf[:, 1:].max() < k1
 
 
-@pytest.mark.parametrize("variant", ["cluster", "cluster_excess", "random", "excess_static"])
+@pytest.mark.parametrize("variant", ["cluster", "cluster_excess", "random", "excess_static", "cluster_filter", "excess_smoothed"])
 def test_masks_keep_the_configured_ratio(tiny_run, variant):
     kept = total = 0
     for shard in WEB:
@@ -151,7 +151,9 @@ def test_masks_keep_the_configured_ratio(tiny_run, variant):
         assert set(np.unique(mask)) <= {0, 1} and not mask[:, 0].any()
         kept += int(mask[:, 1:].sum())
         total += mask[:, 1:].size
-    assert abs(kept / total - RATIO) <= 0.005
+    assert kept == round(RATIO * total), "every static mask keeps exactly its budget"
+    summary = json.loads((tiny_run / R / "masks" / variant / "summary.json").read_text())
+    assert summary["kept"] == kept and summary["tokens"] == total
 
 
 def test_every_model_is_trained_and_exported(tiny_run):
@@ -289,16 +291,21 @@ def test_level_change_reruns_only_levels_at_or_above_it(rerun_dir, level, k):
     change_config(rerun_dir, edit)
     jobs = planned_jobs(rerun_dir)
     runs = cpt_models(CONFIG)
-    tree = [m for m in runs.values() if m.variant.uses_tree]  # cluster, cluster_excess, cluster_slm x seeds
+    # level 1 moves every leaf id: every row using the tree reruns; a higher level moves only the rows
+    # reading the levels (balanced masks, grouped SLM), not cluster_filter / excess_smoothed (leaves only)
+    tree = [
+        m for m in runs.values()
+        if m.variant.uses_tree and (level == 1 or "levels" in m.variant.reads or m.variant.group_level)
+    ]
     first = [m for m in tree if m.replicate == 0]  # the models the benchmarks evaluate
-    # every balanced mask per seed: the seeds' trees differ
-    balanced_masks = {m.mask_key for m in tree if m.variant.mask == "balanced"}
+    masks = {m.mask_key for m in tree if m.variant.mask}  # every tree mask per seed: the seeds' trees differ
     n_seeds = len(CONFIG["cpt"]["seeds"])
-    assert len(first) == 3 and len(tree) == 3 * n_seeds and len(balanced_masks) == 2 * n_seeds
+    assert len(first) == (5 if level == 1 else 3) and len(tree) == len(first) * n_seeds
+    assert len(masks) == (4 if level == 1 else 2) * n_seeds
     expected = {
         "cluster_level": n_seeds * (len(CONFIG["clustering"]["levels"]) - (level - 1)),
         "assign": len(WEB) if level == 1 else None,
-        "select_cluster_tokens": len(balanced_masks),
+        "select_tokens": len(masks),
         "train_cpt": len(tree),
         "export_hf": len(first),
         "evaluate": len(first),  # one job per model, every benchmark

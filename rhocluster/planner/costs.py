@@ -241,9 +241,8 @@ class CostModel:
         s.note = f"nearest-centroid search in {trees} tree(s): {self.search_hours(search):.1f} of these GPU-hours"
 
     def select(self, s: Stage) -> None:
-        """A uint8 mask per token: random_mask one web shard per job, the others the whole web corpus."""
-        whole = sum(s.jobs.get(r, 0) for r in ("select_excess_tokens", "select_cluster_tokens", "select_leaf_excess_tokens"))
-        s.disk_bytes = self.per_shard("web") * s.jobs.get("random_mask", 0) + self.tokens["web"] * whole
+        """A uint8 mask per token of the whole web corpus per select_tokens job (one per mask directory)."""
+        s.disk_bytes = self.tokens["web"] * s.jobs.get("select_tokens", 0)
 
     def cpt(self, s: Stage) -> None:
         """One job per CPT run (variant x seed); the SLM runs also rank each global batch in a
@@ -297,8 +296,7 @@ STAGES: tuple[StageSpec, ...] = (
     StageSpec("fit projection", ("fit_projection",), cost=CostModel.fit_projection),
     StageSpec("cluster levels", ("cluster_level",), gpu=True, cost=CostModel.cluster_levels),
     StageSpec("assign leaves", ("assign",), gpu=True, cost=CostModel.assign),
-    StageSpec("select tokens (static masks)", ("random_mask", "select_excess_tokens", "select_cluster_tokens",
-                                               "select_leaf_excess_tokens"),
+    StageSpec("select tokens (static masks)", ("select_tokens",),
               cost=CostModel.select),
     StageSpec("train CPT variants", ("train_cpt",), gpu=True, cost=CostModel.cpt),
     StageSpec("export HF", ("export_hf",), cost=CostModel.export),

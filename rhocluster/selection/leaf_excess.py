@@ -24,9 +24,9 @@ from rhocluster.data.shards import Shard, load_aligned
 from rhocluster.selection.masks import count_leaves
 from rhocluster.selection.stage import count_labels, fixed_excess, label_fractions, ranked_masks
 
-__all__ = ["KINDS", "filter_quotas", "leaf_excess_means", "select_leaf_excess_masks", "smoothed_excess"]
+__all__ = ["LEAF_EXCESS", "filter_quotas", "leaf_excess_means", "select_leaf_excess_masks", "smoothed_excess"]
 
-KINDS = ("cluster_filter", "excess_smoothed")
+LEAF_EXCESS = ("cluster_filter", "excess_smoothed")  # the kinds this module writes
 
 
 def leaf_excess_means(leaves: Sequence[np.ndarray], excess: Sequence[np.ndarray], k1: int) -> tuple[np.ndarray, np.ndarray]:
@@ -82,8 +82,8 @@ def select_leaf_excess_masks(
 ) -> dict:
     """Write the per-shard uint8 masks and summary of a ``cluster_filter`` or ``excess_smoothed`` row
     (``shrinkage``: its weight w). Keeps exactly ``round(budget x target tokens)`` tokens."""
-    if kind not in KINDS:
-        raise ValueError(f"leaf-excess mask kind {kind!r}; expected one of {', '.join(KINDS)}")
+    if kind not in LEAF_EXCESS:
+        raise ValueError(f"leaf-excess mask kind {kind!r}; expected one of {', '.join(LEAF_EXCESS)}")
     shards = [Shard(p) for p in shard_prefixes]
     leaves = [load_aligned(p, s.shape, np.int32, "leaf ids") for p, s in zip(leaf_paths, shards)]
     for path, s, leaf in zip(leaf_paths, shards, leaves):
@@ -132,3 +132,19 @@ def select_leaf_excess_masks(
         summary["kept_fraction_by_label"] = label_fractions(label_counts)
     save_json(out_summary, summary)
     return summary
+
+
+def cluster_filter_kind(files, settings) -> dict:
+    """``cluster_filter`` (rhocluster.selection.kinds)."""
+    return select_leaf_excess_masks(
+        "cluster_filter", files.prefixes, files.leaves, files.base_loss, files.ref_loss, files.out_masks,
+        files.out_summary, budget=settings["budget"],
+    )
+
+
+def excess_smoothed_kind(files, settings) -> dict:
+    """``excess_smoothed`` (rhocluster.selection.kinds) with the row's ``shrinkage``."""
+    return select_leaf_excess_masks(
+        "excess_smoothed", files.prefixes, files.leaves, files.base_loss, files.ref_loss, files.out_masks,
+        files.out_summary, budget=settings["budget"], shrinkage=settings["shrinkage"],
+    )

@@ -174,7 +174,7 @@ def select_top_excess_masks(
         if mask.any():
             threshold = min(threshold, float(fixed_excess(base_loss[i], ref_loss[i], shards[i].shape)[mask].min()))
     summary = {
-        "policy": "top_excess",
+        "policy": "excess_static",
         "ranking": "over the whole corpus",
         "budget": budget,
         "tokens": n_valid,
@@ -188,10 +188,46 @@ def select_top_excess_masks(
     return summary
 
 
-def write_random_mask(shard_prefix: str, out_mask: str, budget: float, seed: int, shard_index: int) -> float:
-    """The control: ``budget`` of the shard's target tokens uniformly at random (uint8 [W, S]); returns the kept fraction."""
-    shard = Shard(shard_prefix)
-    valid = shard.target_mask()
-    mask = random_mask(valid, budget, seed, shard=shard_index)
-    save_npy(out_mask, mask.astype(np.uint8))
-    return float(mask.sum() / valid.sum())
+# --- the mask kinds' entry points (rhocluster.selection.kinds) ---------------------------------------
+
+
+def random_kind(files, settings) -> dict:
+    """``random``: every shard's uniform random budget, drawn with (seed, shard index)."""
+    shards = [Shard(p) for p in files.prefixes]
+    kept = total = 0
+    label_counts: dict[str, np.ndarray] = {}
+    for i, (shard, out) in enumerate(zip(shards, files.out_masks)):
+        valid = shard.target_mask()
+        mask = random_mask(valid, settings["budget"], settings["seed"], shard=i)
+        save_npy(out, mask.astype(np.uint8))
+        kept += int(mask.sum())
+        total += int(valid.sum())
+        count_labels(shard, mask, label_counts)
+    summary = {
+        "policy": "random",
+        "ranking": "uniform at random inside each shard",
+        "budget": settings["budget"],
+        "tokens": total,
+        "kept": kept,
+        "kept_fraction": kept / max(1, total),
+    }
+    if label_counts:
+        summary["kept_fraction_by_label"] = label_fractions(label_counts)
+    save_json(files.out_summary, summary)
+    return summary
+
+
+def excess_static_kind(files, settings) -> dict:
+    """``excess_static``: :func:`select_top_excess_masks`."""
+    return select_top_excess_masks(
+        files.prefixes, files.base_loss, files.ref_loss, files.out_masks, files.out_summary, budget=settings["budget"]
+    )
+
+
+def balanced_kind(files, settings) -> dict:
+    """``balanced``: :func:`select_cluster_masks` with the row's ``leaf_policy``."""
+    return select_cluster_masks(
+        files.prefixes, files.leaves, files.levels, files.out_masks, files.out_summary,
+        budget=settings["budget"], policy=settings["leaf_policy"], seed=settings["seed"],
+        base_loss=files.base_loss or None, ref_loss=files.ref_loss or None, dist=files.dist or None,
+    )
