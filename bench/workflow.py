@@ -74,7 +74,7 @@ def per_rule(bench_dir: Path) -> list[dict]:
     """Jobs, summed wall seconds and max RSS (MB) per rule from Snakemake ``benchmark:`` files."""
     stats: dict[str, dict] = defaultdict(lambda: {"jobs": 0, "seconds": 0.0, "max_rss_mb": 0.0})
     for tsv in sorted(bench_dir.rglob("*.tsv")):
-        rule = tsv.relative_to(bench_dir).parts[0].removesuffix(".tsv")  # benchmarks/{run}/{rule}[/...]
+        rule = tsv.relative_to(bench_dir).parts[0].removesuffix(".tsv")  # timings/{run}/{rule}[/...]
         with open(tsv) as fh:
             rows = list(csv.DictReader(fh, delimiter="\t"))
         for row in rows:
@@ -126,7 +126,7 @@ def main() -> None:
                 shutil.copy2(src, workdir / name)
         total = run_workflow(workdir, args.cores, extra)
         total["cores"] = psutil.cpu_count() if args.cores == "all" else int(args.cores)
-    rows = per_rule(workdir / "benchmarks" / args.run)
+    rows = per_rule(workdir / "timings" / args.run)
     print(markdown(rows, total))
     if args.json:
         args.json.write_text(json.dumps({"total": total, "rules": rows}, indent=2) + "\n")

@@ -60,11 +60,6 @@ class Variant:
     compare_to: tuple[tuple[str, str], ...] = ()
 
     @property
-    def selection(self) -> str:
-        """The trainer's ``TrainConfig.selection``: all, mask or slm."""
-        return self.tokens
-
-    @property
     def reads(self) -> tuple[str, ...]:
         """What its static mask reads besides the shards (``rhocluster.selection.kinds.kind_reads``)."""
         return kind_reads(self.mask, self.leaf_policy) if self.mask else ()

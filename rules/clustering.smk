@@ -10,7 +10,7 @@ rule cluster_level:
     log:
         f"{LOGS}/cluster_level/{{tree}}/{{level}}.log",
     benchmark:
-        f"{BENCH}/cluster_level/{{tree}}/{{level}}.tsv"
+        f"{TIMINGS}/cluster_level/{{tree}}/{{level}}.tsv"
     # the clustering variants' critical path runs before the many independent evaluations
     priority: 10
     conda:
@@ -42,7 +42,7 @@ rule assign:
     log:
         f"{LOGS}/assign/{{shard}}.log",
     benchmark:
-        f"{BENCH}/assign/{{shard}}.tsv"
+        f"{TIMINGS}/assign/{{shard}}.tsv"
     # the clustering variants' critical path runs before the many independent evaluations
     priority: 10
     conda:

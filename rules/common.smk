@@ -15,7 +15,7 @@ os.environ.setdefault("RHOCLUSTER_ROOT", workflow.basedir)
 RUN = config["run"]
 R = f"results/{RUN}"
 LOGS = f"logs/{RUN}"
-BENCH = f"benchmarks/{RUN}"
+TIMINGS = f"timings/{RUN}"  # Snakemake `benchmark:` files (a job's wall time, memory); "benchmark" means a test set
 
 SYN = config["data"].get("synthetic", {})
 if config["data"]["source"] == "hf":
@@ -117,7 +117,6 @@ wildcard_constraints:
     split="web|hq|pretrain|heldout_web|heldout_hq",
     level=r"\d+",
     model=one_of(MODELS),
-    variant=one_of(list(CPT)),
     mask=one_of(mask_keys(tokens="mask")),
     benchmark="|".join(BENCHMARKS),
 
@@ -197,9 +196,9 @@ def cpt_training(wildcards):
     """
     model = CPT[wildcards.model]
     row = model.variant
-    training = {**train_config("cpt"), "seed": model.seed, "selection": row.selection}
+    training = {**train_config("cpt"), "seed": model.seed, "tokens": row.tokens}
     if row.tokens == "slm":
-        training["slm_ratio"] = BUDGET
+        training["budget"] = BUDGET
         training["group_level"] = row.group_level or 0
     return training
 

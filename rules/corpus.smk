@@ -10,7 +10,7 @@ if config["data"]["source"] == "synthetic":
         log:
             f"{LOGS}/prepare_corpus/{{split}}_{{shard}}.log",
         benchmark:
-            f"{BENCH}/prepare_corpus/{{split}}_{{shard}}.tsv"
+            f"{TIMINGS}/prepare_corpus/{{split}}_{{shard}}.tsv"
         conda:
             "../envs/corpus.yaml"
         threads: 1
@@ -35,7 +35,7 @@ else:
         log:
             f"{LOGS}/prepare_web/{{split}}_{{shard}}.log",
         benchmark:
-            f"{BENCH}/prepare_web/{{split}}_{{shard}}.tsv"
+            f"{TIMINGS}/prepare_web/{{split}}_{{shard}}.tsv"
         wildcard_constraints:
             split="web|heldout_web",
         conda:
@@ -61,7 +61,7 @@ else:
         log:
             f"{LOGS}/prepare_hq.log",
         benchmark:
-            f"{BENCH}/prepare_hq.tsv"
+            f"{TIMINGS}/prepare_hq.tsv"
         conda:
             "../envs/hub.yaml"
         threads: 2
@@ -89,7 +89,7 @@ if config["tokenizer"]["source"] == "train":
         log:
             f"{LOGS}/train_tokenizer.log",
         benchmark:
-            f"{BENCH}/train_tokenizer.tsv"
+            f"{TIMINGS}/train_tokenizer.tsv"
         conda:
             "../envs/corpus.yaml"
         threads: 2
@@ -111,7 +111,7 @@ else:
         log:
             f"{LOGS}/import_tokenizer.log",
         benchmark:
-            f"{BENCH}/import_tokenizer.tsv"
+            f"{TIMINGS}/import_tokenizer.tsv"
         localrule: True
         conda:
             "../envs/corpus.yaml"
@@ -134,7 +134,7 @@ rule tokenize:
     log:
         f"{LOGS}/tokenize/{{split}}_{{shard}}.log",
     benchmark:
-        f"{BENCH}/tokenize/{{split}}_{{shard}}.tsv"
+        f"{TIMINGS}/tokenize/{{split}}_{{shard}}.tsv"
     conda:
         "../envs/corpus.yaml"
     threads: 1

@@ -4,7 +4,7 @@ rule tiny_benchmarks:
     log:
         f"{LOGS}/tiny_benchmarks.log",
     benchmark:
-        f"{BENCH}/tiny_benchmarks.tsv"
+        f"{TIMINGS}/tiny_benchmarks.tsv"
     conda:
         "../envs/evaluation.yaml"
     threads: 1
@@ -26,7 +26,7 @@ rule fetch_benchmarks:
     log:
         f"{LOGS}/fetch_benchmarks.log",
     benchmark:
-        f"{BENCH}/fetch_benchmarks.tsv"
+        f"{TIMINGS}/fetch_benchmarks.tsv"
     localrule: True
     conda:
         "../envs/evaluation.yaml"
@@ -51,7 +51,7 @@ rule normalize_benchmark:
     log:
         f"{LOGS}/normalize_benchmark/{{benchmark}}.log",
     benchmark:
-        f"{BENCH}/normalize_benchmark/{{benchmark}}.tsv"
+        f"{TIMINGS}/normalize_benchmark/{{benchmark}}.tsv"
     conda:
         "../envs/evaluation.yaml"
     threads: 1
@@ -83,7 +83,7 @@ rule evaluate:
     log:
         f"{LOGS}/evaluate/{{model}}.log",
     benchmark:
-        f"{BENCH}/evaluate/{{model}}.tsv"
+        f"{TIMINGS}/evaluate/{{model}}.tsv"
     conda:
         "../envs/evaluation.yaml"
     threads: 1

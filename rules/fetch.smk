@@ -12,7 +12,7 @@ if config["data"]["source"] == "hf":
         log:
             f"{LOGS}/fetch_owm.log",
         benchmark:
-            f"{BENCH}/fetch_owm.tsv"
+            f"{TIMINGS}/fetch_owm.tsv"
         localrule: True
         conda:
             "../envs/hub.yaml"
@@ -35,7 +35,7 @@ if config["data"]["source"] == "hf":
         log:
             f"{LOGS}/fetch_hq_dataset/{{dataset}}.log",
         benchmark:
-            f"{BENCH}/fetch_hq_dataset/{{dataset}}.tsv"
+            f"{TIMINGS}/fetch_hq_dataset/{{dataset}}.tsv"
         wildcard_constraints:
             dataset="|".join(HQ_DATASETS),
         localrule: True
@@ -63,7 +63,7 @@ if config["base"]["source"] == "hf" and "hub" in config["base"]:
         log:
             f"{LOGS}/fetch_base_model.log",
         benchmark:
-            f"{BENCH}/fetch_base_model.tsv"
+            f"{TIMINGS}/fetch_base_model.tsv"
         localrule: True
         conda:
             "../envs/hub.yaml"

@@ -13,7 +13,7 @@ rule score_heldout:
     log:
         f"{LOGS}/score_heldout/{{model}}.log",
     benchmark:
-        f"{BENCH}/score_heldout/{{model}}.tsv"
+        f"{TIMINGS}/score_heldout/{{model}}.tsv"
     conda:
         "../envs/training.yaml"
     threads: 1
@@ -48,7 +48,7 @@ rule heldout_overlap:
     log:
         f"{LOGS}/heldout_overlap.log",
     benchmark:
-        f"{BENCH}/heldout_overlap.tsv"
+        f"{TIMINGS}/heldout_overlap.tsv"
     conda:
         "../envs/report.yaml"
     threads: 1

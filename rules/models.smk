@@ -9,7 +9,7 @@ rule pretrain_base:
     log:
         f"{LOGS}/pretrain_base.log",
     benchmark:
-        f"{BENCH}/pretrain_base.tsv"
+        f"{TIMINGS}/pretrain_base.tsv"
     # the clustering variants' critical path runs before the many independent evaluations
     priority: 10
     conda:
@@ -41,7 +41,7 @@ rule train_reference:
     log:
         f"{LOGS}/train_reference.log",
     benchmark:
-        f"{BENCH}/train_reference.tsv"
+        f"{TIMINGS}/train_reference.tsv"
     # the clustering variants' critical path runs before the many independent evaluations
     priority: 10
     conda:
@@ -71,7 +71,7 @@ rule train_cpt:
     log:
         f"{LOGS}/train_cpt/{{model}}.log",
     benchmark:
-        f"{BENCH}/train_cpt/{{model}}.tsv"
+        f"{TIMINGS}/train_cpt/{{model}}.tsv"
     wildcard_constraints:
         model=one_of(list(CPT)),
     priority: 5
@@ -105,7 +105,7 @@ rule export_hf:
     log:
         f"{LOGS}/export_hf/{{model}}.log",
     benchmark:
-        f"{BENCH}/export_hf/{{model}}.tsv"
+        f"{TIMINGS}/export_hf/{{model}}.tsv"
     conda:
         "../envs/training.yaml"
     threads: 1

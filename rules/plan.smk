@@ -12,7 +12,7 @@ rule plan:
     log:
         f"{LOGS}/plan.log",
     benchmark:
-        f"{BENCH}/plan.tsv"
+        f"{TIMINGS}/plan.tsv"
     localrule: True
     conda:
         "../envs/report.yaml"

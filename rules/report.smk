@@ -32,7 +32,7 @@ rule tables:
     log:
         f"{LOGS}/tables.log",
     benchmark:
-        f"{BENCH}/tables.tsv"
+        f"{TIMINGS}/tables.tsv"
     conda:
         "../envs/report.yaml"
     threads: 1
@@ -69,7 +69,7 @@ rule heldout_tables:
     log:
         f"{LOGS}/heldout_tables.log",
     benchmark:
-        f"{BENCH}/heldout_tables.tsv"
+        f"{TIMINGS}/heldout_tables.tsv"
     conda:
         "../envs/report.yaml"
     threads: 1
@@ -109,7 +109,7 @@ rule significance:
     log:
         f"{LOGS}/significance.log",
     benchmark:
-        f"{BENCH}/significance.tsv"
+        f"{TIMINGS}/significance.tsv"
     conda:
         "../envs/report.yaml"
     threads: 1
@@ -141,7 +141,7 @@ rule figure_accuracy:
     log:
         f"{LOGS}/figure_accuracy.log",
     benchmark:
-        f"{BENCH}/figure_accuracy.tsv"
+        f"{TIMINGS}/figure_accuracy.tsv"
     conda:
         "../envs/report.yaml"
     threads: 1
@@ -171,7 +171,7 @@ rule figure_training:
     log:
         f"{LOGS}/figure_training.log",
     benchmark:
-        f"{BENCH}/figure_training.tsv"
+        f"{TIMINGS}/figure_training.tsv"
     conda:
         "../envs/report.yaml"
     threads: 1
@@ -203,7 +203,7 @@ rule figure_clusters:
     log:
         f"{LOGS}/figure_clusters.log",
     benchmark:
-        f"{BENCH}/figure_clusters.tsv"
+        f"{TIMINGS}/figure_clusters.tsv"
     conda:
         "../envs/report.yaml"
     threads: 1
@@ -231,7 +231,7 @@ rule update_readme:
     log:
         f"{LOGS}/update_readme.log",
     benchmark:
-        f"{BENCH}/update_readme.tsv"
+        f"{TIMINGS}/update_readme.tsv"
     conda:
         "../envs/report.yaml"
     threads: 1

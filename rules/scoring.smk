@@ -25,7 +25,7 @@ rule score_reference:
     log:
         f"{LOGS}/score_reference/{{shard}}.log",
     benchmark:
-        f"{BENCH}/score_reference/{{shard}}.tsv"
+        f"{TIMINGS}/score_reference/{{shard}}.tsv"
     # the clustering variants' critical path runs before the many independent evaluations
     priority: 10
     conda:
@@ -51,7 +51,7 @@ rule embed_sample:
     log:
         f"{LOGS}/embed_sample/{{shard}}.log",
     benchmark:
-        f"{BENCH}/embed_sample/{{shard}}.tsv"
+        f"{TIMINGS}/embed_sample/{{shard}}.tsv"
     # the clustering variants' critical path runs before the many independent evaluations
     priority: 10
     conda:
@@ -83,7 +83,7 @@ rule score_base:
     log:
         f"{LOGS}/score_base/{{shard}}.log",
     benchmark:
-        f"{BENCH}/score_base/{{shard}}.tsv"
+        f"{TIMINGS}/score_base/{{shard}}.tsv"
     # the clustering variants' critical path runs before the many independent evaluations
     priority: 10
     conda:
@@ -112,7 +112,7 @@ rule fit_projection:
     log:
         f"{LOGS}/fit_projection/{{tree}}.log",
     benchmark:
-        f"{BENCH}/fit_projection/{{tree}}.tsv"
+        f"{TIMINGS}/fit_projection/{{tree}}.tsv"
     # the clustering variants' critical path runs before the many independent evaluations
     priority: 10
     conda:

@@ -14,7 +14,7 @@ rule select_tokens:
     log:
         f"{LOGS}/select_tokens/{{mask}}.log",
     benchmark:
-        f"{BENCH}/select_tokens/{{mask}}.tsv"
+        f"{TIMINGS}/select_tokens/{{mask}}.tsv"
     # the clustering variants' critical path runs before the many independent evaluations
     priority: 10
     conda:
@@ -54,7 +54,7 @@ rule inspect_clusters:
     log:
         f"{LOGS}/inspect_clusters.log",
     benchmark:
-        f"{BENCH}/inspect_clusters.tsv"
+        f"{TIMINGS}/inspect_clusters.tsv"
     conda:
         "../envs/clustering.yaml"
     threads: 1

@@ -17,7 +17,7 @@ with logged(sm.log[0]) as log:
         sm.output.figure,
         sm.output.html,
         sm.output.markdown,
-        ratio=sm.params.ratio,
+        budget=sm.params.budget,
         n_clusters=sm.params.inspect.get("clusters", 6),
         per_cluster=sm.params.inspect.get("examples_per_cluster", 6),
         left=sm.params.inspect.get("context_left", 24),

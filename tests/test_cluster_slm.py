@@ -12,7 +12,7 @@ import torch
 from rhocluster.model.megatron import build_gpt_model, lm_forward
 from rhocluster.selection.balanced import balanced_leaf_quotas
 from rhocluster.training.data import TokenStream
-from rhocluster.training.selection import grouped_slm_keep
+from rhocluster.training.selectors import grouped_slm_keep
 from rhocluster.training.trainer import StepInfo, train
 from tests.test_trainer import SHAPE, SIZES, WINDOW, config, data, device, run_two_gloo_ranks  # noqa: F401  (fixtures)
 
@@ -86,7 +86,7 @@ def test_balancing_caps_the_dominant_group():
 
 WORKER = """
 import sys, numpy as np, torch, torch.distributed as dist
-from rhocluster.training.selection import grouped_slm_keep
+from rhocluster.training.selectors import grouped_slm_keep
 dist.init_process_group("gloo")
 rank = dist.get_rank()
 data = np.load(sys.argv[1])
@@ -134,7 +134,7 @@ def test_trainer_cluster_slm_step_matches_the_definition(data, leaves, tmp_path,
         data["shards"], ref_losses=data["ref"], leaves=leaves, group_of_leaf=group_of_leaf, group_tree=TREE
     )
     seen: list[StepInfo] = []
-    cfg = config(steps=1, micro_batch=micro_batch, selection="slm", slm_ratio=0.6, group_level=2)
+    cfg = config(steps=1, micro_batch=micro_batch, tokens="slm", budget=0.6, group_level=2)
     train(SHAPE, cfg, stream, tmp_path / "m", tmp_path / "c", tmp_path / "log.jsonl", tmp_path / "s.json",
           on_step=seen.append)  # fmt: skip
     info = seen[0]
@@ -155,9 +155,9 @@ def test_trainer_cluster_slm_step_matches_the_definition(data, leaves, tmp_path,
 
 
 def test_group_level_needs_groups(data, tmp_path):  # noqa: F811
-    cfg = config(steps=1, selection="slm", group_level=1)
+    cfg = config(steps=1, tokens="slm", group_level=1)
     stream = TokenStream(data["shards"], ref_losses=data["ref"])
     with pytest.raises(ValueError, match="group_level=1 needs every token's cluster group"):
         train(SHAPE, cfg, stream, tmp_path / "m", tmp_path / "c", tmp_path / "log.jsonl", tmp_path / "s.json")
-    with pytest.raises(ValueError, match="needs selection 'slm'"):
-        config(selection="mask", group_level=1)
+    with pytest.raises(ValueError, match="needs tokens 'slm'"):
+        config(tokens="mask", group_level=1)

@@ -51,3 +51,18 @@ def test_unknown_key_in_a_hub_source_of_the_real_config_is_named(where):
     where(cfg)["revison"] = "abc"
     with pytest.raises(WorkflowError, match="revison"):
         validate(cfg, str(repo / "config" / "schema.yaml"))
+
+
+def test_a_renamed_training_key_names_its_new_name():
+    """One name per concept: the trainer's selection fraction is `budget` (as selection.budget) and the
+    kind of token selection `tokens` (as the variant table); the old names are refused with the new."""
+    import pytest
+
+    from rhocluster.training.config import TrainConfig
+
+    base = {"steps": 1, "global_batch": 1, "micro_batch": 1, "lr": 1e-3}
+    assert TrainConfig.from_dict({**base, "tokens": "slm", "budget": 0.5}).budget == 0.5
+    with pytest.raises(ValueError, match="training.slm_ratio is now called training.budget"):
+        TrainConfig.from_dict({**base, "slm_ratio": 0.5})
+    with pytest.raises(ValueError, match="training.selection is now called training.tokens"):
+        TrainConfig.from_dict({**base, "selection": "slm"})

@@ -66,7 +66,7 @@ def spec(data: dict, out: Path, **training) -> dict:
             "lr": 3e-3,
             "warmup_steps": 1,
             "seed": 5,
-            "selection": "slm",
+            "tokens": "slm",
         }
         | training,
         shards=data["shards"],
@@ -120,7 +120,7 @@ def init(data, tmp_path_factory) -> str:
 # adam_eps far above |grad| makes each update ~lr * clipped gradient, so kernels' rounding differences
 # stay rounding-sized (no sign-like amplification where a gradient is ~0); all tokens, so no SLM tie
 # can fall differently.
-EXACT = {"lr": 1.0, "adam_eps": 1.0, "grad_clip": 0.1, "selection": "all"}
+EXACT = {"lr": 1.0, "adam_eps": 1.0, "grad_clip": 0.1, "tokens": "all"}
 NO_TF32 = {"NVIDIA_TF32_OVERRIDE": "0"}
 
 

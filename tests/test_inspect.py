@@ -71,7 +71,7 @@ def run_chain(world: dict, out: Path) -> dict:
     inspect_clusters(
         [str(x) for x in prefixes], [str(x) for x in p["leaf"]], [str(x) for x in p["levels"]], masks,
         world["tokenizer"], out / "inspect/cluster_sizes.png", out / "inspect/examples.html", out / "inspect/examples.md",
-        ratio=RATIO, n_clusters=4, per_cluster=3, seed=SEED, run="test",
+        budget=RATIO, n_clusters=4, per_cluster=3, seed=SEED, run="test",
     )
     return p
 

@@ -63,7 +63,7 @@ def test_each_rule_names_its_script_log_and_benchmark_after_itself():
         script = re.search(r'\n    script:\n\s+"\.\./scripts/(\w+)\.py"', body)
         if "script:" in body:
             assert script and script.group(1) == name, f"rule {name} runs {script and script.group(1)}.py"
-        for directive, root in (("log", "LOGS"), ("benchmark", "BENCH")):
+        for directive, root in (("log", "LOGS"), ("benchmark", "TIMINGS")):
             m = re.search(rf"\n    {directive}:\n(.*?)\n    \w", body, re.S)
             if m:
                 assert re.search(rf"{{{root}}}/{name}[/.]", m.group(1)), f"rule {name}'s {directive} is {m.group(1).strip()}"

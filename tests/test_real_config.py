@@ -48,7 +48,7 @@ def test_the_real_config_has_rho1s_settings(config):
         assert cpt[key] == rho1[key], key
     assert config["data"]["seq_len"] == 2048
     assert cpt["steps"] * cpt["global_batch"] * config["data"]["seq_len"] == pytest.approx(15e9, rel=1e-4)
-    assert config["selection"]["budget"] == 0.6 == rho1["slm_ratio"]
+    assert config["selection"]["budget"] == 0.6 == rho1["budget"]
     ref = config["reference"]["training"]
     assert ref["lr"] == 5e-5 and ref["steps"] * ref["global_batch"] * 2048 == pytest.approx(3 * 0.5e9, rel=0.01)
     hq = sum(d["approx_tokens"] for d in config["data"]["hq"]["datasets"])

@@ -26,7 +26,7 @@ from rhocluster.training.checkpoint import checkpoint_dirs, load_checkpoint
 from rhocluster.training.config import TrainConfig, rho1_cpt_config
 from rhocluster.training.data import TokenStream
 from rhocluster.training.run import launch_training, run_training
-from rhocluster.training.selection import slm_keep
+from rhocluster.training.selectors import slm_keep
 from rhocluster.training.optimizer import Optimizer
 from rhocluster.training.trainer import StepInfo, train
 
@@ -93,7 +93,7 @@ def run(data: dict, out: Path, cfg: TrainConfig, on_step=None, init_from=None) -
     return train(
         SHAPE,
         cfg,
-        stream_for(data, cfg.selection),
+        stream_for(data, cfg.tokens),
         out_dir=out / "model",
         ckpt_root=out / "ckpt",
         log_path=out / "log.jsonl",
@@ -191,7 +191,7 @@ def test_slm_keep_blocks_of_ties_match_the_reference(ratio):
 
 SLM_WORKER = """
 import sys, numpy as np, torch, torch.distributed as dist
-from rhocluster.training.selection import slm_keep
+from rhocluster.training.selectors import slm_keep
 dist.init_process_group("gloo")
 rank = dist.get_rank()
 data = np.load(sys.argv[1])
@@ -248,7 +248,7 @@ def test_slm_keep_ranks_the_global_batch_across_ranks(tmp_path, ties):
 def test_trainer_slm_step_matches_brute_force(data, tmp_path, micro_batch):
     """The first SLM step keeps the tokens a numpy top-k of (model loss - reference loss) keeps."""
     seen: list[StepInfo] = []
-    cfg = config(steps=1, micro_batch=micro_batch, selection="slm", slm_ratio=0.6)
+    cfg = config(steps=1, micro_batch=micro_batch, tokens="slm", budget=0.6)
     run(data, tmp_path, cfg, on_step=seen.append)
     info = seen[0]
     stream = stream_for(data, "slm")
@@ -280,7 +280,7 @@ def test_data_order_is_identical_across_variants(data, tmp_path):
     orders, kept = {}, {}
     for selection in ("all", "mask", "slm"):
         seen: list[StepInfo] = []
-        summary = run(data, tmp_path / selection, config(steps=steps, selection=selection), on_step=seen.append)
+        summary = run(data, tmp_path / selection, config(steps=steps, tokens=selection), on_step=seen.append)
         orders[selection] = [info.window_ids.tolist() for info in seen]
         kept[selection] = summary["kept_fraction"]
     assert orders["all"] == orders["mask"] == orders["slm"]
@@ -359,7 +359,7 @@ def assert_same_weights(a: Path, b: Path) -> None:
 
 
 def test_resume_after_kill_is_bitwise_identical(data, tmp_path, monkeypatch):
-    cfg = config(steps=7, selection="slm", checkpoint_every=2)
+    cfg = config(steps=7, tokens="slm", checkpoint_every=2)
     full_draws: dict = {}
     run(data, tmp_path / "full", cfg, on_step=rng_recorder(full_draws))
     full_log = read_log(tmp_path / "full" / "log.jsonl")
@@ -416,14 +416,14 @@ def test_resume_after_kill_is_bitwise_identical(data, tmp_path, monkeypatch):
 
 
 def test_resume_refuses_another_run(data, tmp_path):
-    cfg = config(steps=4, checkpoint_every=2, selection="mask")
+    cfg = config(steps=4, checkpoint_every=2, tokens="mask")
     with pytest.raises(Killed):
         run(data, tmp_path, cfg, on_step=rng_recorder({}, kill_at=3))
     step2 = tmp_path / "ckpt" / "step_00000002"
     with pytest.raises(ValueError, match=r"step_00000002 belongs to another run \(lr: checkpoint 0.003 vs run 0.001"):
-        run(data, tmp_path, config(steps=4, checkpoint_every=2, selection="mask", lr=1e-3))
+        run(data, tmp_path, config(steps=4, checkpoint_every=2, tokens="mask", lr=1e-3))
     # Bookkeeping may change: a new checkpoint interval resumes fine.
-    run(data, tmp_path, config(steps=4, checkpoint_every=3, selection="mask", log_every=2))
+    run(data, tmp_path, config(steps=4, checkpoint_every=3, tokens="mask", log_every=2))
     assert (tmp_path / "model" / "model.safetensors").is_file()
     assert step2.exists()
 
@@ -476,7 +476,7 @@ def test_mask_of_wrong_shape_names_file_and_shard(data, tmp_path):
         TokenStream(data["shards"], masks=[data["masks"][0], str(bad)])
     stream = stream_for(data, "all")  # no mask files
     with pytest.raises(ValueError, match="needs a mask file"):
-        train(SHAPE, config(selection="mask"), stream, tmp_path / "m", tmp_path / "c", tmp_path / "l", tmp_path / "s")
+        train(SHAPE, config(tokens="mask"), stream, tmp_path / "m", tmp_path / "c", tmp_path / "l", tmp_path / "s")
 
 
 # --- workflow entry points ------------------------------------------------------------------------
@@ -485,7 +485,7 @@ def test_mask_of_wrong_shape_names_file_and_shard(data, tmp_path):
 def spec(data: dict, out: Path, **training) -> dict:
     return dict(
         shape=SHAPE.to_dict(),
-        training={"steps": 3, "global_batch": 4, "micro_batch": 1, "lr": 3e-3, "seed": 3, "selection": "slm"}
+        training={"steps": 3, "global_batch": 4, "micro_batch": 1, "lr": 3e-3, "seed": 3, "tokens": "slm"}
         | training,
         shards=data["shards"],
         out_dir=str(out / "model"),
@@ -568,7 +568,7 @@ def test_model_parallel_ranks_under_torchrun_match_one_process_and_resume_exactl
     # adam_eps far above |grad| makes the update ~lr * clipped gradient (no sign-like amplification of
     # rounding where a gradient is ~0), and grad_clip binds at every step: the clipping over the
     # model-parallel group counts.
-    training = {"lr": 0.5, "adam_eps": 1.0, "grad_clip": 0.1, "selection": selection, "micro_batch": micro_batch}
+    training = {"lr": 0.5, "adam_eps": 1.0, "grad_clip": 0.1, "tokens": selection, "micro_batch": micro_batch}
     common = {"init": str(init), "shape": shape.to_dict()}
     one = launch_training(spec(data, tmp_path / "one", **training) | common, gpus=0, env={})
     split_spec = spec(data, tmp_path / "split", checkpoint_every=2, **training, **parallel) | common
@@ -612,8 +612,8 @@ def test_rho1_defaults():
     tokens_per_step = cfg.global_batch * 2048
     assert tokens_per_step == 1_048_576  # ~1M tokens of 2048-token sequences
     assert abs(cfg.steps * tokens_per_step - 15e9) / 15e9 < 1e-4
-    assert (cfg.lr, cfg.selection, cfg.slm_ratio, cfg.bf16) == (8e-5, "slm", 0.6, True)
-    assert rho1_cpt_config(selection="all").selection == "all"
+    assert (cfg.lr, cfg.tokens, cfg.budget, cfg.bf16) == (8e-5, "slm", 0.6, True)
+    assert rho1_cpt_config(tokens="all").tokens == "all"
 
 
 def test_real_config_trains_with_rho1_defaults():
@@ -623,7 +623,7 @@ def test_real_config_trains_with_rho1_defaults():
     if not path.exists():
         pytest.skip("no real config")
     cpt = yaml.safe_load(path.read_text())["cpt"]["training"]
-    ours = TrainConfig.from_dict({**cpt, "selection": "slm"})
+    ours = TrainConfig.from_dict({**cpt, "tokens": "slm"})
     preset = rho1_cpt_config()
     for key in ("steps", "global_batch", "lr", "min_lr", "warmup_steps", "weight_decay", "bf16"):
         assert getattr(ours, key) == getattr(preset, key), key

@@ -265,7 +265,7 @@ def rerun_dir(tiny_run, tmp_path) -> Path:
     """A disposable copy of the finished run, so dry runs cannot disturb other tests."""
     work = tmp_path / "run"
     copy_workflow(work)
-    for name in ("results", "logs", "benchmarks", ".snakemake"):
+    for name in ("results", "logs", "timings", ".snakemake"):
         shutil.copytree(tiny_run / name, work / name, symlinks=True, ignore=shutil.ignore_patterns("checkpoints"))
     return work
 

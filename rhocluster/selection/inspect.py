@@ -70,7 +70,7 @@ def count_tree(
     return TreeCounts(ancestors, before, kept)
 
 
-def cluster_size_figure(counts: TreeCounts, ratio: float, run: str = ""):
+def cluster_size_figure(counts: TreeCounts, budget: float, run: str = ""):
     """Figure with one column per level: top, cluster sizes by rank before and after each selection;
     bottom, the kept fraction of each cluster against its size (balanced sampling keeps less of big clusters)."""
     import matplotlib
@@ -103,7 +103,7 @@ def cluster_size_figure(counts: TreeCounts, ratio: float, run: str = ""):
         top.set_ylabel("tokens")
         top.set_title(f"level {j + 1}: {int(nz.sum())} non-empty of {before.size} clusters")
         top.legend(fontsize=7, title="evenness = H / ln(k)", title_fontsize=7)
-        bottom.axhline(ratio, color="black", ls=":", lw=1, label=f"budget {ratio:g}")
+        bottom.axhline(budget, color="black", ls=":", lw=1, label=f"budget {budget:g}")
         bottom.set_xscale("log")
         bottom.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         top.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
@@ -366,7 +366,7 @@ def inspect_clusters(
     out_html: str | Path,
     out_markdown: str | Path,
     *,
-    ratio: float,
+    budget: float,
     n_clusters: int = 6,
     per_cluster: int = 6,
     left: int = 24,
@@ -378,7 +378,7 @@ def inspect_clusters(
     from transformers import AutoTokenizer
 
     counts = count_tree(shard_prefixes, leaf_paths, level_dirs, masks)
-    save_png(cluster_size_figure(counts, ratio, run), out_figure)
+    save_png(cluster_size_figure(counts, budget, run), out_figure)
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
     clusters = collect_examples(
         counts,

@@ -167,15 +167,15 @@ def select_in_shard(
     return mask.reshape(ids.shape)
 
 
-def random_mask(valid: np.ndarray, ratio: float, seed: int, *, shard: int = 0) -> np.ndarray:
-    """Control mask: exactly round(ratio * valid.sum()) True among the True positions of
+def random_mask(valid: np.ndarray, budget: float, seed: int, *, shard: int = 0) -> np.ndarray:
+    """Control mask: exactly round(budget * valid.sum()) True among the True positions of
     ``valid`` (bool [W, S]), uniformly at random with ``shard_rng(seed, shard)``. Returns bool
     [W, S]."""
     v = np.asarray(valid, dtype=bool)
-    if not 0.0 <= ratio <= 1.0:
-        raise ValueError(f"ratio must be in [0, 1], got {ratio}")
+    if not 0.0 <= budget <= 1.0:
+        raise ValueError(f"budget must be in [0, 1], got {budget}")
     pos = np.flatnonzero(v.reshape(-1))
-    n_keep = int(round(ratio * pos.size))
+    n_keep = int(round(budget * pos.size))
     chosen = shard_rng(seed, shard).choice(pos, size=n_keep, replace=False) if n_keep else pos[:0]
     mask = np.zeros(v.size, dtype=bool)
     mask[chosen] = True

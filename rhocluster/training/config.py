@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-SELECTIONS = ("all", "mask", "slm")
+TOKENS = ("all", "mask", "slm")  # the variant table's `tokens:` values
+# Former names of fields: a config or checkpoint using one is refused with the new name.
+RENAMED = {"selection": "tokens", "slm_ratio": "budget"}
 
 # Keys that may differ between a checkpoint and the run resuming from it: they change bookkeeping or
 # memory use, not the sequence of updates.
@@ -27,8 +29,8 @@ class TrainConfig:
     adam_eps: float = 1e-8
     grad_clip: float = 1.0
     seed: int = 0
-    selection: str = "all"  # all tokens (ct), a static mask file, or dynamic SLM (rho1)
-    slm_ratio: float = 0.6  # fraction of tokens kept by SLM inside each global batch
+    tokens: str = "all"  # the row's `tokens:` all (ct), a static mask file, or live SLM ranking (rho1)
+    budget: float = 0.6  # fraction of each global batch's tokens SLM keeps (selection.budget)
     group_level: int = 0  # SLM inside cluster groups at this tree level (0: one group, plain SLM)
     checkpoint_every: int = 0  # 0: only the final weights
     log_every: int = 1
@@ -39,14 +41,14 @@ class TrainConfig:
     peak_tflops: float = 1.0  # per device, for the MFU estimate (989 for H100 bf16 dense)
 
     def __post_init__(self) -> None:
-        if self.selection not in SELECTIONS:
-            raise ValueError(f"training.selection={self.selection!r}: expected one of {SELECTIONS}")
+        if self.tokens not in TOKENS:
+            raise ValueError(f"training.tokens={self.tokens!r}: expected one of {TOKENS}")
         if self.steps <= 0 or self.global_batch <= 0 or self.micro_batch <= 0:
             raise ValueError("training.steps, global_batch and micro_batch must be positive")
-        if not 0.0 < self.slm_ratio <= 1.0:
-            raise ValueError(f"training.slm_ratio={self.slm_ratio} must be in (0, 1]")
-        if self.group_level < 0 or (self.group_level and self.selection != "slm"):
-            raise ValueError(f"training.group_level={self.group_level}: needs selection 'slm' and a level >= 1")
+        if not 0.0 < self.budget <= 1.0:
+            raise ValueError(f"training.budget={self.budget} must be in (0, 1]")
+        if self.group_level < 0 or (self.group_level and self.tokens != "slm"):
+            raise ValueError(f"training.group_level={self.group_level}: needs tokens 'slm' and a level >= 1")
         if self.tensor_parallel < 1:
             raise ValueError(f"training.tensor_parallel={self.tensor_parallel} must be >= 1")
         if self.pipeline_parallel < 1:
@@ -56,6 +58,9 @@ class TrainConfig:
     def from_dict(cls, d: dict) -> "TrainConfig":
         """Build from a config mapping; an unknown key fails naming it."""
         known = {f.name for f in fields(cls)}
+        renamed = sorted(set(d) & set(RENAMED))
+        if renamed:
+            raise ValueError(f"training.{renamed[0]} is now called training.{RENAMED[renamed[0]]}")
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"unknown training keys: {unknown}; valid keys: {sorted(known)}")
@@ -102,8 +107,8 @@ def rho1_cpt_config(**overrides) -> TrainConfig:
         min_lr=8e-6,  # floor and warm-up are not in numbers.md: 10% of peak and ~0.5% of steps, our choice
         warmup_steps=70,
         weight_decay=0.1,
-        selection="slm",
-        slm_ratio=0.6,
+        tokens="slm",
+        budget=0.6,
         checkpoint_every=500,
         log_every=10,
         bf16=True,

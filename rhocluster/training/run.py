@@ -64,8 +64,8 @@ def run_training(
         group_of_leaf, group_tree = cluster_groups(levels, cfg.group_level)
     stream = TokenStream(
         shards,
-        masks=list(masks) if masks and cfg.selection == "mask" else None,
-        ref_losses=list(ref_losses) if ref_losses and cfg.selection == "slm" else None,
+        masks=list(masks) if masks and cfg.tokens == "mask" else None,
+        ref_losses=list(ref_losses) if ref_losses and cfg.tokens == "slm" else None,
         leaves=list(leaves) if cfg.group_level else None,
         group_of_leaf=group_of_leaf,
         group_tree=group_tree,

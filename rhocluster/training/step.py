@@ -19,7 +19,7 @@ from rhocluster.training.config import TrainConfig
 from rhocluster.training.data import Batch, TokenStream
 from rhocluster.training.distributed import all_reduce
 from rhocluster.training.pipeline import PipelineSchedule, Stage
-from rhocluster.training.selection import make_selector
+from rhocluster.training.selectors import make_selector
 
 
 class SelectiveStep:

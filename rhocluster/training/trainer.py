@@ -1,7 +1,7 @@
 """The training loop: build model → data → step → log → checkpoint.
 
 One loop serves the base pretraining, the reference fine-tune and every CPT variant; they differ in
-their data and in ``TrainConfig.selection``. On CPU it runs the megatron-core ``GPTModel`` with gloo and
+their data and in ``TrainConfig.tokens``. On CPU it runs the megatron-core ``GPTModel`` with gloo and
 a plain torch AdamW; with CUDA it wraps the same model in Megatron's DistributedDataParallel with the
 distributed optimizer (bf16 when configured). Under torchrun every rank runs this function; rank 0
 writes the log, the checkpoints and the outputs. With tensor parallelism each rank holds shards of every
@@ -177,10 +177,10 @@ def train(
 def _check_inputs(shape: LlamaShape, cfg: TrainConfig, stream: TokenStream) -> int:
     """Refuse a selection without its inputs or a model-parallel layout that does not fit; returns the
     number of processes."""
-    if cfg.selection == "mask" and stream.masks is None:
-        raise ValueError("training.selection='mask' needs a mask file for every shard")
-    if cfg.selection == "slm" and stream.ref_losses is None:
-        raise ValueError("training.selection='slm' needs a reference-loss file for every shard")
+    if cfg.tokens == "mask" and stream.masks is None:
+        raise ValueError("training.tokens='mask' needs a mask file for every shard")
+    if cfg.tokens == "slm" and stream.ref_losses is None:
+        raise ValueError("training.tokens='slm' needs a reference-loss file for every shard")
     if cfg.group_level and stream.groups is None:
         raise ValueError(f"training.group_level={cfg.group_level} needs every token's cluster group (leaf files)")
     check_tensor_parallel(shape, cfg.tensor_parallel)

@@ -122,7 +122,7 @@ def grouped_slm_keep(
 
 
 class TokenSelector:
-    """Which target tokens of a global batch the loss uses (``TrainConfig.selection``).
+    """Which target tokens of a global batch the loss uses (``TrainConfig.tokens``).
 
     A fixed selector knows them from the data (``fixed``); a live one ranks this rank's per-token
     losses of the batch, each [b, s] (``rank``), gathering over the data-parallel group."""
@@ -176,8 +176,8 @@ class LiveSLM(TokenSelector):
 
 def make_selector(cfg, tree: np.ndarray | None, group, device: torch.device) -> TokenSelector:
     """The selector of a ``TrainConfig``; ``tree`` is the cluster tree above the groups (grouped SLM)."""
-    if cfg.selection == "all":
+    if cfg.tokens == "all":
         return AllTokens(device)
-    if cfg.selection == "mask":
+    if cfg.tokens == "mask":
         return StaticMask(device)
-    return LiveSLM(device, cfg.slm_ratio, group, tree if cfg.group_level else None)
+    return LiveSLM(device, cfg.budget, group, tree if cfg.group_level else None)
