@@ -103,3 +103,26 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     with pytest.raises(Exception):
         save_npy(tmp_path / "x.npy", unpicklable)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("vocab", [300, 70000])  # uint16 and int32 tokens
+def test_the_numpy_reader_equals_megatrons_indexed_dataset(tmp_path, vocab):
+    """Shard reads .bin/.idx with numpy (no megatron.core import); megatron's IndexedDataset reads the
+    same windows, and a file that is not an index fails naming it."""
+    from megatron.core.datasets.indexed_dataset import IndexedDataset
+
+    from rhocluster.data.shards import Shard, read_index, write_shard
+
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(0, vocab, size=(13, 17))
+    write_shard(tmp_path / "s", tokens, None, vocab, 5, 0)
+    ours, theirs = Shard(tmp_path / "s"), IndexedDataset(str(tmp_path / "s"))
+    assert read_index(tmp_path / "s").dtype == theirs.index.dtype
+    for i in range(13):
+        np.testing.assert_array_equal(ours.window(i), np.asarray(theirs[i], np.int64))
+    np.testing.assert_array_equal(ours.windows(), tokens)
+    np.testing.assert_array_equal(ours.windows([12, 0, 5]), tokens[[12, 0, 5]])
+    assert ours.windows([]).shape == (0, 17)
+    (tmp_path / "bad.idx").write_bytes(b"not an index at all, not at all")
+    with pytest.raises(ValueError, match=r"bad.idx: not a Megatron indexed-dataset index"):
+        read_index(tmp_path / "bad")

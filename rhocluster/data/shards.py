@@ -5,18 +5,23 @@ One window layout is shared by every stage: a shard is ``W`` windows of ``S`` to
 Per-token side arrays (ground-truth labels, reference loss, leaf ids, masks) are ``[W, S]`` arrays
 where entry ``[w, t]`` belongs to token ``t`` of window ``w`` *as a prediction target*: position 0
 of a window has no left context inside the window and is never a target.
+
+Shards are written with megatron-core's ``IndexedDatasetBuilder`` and read here with numpy
+(:func:`read_index`): importing ``megatron.core`` to read one costs 5-7 s per job, in most of the
+workflow's jobs (masks, tables, scoring), while the index is a 34-byte header and three arrays; the
+reader is tested against megatron's ``IndexedDataset`` window by window.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
-import torch
 
 from rhocluster.data.atomic import save_json, save_npy
 
@@ -91,6 +96,7 @@ def write_shard(
     Files are built under a temporary prefix and renamed at the end, the ``.json`` last, so a
     crashed job never leaves a shard that looks complete.
     """
+    import torch
     from megatron.core.datasets.indexed_dataset import IndexedDatasetBuilder
 
     prefix = Path(prefix)
@@ -119,19 +125,54 @@ def write_shard(
     return meta
 
 
+# Megatron's indexed-dataset index (megatron/core/datasets/indexed_dataset.py, _IndexWriter): the magic,
+# version 1 (uint64), the token dtype's code (uint8), the sequence and document counts (uint64), then
+# sequence lengths (int32), sequence byte offsets into the .bin (int64) and document indices (int64).
+_INDEX_MAGIC = b"MMIDIDX\x00\x00"
+_INDEX_HEADER = 34
+_INDEX_DTYPES = {1: np.uint8, 2: np.int8, 3: np.int16, 4: np.int32, 5: np.int64, 6: np.float64, 7: np.float32, 8: np.uint16}
+
+
+@dataclass(frozen=True)
+class Index:
+    """A shard's ``.idx``: token dtype, and each sequence's length and byte offset into the ``.bin``."""
+
+    dtype: np.dtype
+    lengths: np.ndarray  # int32 [n_sequences]
+    pointers: np.ndarray  # int64 [n_sequences]
+
+
+def read_index(prefix: Path | str) -> Index:
+    """Read ``{prefix}.idx`` (memory-mapped); a file that is not such an index fails naming it."""
+    path = Path(f"{prefix}.idx")
+    with open(path, "rb") as fh:
+        head = fh.read(_INDEX_HEADER)
+    if len(head) < _INDEX_HEADER or head[:9] != _INDEX_MAGIC:
+        raise ValueError(f"{path}: not a Megatron indexed-dataset index (bad header)")
+    (version,) = struct.unpack("<Q", head[9:17])
+    code = head[17]
+    n_seq, _n_docs = struct.unpack("<QQ", head[18:34])
+    if version != 1 or code not in _INDEX_DTYPES:
+        raise ValueError(f"{path}: unsupported index version {version} or dtype code {code}")
+    raw = np.memmap(path, dtype=np.uint8, mode="r")
+    if raw.size < _INDEX_HEADER + 12 * n_seq:
+        raise ValueError(f"{path}: truncated ({raw.size} bytes for {n_seq} sequences)")
+    lengths = np.frombuffer(raw, np.int32, n_seq, offset=_INDEX_HEADER)
+    pointers = np.frombuffer(raw, np.int64, n_seq, offset=_INDEX_HEADER + 4 * n_seq)
+    return Index(np.dtype(_INDEX_DTYPES[code]), lengths, pointers)
+
+
 class Shard:
     """Read-only view of one shard; checks the index against the metadata on open."""
 
     def __init__(self, prefix: Path | str):
-        from megatron.core.datasets.indexed_dataset import IndexedDataset
-
         self.prefix = Path(prefix)
         meta_path = Path(f"{self.prefix}.json")
         if not meta_path.exists():
             raise FileNotFoundError(f"shard {self.prefix}: metadata {meta_path} is missing")
         self.meta = ShardMeta(**json.loads(meta_path.read_text()))
-        self._ds = IndexedDataset(str(self.prefix))
-        lengths = np.asarray(self._ds.sequence_lengths)
+        index = read_index(self.prefix)
+        lengths = index.lengths
         if len(lengths) != self.meta.n_windows:
             raise ValueError(
                 f"shard {self.prefix}: index has {len(lengths)} windows, metadata says {self.meta.n_windows}"
@@ -141,11 +182,18 @@ class Shard:
             raise ValueError(
                 f"shard {self.prefix}: window {bad} has {lengths[bad]} tokens, expected {self.meta.seq_len}"
             )
-        if np.dtype(self._ds.index.dtype).name != self.meta.dtype:
+        if index.dtype.name != self.meta.dtype:
             raise ValueError(
-                f"shard {self.prefix}: index dtype {np.dtype(self._ds.index.dtype).name} "
-                f"disagrees with metadata dtype {self.meta.dtype}"
+                f"shard {self.prefix}: index dtype {index.dtype.name} disagrees with metadata dtype {self.meta.dtype}"
             )
+        w, s = self.shape
+        expected = np.arange(w, dtype=np.int64) * s * index.dtype.itemsize
+        if not np.array_equal(index.pointers, expected):
+            raise ValueError(f"shard {self.prefix}: windows are not stored back to back in {self.prefix}.bin")
+        tokens = np.memmap(f"{self.prefix}.bin", dtype=index.dtype, mode="r") if w * s else np.zeros(0, index.dtype)
+        if tokens.size < w * s:
+            raise ValueError(f"shard {self.prefix}: {self.prefix}.bin holds {tokens.size} tokens, the index {w * s}")
+        self._tokens = tokens[: w * s].reshape(w, s)  # [W, S] view of the .bin, read on demand
 
     @property
     def n_windows(self) -> int:
@@ -161,15 +209,14 @@ class Shard:
 
     def window(self, i: int) -> np.ndarray:
         """Tokens of window ``i`` as int64 ``[S]``."""
-        return np.asarray(self._ds[i], dtype=np.int64)
+        return np.asarray(self._tokens[i], dtype=np.int64)
 
     def windows(self, idx: Iterable[int] | None = None) -> np.ndarray:
         """Tokens of the given windows (all by default) as int64 ``[n, S]``."""
-        idx = range(self.n_windows) if idx is None else idx
-        rows = [self.window(int(i)) for i in idx]
-        if not rows:
-            return np.zeros((0, self.seq_len), np.int64)
-        return np.stack(rows)
+        if idx is None:
+            return np.asarray(self._tokens, dtype=np.int64)
+        rows = np.fromiter((int(i) for i in idx), dtype=np.int64)
+        return self._tokens[rows].astype(np.int64)
 
     def labels(self) -> np.ndarray:
         """Ground-truth label ids uint8 ``[W, S]``; error if the shard was built without labels."""
