@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -70,11 +71,33 @@ def run_workflow(workdir: Path, cores: str, extra: list[str]) -> dict:
     return {"wall_s": wall, "peak_rss_gb": peak / 1e9, "returncode": proc.returncode}
 
 
-def per_rule(bench_dir: Path) -> list[dict]:
-    """Jobs, summed wall seconds and max RSS (MB) per rule from Snakemake ``benchmark:`` files."""
-    stats: dict[str, dict] = defaultdict(lambda: {"jobs": 0, "seconds": 0.0, "max_rss_mb": 0.0})
+STARTUP = re.compile(r"start-up ([0-9.]+) s before this job's work")
+
+
+def job_seconds(tsv: Path) -> float:
+    """Wall seconds of one job from its Snakemake ``benchmark:`` file."""
+    with open(tsv) as fh:
+        return sum(float(row["s"]) for row in csv.DictReader(fh, delimiter="\t"))
+
+
+def startup_seconds(log: Path) -> float | None:
+    """The start-up a job's log records on its first line (rhocluster.workflow.logged), if any."""
+    try:
+        with open(log) as fh:
+            match = STARTUP.search(fh.readline())
+    except OSError:
+        return None
+    return float(match.group(1)) if match else None
+
+
+def per_rule(bench_dir: Path, log_dir: Path | None = None) -> list[dict]:
+    """Jobs, summed wall seconds, max RSS (MB) per rule from Snakemake ``benchmark:`` files, and, from the
+    jobs' logs under ``log_dir`` (same relative path, ``.log``), the part of those seconds spent starting
+    up (interpreter, imports) before the job's work."""
+    stats: dict[str, dict] = defaultdict(lambda: {"jobs": 0, "seconds": 0.0, "startup_s": 0.0, "max_rss_mb": 0.0})
     for tsv in sorted(bench_dir.rglob("*.tsv")):
-        rule = tsv.relative_to(bench_dir).parts[0].removesuffix(".tsv")  # timings/{run}/{rule}[/...]
+        rel = tsv.relative_to(bench_dir)
+        rule = rel.parts[0].removesuffix(".tsv")  # timings/{run}/{rule}[/...]
         with open(tsv) as fh:
             rows = list(csv.DictReader(fh, delimiter="\t"))
         for row in rows:
@@ -84,10 +107,60 @@ def per_rule(bench_dir: Path) -> list[dict]:
             rss = row.get("max_rss", "-")
             if rss not in ("-", "NA", ""):
                 s["max_rss_mb"] = max(s["max_rss_mb"], float(rss))
+        startup = startup_seconds(log_dir / rel.with_suffix(".log")) if log_dir else None
+        stats[rule]["startup_s"] += startup or 0.0
     return [{"rule": r, **v} for r, v in sorted(stats.items(), key=lambda kv: -kv[1]["seconds"])]
 
 
-def markdown(rows: list[dict], total: dict | None) -> str:
+JOB = re.compile(r"^\s*(?:local)?rule (\w+):\n(.*?)^\s+jobid: (\d+)\n(.*?)(?=^\S|\Z)", re.M | re.S)
+
+
+def parse_jobs(snakemake_log: Path) -> dict[int, dict]:
+    """Every job of a run's Snakemake log: rule, input and output paths, and its ``benchmark:`` file."""
+    jobs = {}
+    for m in JOB.finditer(Path(snakemake_log).read_text()):
+        fields: dict[str, list[str]] = {}
+        for line in (m.group(2) + m.group(4)).splitlines():
+            key, _, value = line.strip().partition(": ")
+            fields[key] = [v.strip() for v in value.split(", ")] if value else []
+        jobs[int(m.group(3))] = {
+            "rule": m.group(1),
+            "input": fields.get("input", []),
+            "output": fields.get("output", []),
+            "benchmark": (fields.get("benchmark") or [None])[0],
+        }
+    return jobs
+
+
+def critical_path(jobs: dict[int, dict], seconds: dict[int, float]) -> tuple[float, list[str]]:
+    """The longest chain of jobs by wall seconds (a job waits for the jobs making its inputs): the run's
+    lower bound on wall time with unlimited cores. Returns its seconds and its rules, first to last."""
+    maker = {path: j for j, job in jobs.items() for path in job["output"]}
+    memo: dict[int, tuple[float, list[str]]] = {}
+
+    def longest(j: int) -> tuple[float, list[str]]:
+        if j not in memo:
+            before = [longest(maker[p]) for p in jobs[j]["input"] if maker.get(p) not in (None, j)]
+            best = max(before, default=(0.0, []), key=lambda t: t[0])
+            memo[j] = (best[0] + seconds.get(j, 0.0), [*best[1], jobs[j]["rule"]])
+        return memo[j]
+
+    return max((longest(j) for j in jobs), default=(0.0, []), key=lambda t: t[0])
+
+
+def run_critical_path(workdir: Path) -> dict | None:
+    """Critical path of the latest run in ``workdir`` (its Snakemake log and benchmark files)."""
+    logs = sorted((workdir / ".snakemake" / "log").glob("*.snakemake.log"))
+    if not logs:
+        return None
+    jobs = parse_jobs(logs[-1])
+    seconds = {j: job_seconds(workdir / job["benchmark"]) for j, job in jobs.items()
+               if job["benchmark"] and (workdir / job["benchmark"]).exists()}
+    total, chain = critical_path(jobs, seconds)
+    return {"seconds": total, "rules": chain}
+
+
+def markdown(rows: list[dict], total: dict | None, path: dict | None = None) -> str:
     lines = []
     if total:
         lines += [
@@ -95,8 +168,22 @@ def markdown(rows: list[dict], total: dict | None) -> str:
             f"(all concurrent processes), {total['cores']} cores.",
             "",
         ]
-    lines += ["| rule | jobs | job-seconds | max RSS (MB) |", "|---|---:|---:|---:|"]
-    lines += [f"| {r['rule']} | {r['jobs']} | {r['seconds']:.0f} | {r['max_rss_mb']:.0f} |" for r in rows]
+    lines += [
+        "| rule | jobs | job-seconds | of which start-up | s/job | max RSS (MB) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r['rule']} | {r['jobs']} | {r['seconds']:.0f} | {r.get('startup_s', 0):.0f} | "
+        f"{r['seconds'] / max(1, r['jobs']):.1f} | {r['max_rss_mb']:.0f} |"
+        for r in rows
+    ]
+    seconds, startup = sum(r["seconds"] for r in rows), sum(r.get("startup_s", 0) for r in rows)
+    lines += ["", f"All jobs: {seconds:.0f} job-seconds, {startup:.0f} of them start-up ({100 * startup / max(1, seconds):.0f}%)."]
+    if path:
+        lines.append(
+            f"Critical path (the longest chain of jobs, a bound with unlimited cores): {path['seconds']:.0f} s: "
+            + " -> ".join(path["rules"])
+        )
     return "\n".join(lines)
 
 
@@ -126,10 +213,11 @@ def main() -> None:
                 shutil.copy2(src, workdir / name)
         total = run_workflow(workdir, args.cores, extra)
         total["cores"] = psutil.cpu_count() if args.cores == "all" else int(args.cores)
-    rows = per_rule(workdir / "timings" / args.run)
-    print(markdown(rows, total))
+    rows = per_rule(workdir / "timings" / args.run, workdir / "logs" / args.run)
+    path = run_critical_path(workdir)
+    print(markdown(rows, total, path))
     if args.json:
-        args.json.write_text(json.dumps({"total": total, "rules": rows}, indent=2) + "\n")
+        args.json.write_text(json.dumps({"total": total, "rules": rows, "critical_path": path}, indent=2) + "\n")
     if not args.summarize and not args.in_place and not args.keep:
         shutil.rmtree(workdir)
     if total and total["returncode"] != 0:

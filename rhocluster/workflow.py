@@ -11,9 +11,26 @@ from pathlib import Path
 from typing import Iterator
 
 
+STARTUP_LINE = "start-up %.2f s before this job's work (interpreter, Snakemake's script preamble, imports)"
+
+
+def process_age() -> float | None:
+    """Seconds since this process started (Linux ``/proc``); None where that cannot be read."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22: starttime, in clock ticks
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 @contextlib.contextmanager
 def logged(log_path: str | Path) -> Iterator[logging.Logger]:
-    """Send logging, stdout and stderr of the block to the rule's log file; log a traceback on failure."""
+    """Send logging, stdout and stderr of the block to the rule's log file; log a traceback on failure.
+
+    The first line records the job's start-up: the seconds from the process' start to the block
+    (``bench/workflow.py`` splits each rule's job-seconds into start-up and work with it)."""
+    age = process_age()
     log_path = Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     fh = open(log_path, "w", buffering=1)
@@ -25,7 +42,10 @@ def logged(log_path: str | Path) -> Iterator[logging.Logger]:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     with contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
         try:
-            yield logging.getLogger("rhocluster")
+            log = logging.getLogger("rhocluster")
+            if age is not None:
+                log.info(STARTUP_LINE, age)
+            yield log
         except BaseException:
             fh.write(traceback.format_exc())
             fh.flush()
