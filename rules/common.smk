@@ -229,9 +229,7 @@ def cpt_inputs(wildcards):
             inputs["leaves"] = assign_files(model.tree, "leaf")
             inputs["levels"] = tree_files(model.tree)
     elif row.tokens == "mask":
-        inputs["masks"] = expand(
-            f"{R}/masks/{model.mask_key}/{{shard}}.npy", shard=WEB_SHARDS
-        )
+        inputs["masks"] = f"{R}/masks/{model.mask_key}"
     return inputs
 
 
@@ -279,6 +277,13 @@ def mask_settings(wildcards):
     return settings
 
 
+def mask_files(key):
+    """Every web shard's mask in mask directory ``key`` (``masks/{key}/``, one job's directory output:
+    one path for the DAG instead of one per shard, which kept the real config's dry run quadratic).
+    """
+    return [f"{R}/masks/{key}/{shard}.npy" for shard in WEB_SHARDS]
+
+
 def mask_model(wildcards):
     """The CPT model a mask directory (masks/{mask}/) belongs to (the first seed's, when shared)."""
     return CPT[wildcards.mask]
@@ -291,7 +296,7 @@ def inspect_inputs(wildcards):
         "shards": all_shard_files("web"),
         "leaves": assign_files("s0", "leaf"),
         "levels": tree_files("s0"),
-        "masks": expand(f"{R}/masks/{{v}}/{{s}}.npy", v=static, s=WEB_SHARDS),
+        "masks": [f"{R}/masks/{v}" for v in static],
         "tokenizer": f"{R}/tokenizer",
     }
 
@@ -321,7 +326,7 @@ def final_targets():
         f"{R}/tables/results.csv",
         f"{R}/tables/labels.md",
     ]
-    targets += [f"{R}/masks/{v}/summary.json" for v in SELECTED_MASKS]
+    targets += [f"{R}/masks/{v}" for v in SELECTED_MASKS]
     targets += [f"{R}/clusters/inspect/examples.html"] if TREE_VARIANTS else []
     targets += REPORT_TARGETS  # figures and statistics, defined below
     if config["report"]["update_readme"]:
@@ -430,7 +435,8 @@ HELDOUT_LOSSES = {
 }
 SELECTION_SUMMARIES = {
     v: f"{R}/masks/{v}/summary.json" for v in variants_where(mask="balanced")
-}
+}  # files inside the mask directories: rules read them through the directories (MASK_DIRS)
+MASK_DIRS = {v: f"{R}/masks/{v}" for v in SELECTION_SUMMARIES}
 # everything the report rules make beyond tables/results.*: intervals, paired tests, figures
 REPORT_TARGETS = [
     f"{R}/tables/ci.csv",

@@ -89,6 +89,9 @@ rule train_cpt:
         shape=config["model"],
         training=cpt_training,
         checkpoints=lambda wc: f"{R}/checkpoints/{wc.model}",
+        masks=lambda wc: (
+            mask_files(CPT[wc.model].mask_key) if CPT[wc.model].variant.mask else []
+        ),
         levels=lambda wc: (
             level_dirs(CPT[wc.model].tree) if CPT[wc.model].variant.group_level else []
         ),

@@ -193,7 +193,7 @@ rule figure_clusters:
             for d in level_dirs("s0")
             for name in ("sizes.npy", "summary.json")
         ],
-        selections=list(SELECTION_SUMMARIES.values()),
+        selections=list(MASK_DIRS.values()),
     output:
         report(
             f"{FIGURES}/clusters.png",

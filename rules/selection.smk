@@ -9,8 +9,8 @@ rule select_tokens:
     input:
         unpack(mask_inputs),
     output:
-        masks=expand(f"{R}/masks/{{{{mask}}}}/{{shard}}.npy", shard=WEB_SHARDS),
-        summary=f"{R}/masks/{{mask}}/summary.json",
+        # one directory: the masks/{mask}/{shard}.npy of every web shard and summary.json
+        directory(f"{R}/masks/{{mask}}"),
     log:
         f"{LOGS}/select_tokens/{{mask}}.log",
     benchmark:
@@ -25,6 +25,8 @@ rule select_tokens:
         runtime=120,
     params:
         prefixes=shard_prefixes("web"),
+        masks=lambda wc: mask_files(wc.mask),
+        summary=lambda wc: f"{R}/masks/{wc.mask}/summary.json",
         kind=lambda wc: mask_model(wc).variant.mask,
         levels=lambda wc: (
             level_dirs(mask_model(wc).tree)
@@ -63,7 +65,7 @@ rule inspect_clusters:
         runtime=60,
     params:
         prefixes=shard_prefixes("web"),
-        variants=variants_where(tokens="mask"),
+        masks={v: mask_files(v) for v in variants_where(tokens="mask")},
         levels=level_dirs("s0"),
         budget=BUDGET,
         inspect=config["selection"]["inspect"],

@@ -7,7 +7,7 @@ sm = snakemake  # noqa: F821
 with logged(sm.log[0]) as log:
     set_threads(sm.threads)
     prefixes = list(sm.params.prefixes)
-    masks = {v: [p for p in sm.input.masks if f"/masks/{v}/" in p] for v in sm.params.variants}
+    masks = {v: list(files) for v, files in sm.params.masks.items()}
     summary = inspect_clusters(
         prefixes,
         list(sm.input.leaves),

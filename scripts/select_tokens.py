@@ -8,8 +8,8 @@ sm = snakemake  # noqa: F821
 with logged(sm.log[0]) as log:
     files = MaskFiles(
         prefixes=list(sm.params.prefixes),
-        out_masks=list(sm.output.masks),
-        out_summary=sm.output.summary,
+        out_masks=list(sm.params.masks),  # inside the job's directory output
+        out_summary=sm.params.summary,
         leaves=list(sm.input.get("leaves", [])),
         levels=list(sm.params.levels),
         base_loss=list(sm.input.get("base_loss", [])),

@@ -102,7 +102,7 @@ def rule_spec(input, output, params) -> dict:
         plot=output.plot,
         checkpoints=params.checkpoints,
         init=input.get("init"),
-        masks=list(input.get("masks", [])) or None,
+        masks=list(params.get("masks", [])) or None,  # the files of the mask directory (input)
         ref_losses=list(input.get("ref_loss", [])) or None,
         leaves=list(input.get("leaves", [])) or None,
         levels=list(params.get("levels", [])) or None,
