@@ -15,6 +15,9 @@ validate(config, "config/schema.yaml")
 report: "report/workflow.rst"
 
 
+# Job priorities: the clustering variants' critical path (the base and reference models, scoring, the
+# trees, assign, the masks: `priority: 10`; CPT training: 5) runs before the many independent
+# evaluations and held-out scorings, which can fill the cores while it waits.
 include: "rules/common.smk"
 include: "rules/fetch.smk"
 include: "rules/corpus.smk"

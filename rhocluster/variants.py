@@ -69,20 +69,6 @@ class Variant:
         """Needs the cluster tree and every token's leaf id (tree masks, grouped SLM)."""
         return "leaves" in self.reads or self.group_level is not None
 
-    @property
-    def ranks_fixed_excess(self) -> bool:
-        """Reads the fixed excess loss (base loss - reference loss) of every corpus token."""
-        return "excess" in self.reads
-
-    @property
-    def reads_ref_loss_live(self) -> bool:
-        """The trainer reads the reference loss (live SLM ranking)."""
-        return self.tokens == "slm"
-
-    def describe(self) -> str:
-        """One line: what is ranked, when and over which tokens."""
-        return self.summary
-
 
 def builtin_table() -> dict[str, dict]:
     """The declared rows shipped with the package (``rhocluster/variants.yaml``)."""

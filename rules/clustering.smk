@@ -11,7 +11,6 @@ rule cluster_level:
         f"{LOGS}/cluster_level/{{tree}}/{{level}}.log",
     benchmark:
         f"{TIMINGS}/cluster_level/{{tree}}/{{level}}.tsv"
-    # the clustering variants' critical path runs before the many independent evaluations
     priority: 10
     conda:
         "../envs/clustering.yaml"
@@ -43,7 +42,6 @@ rule assign:
         f"{LOGS}/assign/{{shard}}.log",
     benchmark:
         f"{TIMINGS}/assign/{{shard}}.tsv"
-    # the clustering variants' critical path runs before the many independent evaluations
     priority: 10
     conda:
         "../envs/clustering.yaml"

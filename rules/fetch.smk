@@ -1,4 +1,4 @@
-# Downloads from the Hugging Face hub, the only rules that touch the network. Each resolves a pinned
+# Downloads from the Hugging Face hub (fetch_benchmarks, in rules/evaluation.smk, downloads the test sets). Each resolves a pinned
 # revision, verifies every file against the hub's checksums (and config sha256 pins) and writes a
 # manifest; files live in hub.cache_dir, where interrupted downloads resume and finished ones are
 # reused. Local rules: they run on the host that runs snakemake (login nodes reach the internet,

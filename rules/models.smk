@@ -10,7 +10,6 @@ rule pretrain_base:
         f"{LOGS}/pretrain_base.log",
     benchmark:
         f"{TIMINGS}/pretrain_base.tsv"
-    # the clustering variants' critical path runs before the many independent evaluations
     priority: 10
     conda:
         "../envs/training.yaml"
@@ -42,7 +41,6 @@ rule train_reference:
         f"{LOGS}/train_reference.log",
     benchmark:
         f"{TIMINGS}/train_reference.tsv"
-    # the clustering variants' critical path runs before the many independent evaluations
     priority: 10
     conda:
         "../envs/training.yaml"

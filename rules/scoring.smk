@@ -26,7 +26,6 @@ rule score_reference:
         f"{LOGS}/score_reference/{{shard}}.log",
     benchmark:
         f"{TIMINGS}/score_reference/{{shard}}.tsv"
-    # the clustering variants' critical path runs before the many independent evaluations
     priority: 10
     conda:
         "../envs/training.yaml"
@@ -52,7 +51,6 @@ rule embed_sample:
         f"{LOGS}/embed_sample/{{shard}}.log",
     benchmark:
         f"{TIMINGS}/embed_sample/{{shard}}.tsv"
-    # the clustering variants' critical path runs before the many independent evaluations
     priority: 10
     conda:
         "../envs/training.yaml"
@@ -84,7 +82,6 @@ rule score_base:
         f"{LOGS}/score_base/{{shard}}.log",
     benchmark:
         f"{TIMINGS}/score_base/{{shard}}.tsv"
-    # the clustering variants' critical path runs before the many independent evaluations
     priority: 10
     conda:
         "../envs/training.yaml"
@@ -113,7 +110,6 @@ rule fit_projection:
         f"{LOGS}/fit_projection/{{tree}}.log",
     benchmark:
         f"{TIMINGS}/fit_projection/{{tree}}.tsv"
-    # the clustering variants' critical path runs before the many independent evaluations
     priority: 10
     conda:
         "../envs/clustering.yaml"

@@ -15,7 +15,6 @@ rule select_tokens:
         f"{LOGS}/select_tokens/{{mask}}.log",
     benchmark:
         f"{TIMINGS}/select_tokens/{{mask}}.tsv"
-    # the clustering variants' critical path runs before the many independent evaluations
     priority: 10
     conda:
         "../envs/clustering.yaml"

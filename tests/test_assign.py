@@ -135,7 +135,7 @@ def test_sampled_token_is_assigned_its_own_sample_representation(world, tmp_path
     and position, finds each sampled token at distance ~0 from its own row: the representation assign
     computes for a token equals the one in the sample. The other position lands far from it."""
     root, prefix = world["root"], world["shard"]
-    score_shard(world["model"], prefix, tmp_path / "l.npy", tmp_path / "s.npz", batch_size=7, layer=layer,
+    score_shard(world["model"], prefix, None, tmp_path / "s.npz", batch_size=7, layer=layer,
                 position=position, sample_tokens=80, seed=4)
     fit_projection_files([tmp_path / "s.npz"], tmp_path / "sample.npy", tmp_path / "index.npz", tmp_path / "p.npz",
                          kind="pca", dim=8, normalize="l2", seed=0)

@@ -44,8 +44,9 @@ def run_chain(world: dict, out: Path) -> dict:
     }
     for i, prefix in enumerate(prefixes):
         score_shard(
-            world["ref_model"], prefix, p["ref"][i], p["samples"][i], batch_size=8, sample_tokens=120, seed=SEED * 7 + i
+            world["ref_model"], prefix, None, p["samples"][i], batch_size=8, sample_tokens=120, seed=SEED * 7 + i
         )
+        score_shard(world["ref_model"], prefix, p["ref"][i], batch_size=8)
         score_shard(world["base_model"], prefix, p["base"][i], batch_size=8)
     emb = out / "embeddings"
     fit_projection_files(

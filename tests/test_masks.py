@@ -63,52 +63,21 @@ def test_shard_leaf_quotas_rejects_excess():
         shard_leaf_quotas(np.array([3, 11]), np.array([[2, 5], [1, 5]]))
 
 
-@pytest.mark.parametrize("policy", ["random", "closest", "excess_loss"])
-def test_exact_counts_and_padding_never_selected(shard, policy):
+def test_exact_counts_and_padding_never_selected(shard):
     rng = np.random.default_rng(1)
     q = random_quotas(rng, shard)
-    scores = rng.normal(size=shard.shape).astype(np.float16)
-    mask = select_in_shard(shard, q, policy, scores=scores, seed=3)
+    mask = select_in_shard(shard, q, seed=3)
     assert mask.dtype == bool and mask.shape == shard.shape
     assert not mask[shard < 0].any()
     np.testing.assert_array_equal(count_leaves(shard, K1, mask=mask), q)
 
 
-def test_excess_loss_picks_top_scores(shard):
-    rng = np.random.default_rng(2)
-    q = random_quotas(rng, shard)
-    scores = rng.normal(size=shard.shape).astype(np.float32)
-    mask = select_in_shard(shard, q, "excess_loss", scores=scores)
-    for c in range(K1):
-        in_leaf = shard == c
-        sel, unsel = scores[in_leaf & mask], scores[in_leaf & ~mask]
-        assert sel.size == q[c]
-        if sel.size and unsel.size:
-            assert sel.min() >= unsel.max()
-    # the same scores with "closest" pick the lowest
-    mask_c = select_in_shard(shard, q, "closest", scores=scores)
-    for c in range(K1):
-        in_leaf = shard == c
-        sel, unsel = scores[in_leaf & mask_c], scores[in_leaf & ~mask_c]
-        if sel.size and unsel.size:
-            assert sel.max() <= unsel.min()
-
-
-def test_ties_broken_by_flat_position(shard):
-    q = np.minimum(count_leaves(shard, K1), 2)
-    mask = select_in_shard(shard, q, "excess_loss", scores=np.zeros(shard.shape, dtype=np.float32))
-    flat_ids, flat_mask = shard.reshape(-1), mask.reshape(-1)
-    for c in range(K1):
-        pos = np.flatnonzero(flat_ids == c)
-        assert flat_mask[pos[: q[c]]].all() and not flat_mask[pos[q[c] :]].any()
-
-
 def test_random_policy_seeded_per_shard(shard):
     q = random_quotas(np.random.default_rng(3), shard)
-    a = select_in_shard(shard, q, "random", seed=5, shard=2)
-    np.testing.assert_array_equal(a, select_in_shard(shard, q, "random", seed=5, shard=2))
-    assert not np.array_equal(a, select_in_shard(shard, q, "random", seed=5, shard=3))
-    assert not np.array_equal(a, select_in_shard(shard, q, "random", seed=6, shard=2))
+    a = select_in_shard(shard, q, seed=5, shard=2)
+    np.testing.assert_array_equal(a, select_in_shard(shard, q, seed=5, shard=2))
+    assert not np.array_equal(a, select_in_shard(shard, q, seed=5, shard=3))
+    assert not np.array_equal(a, select_in_shard(shard, q, seed=6, shard=2))
     # shard streams are SeedSequence children, independent of processing order
     child = np.random.SeedSequence(5).spawn(3)[2]
     assert shard_rng(5, 2).random() == np.random.default_rng(child).random()
@@ -119,17 +88,9 @@ def test_select_errors(shard):
     too_many = have.copy()
     too_many[4] += 1
     with pytest.raises(ValueError, match="leaf 4"):
-        select_in_shard(shard, too_many, "random")
-    with pytest.raises(ValueError, match="needs scores"):
-        select_in_shard(shard, have, "closest")
-    with pytest.raises(ValueError, match="policy"):
-        select_in_shard(shard, have, "best")
-    bad = np.zeros(shard.shape, dtype=np.float32)
-    bad[np.unravel_index(np.flatnonzero(shard.reshape(-1) >= 0)[0], shard.shape)] = np.nan
-    with pytest.raises(ValueError, match="NaN"):
-        select_in_shard(shard, have, "excess_loss", scores=bad)
+        select_in_shard(shard, too_many)
     with pytest.raises(ValueError):
-        select_in_shard(shard, have[:-1], "random")  # leaf id beyond k1
+        select_in_shard(shard, have[:-1])  # leaf id beyond k1
 
 
 def test_random_mask_exact_ratio(shard):
@@ -163,7 +124,7 @@ def test_balanced_pipeline_raises_entropy():
     per_shard = shard_leaf_quotas(leaf_q, shard_counts)
     kept = np.zeros(k1, dtype=np.int64)
     for i, s in enumerate(shards):
-        m = select_in_shard(s, per_shard[i], "random", seed=11, shard=i)
+        m = select_in_shard(s, per_shard[i], seed=11, shard=i)
         kept += count_leaves(s, k1, mask=m)
     np.testing.assert_array_equal(kept, leaf_q)
 

@@ -13,7 +13,6 @@ import yaml
 
 from rhocluster.model.shape import TINYLLAMA, LlamaShape
 from rhocluster.planner import OTHER, dag_job_counts, load_config, make_plan
-from rhocluster.training.config import rho1_cpt_config
 from tests.conftest import REPO, copy_workflow, run_snakemake
 from tests.test_planner import REAL_JOBS
 
@@ -35,14 +34,26 @@ def test_the_real_config_is_complete_on_its_own(config):
     assert config["data"]["web"]["num_shards"] == 1000
     assert config["evaluation"]["source"] == "fetch" and "tiny_items_per_benchmark" not in RAW["evaluation"]
     assert config["evaluation"]["benchmarks"] == ["gsm8k", "svamp", "asdiv", "mawps", "tabmwp", "mathqa", "mmlu_stem", "sat_math", "math"]
-    assert config["variants"] == ["ct", "rho1", "random", "excess_static", "cluster", "cluster_excess", "cluster_slm"]
+    assert config["variants"] == [
+        "ct", "rho1", "random", "excess_static", "cluster", "cluster_excess", "cluster_slm", "cluster_filter", "excess_smoothed",
+    ]
     assert config["resources"]["gpu_rules"] is True and config["hub"]["allow_unpinned"] is False
+
+
+# Rho-1's continued pretraining of TinyLlama-1.1B (arXiv 2404.07965): 15B tokens in 512-sequence
+# batches of 2048 tokens (14,305 steps), peak lr 8e-5 with cosine decay, weight decay 0.1, bf16, SLM
+# keeping 60% of the tokens. The floor (10% of peak) and warm-up (~0.5% of steps) are not published:
+# the real config's choice, stated here so that a change to them is deliberate.
+RHO1_CPT = {
+    "steps": 14305, "global_batch": 512, "lr": 8e-5, "min_lr": 8e-6, "warmup_steps": 70, "weight_decay": 0.1,
+    "bf16": True, "budget": 0.6,
+}
 
 
 def test_the_real_config_has_rho1s_settings(config):
     shape = LlamaShape.from_dict(config["model"])
     assert shape == TINYLLAMA and shape.num_parameters() == 1_100_048_384
-    rho1 = rho1_cpt_config().to_dict()
+    rho1 = RHO1_CPT
     cpt = config["cpt"]["training"]
     for key in ("steps", "global_batch", "lr", "min_lr", "warmup_steps", "weight_decay", "bf16"):
         assert cpt[key] == rho1[key], key

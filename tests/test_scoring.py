@@ -15,13 +15,27 @@ from rhocluster.data.shards import Shard, pack_windows, write_shard
 from rhocluster.scoring.forward import forward_windows, load_causal_lm, resolve_layer
 from rhocluster.scoring.projection import Projection, fit_projection, fit_projection_files
 from rhocluster.scoring.rows import NpyRowWriter
-from rhocluster.scoring.score import iter_samples, pool_samples, sample_positions, score_shard
+from rhocluster.scoring.score import iter_samples, sample_positions, score_shard
 
 torch.set_num_threads(1)
 
 VOCAB = 300
 SEQ = 33
 WORDS = "the sum of two and three is five ; we add 12 to 30 and get 42 . solve x + 7 = 19 so x = 12".split()
+
+
+def pool_samples(sample_paths: Sequence[Path | str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Concatenate per-shard samples (small inputs): (embeddings float32 [n, d], shard int32 [n], position int64 [n])."""
+    embs, shards, positions = [], [], []
+    for i, e, pos in iter_samples(sample_paths):
+        if e.shape[0]:
+            embs.append(e)
+            positions.append(pos)
+            shards.append(np.full(len(e), i, np.int32))
+    if not embs:
+        raise ValueError(f"no sampled tokens in {len(sample_paths)} sample files")
+    return np.concatenate(embs), np.concatenate(shards), np.concatenate(positions)
+
 
 
 def tiny_texts(n: int, seed: int) -> list[str]:
@@ -130,7 +144,7 @@ def test_sample_is_the_hidden_state_of_the_layer(world, tmp_path, layer, index, 
     prefix = world["shards"][1]
     shard = Shard(prefix)
     stats = score_shard(
-        world["model"], prefix, tmp_path / "l.npy", tmp_path / "s.npz", batch_size=8, layer=layer,
+        world["model"], prefix, None, tmp_path / "s.npz", batch_size=8, layer=layer,
         position=position, sample_tokens=50, seed=3,
     )
     with np.load(tmp_path / "s.npz") as z:
@@ -149,8 +163,9 @@ def test_sample_is_the_hidden_state_of_the_layer(world, tmp_path, layer, index, 
 def test_predict_state_is_the_one_the_loss_comes_from(world, tmp_path):
     """The final-layer predict state of slot t, through the LM head, gives exactly the loss of token t."""
     prefix = world["shards"][1]
+    score_shard(world["model"], prefix, tmp_path / "l.npy")
     score_shard(
-        world["model"], prefix, tmp_path / "l.npy", tmp_path / "s.npz", layer=-1, position="predict",
+        world["model"], prefix, None, tmp_path / "s.npz", layer=-1, position="predict",
         sample_tokens=40, seed=5,
     )
     with np.load(tmp_path / "s.npz") as z:
@@ -216,18 +231,20 @@ def test_generic_path_matches_the_split_one(world, monkeypatch, layer, position)
 
 
 @pytest.mark.parametrize("position", ["read", "predict"])
-def test_sample_only_pass_runs_only_sampled_windows(world, tmp_path, position):
+def test_sample_pass_runs_only_sampled_windows(world, tmp_path, position):
+    """The sample pass runs the windows holding sampled tokens only, and gets the same states as a
+    forward over every window; the loss is another pass (score_reference), never combined."""
     prefix = world["shards"][2]
-    kw = dict(sample_tokens=40, sample_windows=5, seed=9, position=position)
-    full = score_shard(world["model"], prefix, tmp_path / "l.npy", tmp_path / "a.npz", **kw)
-    only = score_shard(world["model"], prefix, None, tmp_path / "b.npz", **kw)
-    assert full["windows_run"] == Shard(prefix).n_windows and only["windows_run"] <= 5
-    assert full["sample_windows_run"] == only["sample_windows_run"] <= 5
-    assert "mean_loss" not in only and not (tmp_path / "b.npy").exists()
-    a, b = np.load(tmp_path / "a.npz"), np.load(tmp_path / "b.npz")
-    np.testing.assert_array_equal(a["positions"], b["positions"])
-    assert len(np.unique(b["positions"] // SEQ)) <= 5
-    np.testing.assert_allclose(a["embeddings"].astype(np.float32), b["embeddings"].astype(np.float32), atol=2e-3)
+    only = score_shard(world["model"], prefix, None, tmp_path / "b.npz", sample_tokens=40, sample_windows=5, seed=9,
+                       position=position)
+    assert only["windows_run"] == only["sample_windows_run"] <= 5 and "mean_loss" not in only
+    with np.load(tmp_path / "b.npz") as b:
+        pos, emb = b["positions"], b["embeddings"].astype(np.float32)
+    assert len(np.unique(pos // SEQ)) <= 5
+    expect = hf_states(world["model"], Shard(prefix).windows(), "middle", position)[pos // SEQ, pos % SEQ - 1]
+    np.testing.assert_allclose(emb, expect, rtol=2e-3, atol=2e-3)
+    with pytest.raises(ValueError, match="separate passes"):
+        score_shard(world["model"], prefix, tmp_path / "l.npy", tmp_path / "c.npz", sample_tokens=4)
 
 
 # --- positions: no pass beyond max_position_embeddings --------------------------------------------
@@ -268,8 +285,9 @@ def test_no_forward_beyond_max_positions_and_losses_unchanged(world, tmp_path, m
     prefix = world["shards"][0]
     shard = Shard(prefix)
     seen = _guard_positions(monkeypatch, SEQ - 1)
+    score_shard(model_dir, prefix, tmp_path / "l.npy", batch_size=7)
     score_shard(
-        model_dir, prefix, tmp_path / "l.npy", tmp_path / "s.npz", batch_size=7, layer=-1, position=position,
+        model_dir, prefix, None, tmp_path / "s.npz", batch_size=7, layer=-1, position=position,
         sample_tokens=300, seed=2,
     )
     assert seen and max(seen) == SEQ - 1  # whole windows of seq_len positions, never more

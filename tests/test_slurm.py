@@ -142,7 +142,7 @@ def test_cpu_profile_is_the_gpu_profile_without_gpus():
 
 def test_a_bare_profile_name_is_not_looked_up_in_profiles(monkeypatch, tmp_path):
     """`--profile slurm` searches ./slurm and the user/site config dirs; `--profile profiles/slurm`
-    (or a link in ~/.config/snakemake) is the one step README.md ("Running the real experiment") gives."""
+    (or a link in ~/.config/snakemake) is the one step docs/running.md gives."""
     from snakemake.cli import get_profile_dir
 
     monkeypatch.chdir(REPO)

@@ -23,7 +23,7 @@ from rhocluster.model.megatron import build_gpt_model, init_distributed, lm_forw
 from rhocluster.model.shape import LlamaShape
 from rhocluster.training import checkpoint as ckpt_module
 from rhocluster.training.checkpoint import checkpoint_dirs, load_checkpoint
-from rhocluster.training.config import TrainConfig, rho1_cpt_config
+from rhocluster.training.config import TrainConfig
 from rhocluster.training.data import TokenStream
 from rhocluster.training.run import launch_training, run_training
 from rhocluster.training.selectors import slm_keep
@@ -605,28 +605,6 @@ def test_model_parallel_ranks_under_torchrun_match_one_process_and_resume_exactl
 
 
 # --- configuration --------------------------------------------------------------------------------
-
-
-def test_rho1_defaults():
-    cfg = rho1_cpt_config()
-    tokens_per_step = cfg.global_batch * 2048
-    assert tokens_per_step == 1_048_576  # ~1M tokens of 2048-token sequences
-    assert abs(cfg.steps * tokens_per_step - 15e9) / 15e9 < 1e-4
-    assert (cfg.lr, cfg.tokens, cfg.budget, cfg.bf16) == (8e-5, "slm", 0.6, True)
-    assert rho1_cpt_config(tokens="all").tokens == "all"
-
-
-def test_real_config_trains_with_rho1_defaults():
-    import yaml
-
-    path = REPO / "config" / "rho1-tinyllama.yaml"
-    if not path.exists():
-        pytest.skip("no real config")
-    cpt = yaml.safe_load(path.read_text())["cpt"]["training"]
-    ours = TrainConfig.from_dict({**cpt, "tokens": "slm"})
-    preset = rho1_cpt_config()
-    for key in ("steps", "global_batch", "lr", "min_lr", "warmup_steps", "weight_decay", "bf16"):
-        assert getattr(ours, key) == getattr(preset, key), key
 
 
 def test_config_refuses_bad_model_parallelism_and_unknown_keys(data, tmp_path):

@@ -26,13 +26,13 @@ def test_shipped_rows_say_what_each_variant_ranks():
     assert set(builtin_table()) == set(rows)
     assert rows["ct"].tokens == "all" and not rows["ct"].uses_tree
     assert rows["rho1"].tokens == "slm" and rows["rho1"].group_level is None and not rows["rho1"].uses_tree
-    assert rows["random"].mask == "random" and not rows["random"].ranks_fixed_excess
+    assert rows["random"].mask == "random" and "excess" not in rows["random"].reads
     # excess_static vs cluster_excess: the same fixed excess loss, with and without balancing
-    assert rows["excess_static"].ranks_fixed_excess and not rows["excess_static"].uses_tree
-    assert rows["cluster_excess"].ranks_fixed_excess and rows["cluster_excess"].uses_tree
+    assert "excess" in rows["excess_static"].reads and not rows["excess_static"].uses_tree
+    assert "excess" in rows["cluster_excess"].reads and rows["cluster_excess"].uses_tree
     # cluster_slm vs rho1: the same live ranking, inside cluster groups
     assert rows["cluster_slm"].tokens == "slm" and rows["cluster_slm"].group_level == 1
-    assert rows["cluster_slm"].uses_tree and not rows["cluster_slm"].ranks_fixed_excess
+    assert rows["cluster_slm"].uses_tree and "excess" not in rows["cluster_slm"].reads
     for row in rows.values():
         assert row.summary and row.label
 

@@ -1,7 +1,8 @@
 """Published few-shot CoT accuracies (%) that our rows are compared with.
 
-Source: the project's reference/numbers.md, which copies the Rho-1 paper's few-shot CoT results
-(Lin et al. 2024, arXiv 2404.07965) and the seed proposal's re-evaluation of the base model. Keys are
+Source: the Rho-1 paper's few-shot CoT results (Lin et al. 2024, arXiv 2404.07965) and the seed
+proposal's re-evaluation of the base model (tests/test_reporting.py checks every value against the
+project's copy of both). Keys are
 benchmark ids (columns in ``rhocluster.reporting.tables.COLUMNS`` order). ``reported_avg`` is the average the
 source prints (None where it prints none); the tables show the plain mean of the shown columns,
 which reproduces the printed averages to their rounding (tested).

@@ -15,7 +15,7 @@ from rhocluster.reporting.evals import load_evaluation, read_json
 from rhocluster.reporting.published import PUBLISHED
 from rhocluster.variants import builtin_table
 
-# Column order of the seed proposal (numbers.md): GSM8K, SVAMP, ASDiv, MAWPS, TAB, MQA, MMLU STEM, SAT, MATH.
+# Column order of the seed proposal: GSM8K, SVAMP, ASDiv, MAWPS, TAB, MQA, MMLU STEM, SAT, MATH.
 COLUMNS: dict[str, str] = {
     "gsm8k": "GSM8K",
     "svamp": "SVAMP",
@@ -97,7 +97,7 @@ def accuracy_table(
 
 
 def published_table(benchmarks: Sequence[str]) -> pd.DataFrame:
-    """The published rows (numbers.md), same columns; avg = plain mean over the shown benchmarks."""
+    """The published rows (rhocluster.reporting.published), same columns; avg = plain mean over the shown benchmarks."""
     cols = ordered_benchmarks(benchmarks)
     table = pd.DataFrame([row.accuracy for row in PUBLISHED], index=[row.model for row in PUBLISHED])
     table = table.reindex(columns=cols).astype(float)

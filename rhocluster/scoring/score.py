@@ -1,8 +1,9 @@
 """score stage: per-token loss of a model over a shard, and a seeded sample of token representations.
 
-Both come from streaming forward passes of ``seq_len`` positions (:mod:`rhocluster.scoring.forward`);
-the loss is written block by block, so memory does not grow with the shard. Without a loss output
-(``embed_sample`` in the workflow) only the windows that hold sampled tokens are run. The sample
+Each comes from its own streaming forward pass of ``seq_len`` positions
+(:mod:`rhocluster.scoring.forward`): the loss pass (``score_reference``, ``score_base``) runs every
+window and writes block by block, so memory does not grow with the shard; the sample pass
+(``embed_sample``) runs only the windows that hold sampled tokens. The sample
 records the layer and position it was drawn from; :func:`iter_samples` refuses to pool samples drawn
 from different ones (they would live in different spaces).
 """
@@ -59,21 +60,23 @@ def score_shard(
     seed: int | Sequence[int] = 0,
     device: str | None = None,
 ) -> dict:
-    """Write the per-token loss (float16 [W, S], NaN at position 0) and/or an embedding sample.
+    """Write the per-token loss (float16 [W, S], NaN at position 0), or embedding samples: one of the two.
 
     The sample (``.npz``: ``positions`` int64 sorted flat indices into [W, S], ``embeddings`` float16
     [n, d] (float32 if a value overflows float16), ``layer`` as given, ``hidden_index`` (the resolved
     ``hidden_states`` index), ``position``, ``shard``) holds the representation of ``sample_tokens``
     seeded target slots (:func:`~rhocluster.scoring.forward.forward_windows`: the state at ``layer``
-    that has read (``read``) or predicts (``predict``) each token). With ``out_loss=None`` only the
-    windows holding sampled slots are run; with both, a ``read`` sample adds a pass over those windows
-    (a ``predict`` sample comes from the loss pass). Errors name the shard (and the layer).
+    that has read (``read``) or predicts (``predict``) each token); only the windows holding sampled
+    slots are run. Errors name the shard (and the layer).
 
     Several samples in one pass (one per cluster tree): ``out_sample`` and ``seed`` as equally long
     sequences; each file holds its own seeded draw, and the pass runs the union of their windows once.
     """
-    if out_loss is None and out_sample is None:
-        raise ValueError("score_shard: nothing to write (no loss and no sample path)")
+    if (out_loss is None) == (out_sample is None):
+        raise ValueError(
+            "score_shard: a loss path or sample paths, not both or neither: the loss and the samples are "
+            "separate passes (score_reference and embed_sample)"
+        )
     shard, model = load_for_shard(model_dir, shard_prefix, position, device=device)
     want_sample = out_sample is not None
     outs = [] if out_sample is None else [out_sample] if isinstance(out_sample, (str, Path)) else list(out_sample)
@@ -191,16 +194,3 @@ def iter_samples(sample_paths: Sequence[Path | str]) -> Iterator[tuple[int, np.n
                 raise ValueError(f"embedding sample {path} ({where}) has width {e.shape[1]}, others {width}")
             width = e.shape[1]
         yield i, e, positions
-
-
-def pool_samples(sample_paths: Sequence[Path | str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Concatenate per-shard samples (small inputs, tests): (embeddings float32 [n, d], shard int32 [n], position int64 [n])."""
-    embs, shards, positions = [], [], []
-    for i, e, pos in iter_samples(sample_paths):
-        if e.shape[0]:
-            embs.append(e)
-            positions.append(pos)
-            shards.append(np.full(len(e), i, np.int32))
-    if not embs:
-        raise ValueError(f"no sampled tokens in {len(sample_paths)} sample files")
-    return np.concatenate(embs), np.concatenate(shards), np.concatenate(positions)

@@ -1,10 +1,12 @@
-"""Per-shard token masks from per-leaf quotas, at corpus scale.
+"""Mask building blocks at corpus scale: tokens per leaf, the split of leaf quotas among shards, the
+random draw inside a shard's leaves, the random control mask, and a selection's summary over the tree.
 
 Global leaf quotas (from ``balanced_leaf_quotas``) are split among shards in proportion to each
-shard's tokens in the leaf (exact integers), and each shard then picks its tokens inside every
-leaf independently. Nothing here holds more than one shard's tokens at a time. Randomness is
-derived from (seed, shard index) with numpy's SeedSequence, so a shard's mask does not depend
-on which shards were processed before it or in which order.
+shard's tokens in the leaf (exact integers); ``leaf_policy: random`` then draws each shard's share
+inside every leaf independently, one shard in memory at a time, with randomness derived from (seed,
+shard index) by numpy's SeedSequence, so a shard's mask does not depend on the order shards are
+processed in. Ranked policies rank over the whole leaf across shards instead
+(``rhocluster.selection.stage.ranked_masks``).
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import math
 import numpy as np
 
 __all__ = [
-    "POLICIES",
     "shard_rng",
     "count_leaves",
     "shard_leaf_quotas",
@@ -22,8 +23,6 @@ __all__ = [
     "random_mask",
     "mask_summary",
 ]
-
-POLICIES = ("random", "closest", "excess_loss")
 
 # Leaves handled at once in shard_leaf_quotas: bounds the [n_shards, chunk] temporaries.
 _LEAF_CHUNK = 4096
@@ -100,32 +99,14 @@ def shard_leaf_quotas(leaf_quotas: np.ndarray, shard_counts: np.ndarray) -> np.n
     return out
 
 
-def _flat_order_within_leaf(leaf: np.ndarray, key: np.ndarray | None, pos: np.ndarray) -> np.ndarray:
-    """Permutation of valid positions sorted by (leaf, key, flat position)."""
-    if key is None:
-        return np.lexsort((pos, leaf))
-    return np.lexsort((pos, key, leaf))
-
-
-def select_in_shard(
-    leaf_ids: np.ndarray,
-    quotas: np.ndarray,
-    policy: str,
-    *,
-    scores: np.ndarray | None = None,
-    seed: int = 0,
-    shard: int = 0,
-) -> np.ndarray:
-    """Mask of one shard with exactly ``quotas[c]`` tokens of every leaf c.
+def select_in_shard(leaf_ids: np.ndarray, quotas: np.ndarray, *, seed: int = 0, shard: int = 0) -> np.ndarray:
+    """Mask of one shard with exactly ``quotas[c]`` tokens of every leaf c, uniformly at random inside
+    each leaf (RNG from ``shard_rng(seed, shard)``); the balanced masks' ``leaf_policy: random``.
 
     leaf_ids: int [W, S] leaf of each position (-1 = not a training target, never selected);
-    quotas: int64 [k1] for this shard; policy: "random" (uniform within the leaf, RNG from
-    ``shard_rng(seed, shard)``), "closest" (lowest ``scores`` = distance to centroid first) or
-    "excess_loss" (highest ``scores`` first); scores: float [W, S]. Ties go to the lower flat
-    position. Returns bool [W, S].
+    quotas: int64 [k1] for this shard. Returns bool [W, S]. (The ranked policies rank over the whole
+    leaf across shards instead: ``rhocluster.selection.stage.ranked_masks``.)
     """
-    if policy not in POLICIES:
-        raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
     ids = np.asarray(leaf_ids)
     if not np.issubdtype(ids.dtype, np.integer):
         raise ValueError(f"leaf_ids must be integer, got dtype {ids.dtype}")
@@ -143,22 +124,8 @@ def select_in_shard(
     if (q < 0).any() or (q > have).any():
         c = int(np.flatnonzero((q < 0) | (q > have))[0])
         raise ValueError(f"leaf {c}: quota {int(q[c])} but the shard has {int(have[c])} tokens in it")
-
-    key: np.ndarray | None
-    if policy == "random":
-        key = shard_rng(seed, shard).random(pos.size)
-    else:
-        if scores is None:
-            raise ValueError(f"policy {policy!r} needs scores")
-        sc = np.asarray(scores)
-        if sc.shape != ids.shape:
-            raise ValueError(f"scores shape {sc.shape} != leaf_ids shape {ids.shape}")
-        key = sc.reshape(-1)[pos].astype(np.float64)
-        if not np.isfinite(key).all():
-            raise ValueError("scores contain NaN or inf at target positions")
-        if policy == "excess_loss":
-            key = -key
-    order = _flat_order_within_leaf(leaf, key, pos)
+    key = shard_rng(seed, shard).random(pos.size)
+    order = np.lexsort((pos, key, leaf))  # by leaf, then the random key
     leaf_sorted = leaf[order]
     rank = np.arange(order.size) - np.searchsorted(leaf_sorted, leaf_sorted, side="left")
     chosen = pos[order[rank < q[leaf_sorted]]]

@@ -115,7 +115,7 @@ def select_cluster_masks(
     if policy == "random":
         per_shard = shard_leaf_quotas(leaf_quotas, shard_counts)
         masks: Iterable[np.ndarray] = (
-            select_in_shard(np.asarray(leaf), per_shard[i], policy, seed=seed, shard=i) for i, leaf in enumerate(leaves)
+            select_in_shard(np.asarray(leaf), per_shard[i], seed=seed, shard=i) for i, leaf in enumerate(leaves)
         )
     else:
         masks = ranked_masks(

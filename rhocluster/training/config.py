@@ -87,32 +87,3 @@ class TrainConfig:
                 f"micro_batch {self.micro_batch} x data-parallel size {data_parallel}"
             )
         return per_rank
-
-
-# Rho-1's continued pretraining of TinyLlama-1.1B (arXiv 2404.07965; reference/numbers.md): 15B tokens
-# seen, ~1M-token batches of 2048-token sequences, lr 8e-5 peak with cosine decay. A window holds
-# seq_len + 1 tokens, so each of the 512 windows of a step gives 2048 prediction targets.
-RHO1_SEQ_LEN = 2048
-RHO1_GLOBAL_BATCH = 512  # 512 x 2048 = 1,048,576 target tokens per step
-RHO1_TOKENS = 15_000_000_000
-
-
-def rho1_cpt_config(**overrides) -> TrainConfig:
-    """Rho-1's CPT settings as a TrainConfig (bf16, H100 peak for MFU); ``overrides`` replace fields."""
-    defaults = dict(
-        steps=round(RHO1_TOKENS / (RHO1_GLOBAL_BATCH * RHO1_SEQ_LEN)),  # 14,305 steps
-        global_batch=RHO1_GLOBAL_BATCH,
-        micro_batch=4,
-        lr=8e-5,
-        min_lr=8e-6,  # floor and warm-up are not in numbers.md: 10% of peak and ~0.5% of steps, our choice
-        warmup_steps=70,
-        weight_decay=0.1,
-        tokens="slm",
-        budget=0.6,
-        checkpoint_every=500,
-        log_every=10,
-        bf16=True,
-        recompute=False,
-        peak_tflops=989.0,
-    )
-    return TrainConfig.from_dict({**defaults, **overrides})
