@@ -267,7 +267,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(REPO))
-    from rhocluster.data.atomic import save_json
+    from rhocluster.common.atomic import save_json
 
     outputs = args.shared / "reference" / "rho1-outputs" / "rho-math-1b-v0.1"
     harness = args.shared / "benchmarks" / "math-evaluation-harness-7fd4949"

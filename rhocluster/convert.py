@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from rhocluster.data.atomic import atomic_dir
+from rhocluster.common.atomic import atomic_dir
 from rhocluster.model.checkpoint import (
     check_tensors,
     is_extra_state,

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from rhocluster.data.atomic import atomic_dir, save_json
+from rhocluster.common.atomic import atomic_dir, save_json
 
 COMMIT = re.compile(r"^[0-9a-f]{40}$")
 _CHUNK = 1 << 20
@@ -470,7 +470,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         pins[s.repo] = commit
         print(f"{s.key}: {s.repo} {s.revision} -> {commit}")
     if args.write:
-        from rhocluster.data.atomic import save_text
+        from rhocluster.common.atomic import save_text
 
         save_text(args.configfile, pin_text(args.configfile.read_text(), pins))
         print(f"pinned {len(pins)} revisions in {args.configfile}")

@@ -1,7 +1,7 @@
 """Held-out text found verbatim in the training text: per held-out split and label, per training split."""
 
 from rhocluster.corpus.overlap import measure_overlap, overlap_markdown
-from rhocluster.data.atomic import save_json, save_text
+from rhocluster.common.atomic import save_json, save_text
 from rhocluster.workflow import logged
 
 sm = snakemake  # noqa: F821

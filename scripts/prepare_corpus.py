@@ -1,6 +1,6 @@
 """Generate one shard of a synthetic corpus (web, hq, pretrain or a held-out split)."""
 
-from rhocluster.corpus.jsonl import write_jsonl
+from rhocluster.common.jsonl import write_jsonl
 from rhocluster.corpus.synthetic import generate_split
 from rhocluster.workflow import logged
 

@@ -1,6 +1,6 @@
 """Train the byte-level BPE tokenizer on every generated corpus."""
 
-from rhocluster.corpus.jsonl import read_jsonl
+from rhocluster.common.jsonl import read_jsonl
 from rhocluster.corpus.tokenizer import train_tokenizer
 from rhocluster.workflow import logged
 

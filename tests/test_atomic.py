@@ -1,4 +1,4 @@
-"""Atomic directory writes (rhocluster.data.atomic.atomic_dir): all or nothing, old content kept on failure."""
+"""Atomic directory writes (rhocluster.common.atomic.atomic_dir): all or nothing, old content kept on failure."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import stat
 
 import pytest
 
-from rhocluster.data import atomic
-from rhocluster.data.atomic import atomic_dir
+from rhocluster.common import atomic
+from rhocluster.common.atomic import atomic_dir
 
 
 def _tree(root) -> dict[str, bytes]:

@@ -27,7 +27,7 @@ from rhocluster.corpus.hf import (
     web_shard_docs,
     write_web_shard,
 )
-from rhocluster.corpus.jsonl import read_jsonl
+from rhocluster.common.jsonl import read_jsonl
 from rhocluster.hub import HubError, HubSource, fetch, load_manifest, materialize, pin_text, preflight
 from tests.conftest import REPO, copy_workflow, run_snakemake
 from tests.hf_fixtures import TINY_SHAPE, make_hq_datasets, make_tiny_llama, make_web_dataset

@@ -35,7 +35,7 @@ def test_smoothed_excess_shrinks_toward_the_leaf_mean():
 @pytest.fixture
 def corpus(tmp_path):
     """Three shards with leaf ids, and base/reference losses with many exact ties."""
-    from rhocluster.data.atomic import save_npy
+    from rhocluster.common.atomic import save_npy
     from rhocluster.data.shards import write_shard
 
     rng = np.random.default_rng(4)
@@ -114,7 +114,7 @@ def test_zero_shrinkage_is_excess_static(corpus):
 
 
 def test_bad_kind_and_leaf_ids_name_the_problem(corpus):
-    from rhocluster.data.atomic import save_npy
+    from rhocluster.common.atomic import save_npy
 
     tmp, files = corpus
     outs = [str(tmp / f"m{i}.npy") for i in range(3)]

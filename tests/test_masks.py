@@ -160,7 +160,7 @@ def test_mask_summary_values():
 def stage_inputs(tmp_path):
     """Three shards of random tokens, their leaf ids and a saved 2-level tree of 12 leaves."""
     from rhocluster.clustering.hierarchy import fit_hierarchy, save_level
-    from rhocluster.data.atomic import save_npy
+    from rhocluster.common.atomic import save_npy
     from rhocluster.data.shards import write_shard
 
     rng = np.random.default_rng(0)
@@ -207,7 +207,7 @@ def test_stage_masks_align_and_keep_the_ratio(stage_inputs):
 
 
 def test_stage_rejects_misaligned_leaf_ids_naming_the_file(stage_inputs):
-    from rhocluster.data.atomic import save_npy
+    from rhocluster.common.atomic import save_npy
     from rhocluster.selection.stage import select_cluster_masks
 
     tmp, prefixes, leaves, dirs = stage_inputs

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from rhocluster.data.atomic import save_npy
+from rhocluster.common.atomic import save_npy
 from rhocluster.data.shards import Shard, load_aligned, pack_windows, write_shard
 
 BOS, EOS = 1, 2

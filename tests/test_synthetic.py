@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from rhocluster.corpus.jsonl import read_jsonl, write_jsonl
+from rhocluster.common.jsonl import read_jsonl, write_jsonl
 from rhocluster.corpus.labels import FOOTER, JUNK, LABELS, MATH, NAVIGATION, NO_LABEL, PROSE, label_token_spans
 from rhocluster.corpus.overlap import ALL, HeldoutWindows, overlap_fraction, training_hashes
 from rhocluster.corpus.synthetic import TEMPLATES, generate_hq_math, generate_math_web, generate_pretrain, generate_split

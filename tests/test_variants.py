@@ -212,7 +212,7 @@ def first_half_kind(files, settings) -> dict:
     """The dummy kind of the test above: positions 0 .. S/2 - 1 of every window (position 0 never)."""
     import numpy as np
 
-    from rhocluster.data.atomic import save_npy
+    from rhocluster.common.atomic import save_npy
     from rhocluster.data.shards import Shard
 
     kept = 0

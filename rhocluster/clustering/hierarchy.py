@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from rhocluster.clustering.kmeans import KMeansResult, kmeans
-from rhocluster.data.atomic import atomic_dir
+from rhocluster.common.atomic import atomic_dir
 
 __all__ = [
     "LevelData",
@@ -145,7 +145,7 @@ def fit_hierarchy(points: np.ndarray, ks: list[int], **kmeans_kwargs) -> list[KM
 
 
 def save_level(result: KMeansResult, out_dir: Path, meta: dict) -> None:
-    """Write one level to ``out_dir`` atomically (:func:`~rhocluster.data.atomic.atomic_dir`), so a
+    """Write one level to ``out_dir`` atomically (:func:`~rhocluster.common.atomic.atomic_dir`), so a
     killed job never leaves a half-written level that a later rule could read."""
     out_dir = Path(out_dir)
     k, d = result.centroids.shape

@@ -19,7 +19,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from rhocluster.corpus.jsonl import write_jsonl
+from rhocluster.common.jsonl import write_jsonl
 from rhocluster.hub import Manifest
 
 
@@ -167,7 +167,7 @@ def import_tokenizer(model_dir: Path | str, out_dir: Path | str, vocab_size: int
 
     from rhocluster.convert import TOKENIZER_FILES
     from rhocluster.corpus.tokenizer import load_tokenizer
-    from rhocluster.data.atomic import atomic_dir
+    from rhocluster.common.atomic import atomic_dir
 
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     present = [name for name in TOKENIZER_FILES if (model_dir / name).is_file()]

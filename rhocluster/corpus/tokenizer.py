@@ -9,7 +9,7 @@ from pathlib import Path
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
-from rhocluster.data.atomic import atomic_dir
+from rhocluster.common.atomic import atomic_dir
 
 __all__ = ["SPECIAL_TOKENS", "train_tokenizer", "load_tokenizer"]
 

@@ -23,7 +23,7 @@ from typing import Iterable
 
 import numpy as np
 
-from rhocluster.data.atomic import save_json, save_npy
+from rhocluster.common.atomic import save_json, save_npy
 
 
 def token_dtype(vocab_size: int) -> type[np.number]:

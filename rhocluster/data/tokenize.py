@@ -7,7 +7,7 @@ from typing import Iterator
 
 import numpy as np
 
-from rhocluster.corpus.jsonl import read_jsonl
+from rhocluster.common.jsonl import read_jsonl
 from rhocluster.corpus.labels import NO_LABEL, label_token_spans
 from rhocluster.corpus.tokenizer import load_tokenizer
 from rhocluster.data.shards import ShardMeta, pack_windows, write_shard
@@ -54,7 +54,7 @@ def tokenize_shard(
         labels = np.full(tokens.shape, NO_LABEL, np.uint8)
     meta = write_shard(prefix, tokens, labels, vocab_size, n_docs, dropped)
     if not has_labels:
-        from rhocluster.data.atomic import save_json
+        from rhocluster.common.atomic import save_json
 
         meta.has_labels = False
         save_json(f"{prefix}.json", meta.to_dict())

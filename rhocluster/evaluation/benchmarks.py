@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from rhocluster.data.atomic import atomic_path
+from rhocluster.common.jsonl import write_jsonl
 from rhocluster.evaluation.normalize import harness_extract, normalize_answer
 
 # Table order of the Rho-1 paper (our report's column order).
@@ -292,14 +292,12 @@ def normalize_benchmark(
         items = items[:limit]
     prefix = few_shot_prefix(harness_dir, benchmark)
     template = question_template(benchmark)
-    with atomic_path(out_jsonl, ".jsonl") as tmp:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            for item in items:
-                row = {
-                    "id": item["id"],
-                    "prompt": prefix + template.format(question=item["question"]),
-                    "question": item["question"],
-                    "gold": item["gold"],
-                }
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    write_jsonl(
+        (
+            {"id": item["id"], "prompt": prefix + template.format(question=item["question"]),
+             "question": item["question"], "gold": item["gold"]}
+            for item in items
+        ),
+        out_jsonl,
+    )
     return len(items)

@@ -30,7 +30,7 @@ from typing import Any, Iterable, Sequence
 
 import yaml
 
-from rhocluster.data.atomic import atomic_path, save_json
+from rhocluster.common.atomic import atomic_path, save_json
 from rhocluster.evaluation.benchmarks import HARNESS_DATA_DIR, PROMPT_FILE, check_benchmark
 
 log = logging.getLogger(__name__)

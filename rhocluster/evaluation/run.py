@@ -28,7 +28,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from rhocluster.data.atomic import atomic_path, save_json
+from rhocluster.common.atomic import save_json
+from rhocluster.common.jsonl import write_jsonl
 from rhocluster.evaluation.answers import extract_answer, is_empty_answer
 from rhocluster.evaluation.benchmarks import PROMPT_FILE, STOP_STRINGS, check_benchmark
 from rhocluster.evaluation.grading import configured_timeout_s
@@ -399,10 +400,7 @@ def _evaluate_one(
             "normalized_sha256": _file_sha256(files.normalized),
         },
     }
-    with atomic_path(files.predictions, ".jsonl") as tmp:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            for prediction in predictions:
-                fh.write(json.dumps(prediction, ensure_ascii=False) + "\n")
+    write_jsonl(predictions, files.predictions)
     save_json(files.summary, summary)
     log.info("%s on %s: %.1f%% (%d/%d)", model_dir, benchmark, summary["accuracy"], correct, n)
     return summary

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from rhocluster.data.atomic import atomic_path, save_text
+from rhocluster.common.atomic import atomic_path, save_text
 from rhocluster.evaluation.benchmarks import BENCHMARKS, HARNESS_DATA_DIR
 
 _NAMES = ("Tom", "Ann", "Sam", "Mia", "Ben", "Liz", "Max", "Eva", "Leo", "Zoe")

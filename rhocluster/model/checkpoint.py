@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from rhocluster.data.atomic import atomic_dir
+from rhocluster.common.atomic import atomic_dir
 from rhocluster.model.shape import LlamaShape
 from rhocluster.model.pipeline_layout import stage_state_dict
 from rhocluster.model.tensor_parallel import shard_state_dict

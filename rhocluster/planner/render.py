@@ -71,7 +71,7 @@ def render_markdown(plan: Plan) -> str:
 
 def write_plan(plan: Plan, md_path: Path | str, json_path: Path | str) -> None:
     """Write the Markdown and JSON forms atomically."""
-    from rhocluster.data.atomic import save_json, save_text
+    from rhocluster.common.atomic import save_json, save_text
 
     save_text(md_path, render_markdown(plan))
     save_json(json_path, plan.to_dict())

@@ -22,7 +22,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from rhocluster.data.atomic import atomic_path
+from rhocluster.common.atomic import atomic_path
 from rhocluster.reporting.evals import load_train_log, read_json
 from rhocluster.reporting.stats import AVG, LEVEL
 from rhocluster.reporting.tables import COLUMNS, model_label

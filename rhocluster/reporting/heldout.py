@@ -340,7 +340,7 @@ def write_heldout_tables(
     :func:`rhocluster.corpus.overlap.measure_overlap`'s result, how much held-out text training saw),
     ``losses_csv`` and ``differences_csv``."""
     from rhocluster.corpus.overlap import overlap_sentence
-    from rhocluster.data.atomic import save_text
+    from rhocluster.common.atomic import save_text
 
     columns = load_columns(shards, losses, eos_id)
     if not columns:

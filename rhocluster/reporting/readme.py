@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from rhocluster.data.atomic import atomic_path
+from rhocluster.common.atomic import atomic_path
 
 START = "<!-- results-table:start -->"
 END = "<!-- results-table:end -->"

@@ -9,7 +9,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from rhocluster.data.atomic import save_text
+from rhocluster.common.atomic import save_text
 from rhocluster.reporting import stats
 from rhocluster.reporting.evals import load_evaluation, read_json
 from rhocluster.reporting.published import PUBLISHED

@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from rhocluster.data.atomic import atomic_path
+from rhocluster.common.atomic import atomic_path
 from rhocluster.scoring.rows import NpyRowWriter
 
 KINDS = ("none", "pca", "random")

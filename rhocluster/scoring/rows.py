@@ -8,14 +8,14 @@ from types import TracebackType
 
 import numpy as np
 
-from rhocluster.data.atomic import atomic_path
+from rhocluster.common.atomic import atomic_path
 
 
 class NpyRowWriter:
     """Context manager: ``write(rows)`` appends consecutive rows of a C-order .npy of known shape and dtype.
 
     The file is built under a temporary name and renamed onto ``path`` only if the block exits cleanly
-    with every row written (``rhocluster.data.atomic``), so a failed job leaves nothing behind. Rows not
+    with every row written (``rhocluster.common.atomic``), so a failed job leaves nothing behind. Rows not
     covered by ``write`` would be an error, not zeros.
     """
 

@@ -17,7 +17,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-from rhocluster.data.atomic import atomic_path
+from rhocluster.common.atomic import atomic_path
 from rhocluster.scoring.forward import Layer, load_for_shard, resolve_layer, stream_shard
 from rhocluster.scoring.rows import NpyRowWriter
 

@@ -16,7 +16,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from rhocluster.clustering.hierarchy import load_hierarchy
-from rhocluster.data.atomic import atomic_path, save_text
+from rhocluster.common.atomic import atomic_path, save_text
 from rhocluster.data.shards import Shard, load_aligned
 from rhocluster.reporting.figures import model_color
 from rhocluster.selection.masks import count_leaves, mask_summary

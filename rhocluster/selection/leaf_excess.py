@@ -19,7 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
-from rhocluster.data.atomic import save_json, save_npy
+from rhocluster.common.atomic import save_json, save_npy
 from rhocluster.data.shards import Shard, load_aligned
 from rhocluster.selection.masks import count_leaves
 from rhocluster.selection.stage import count_labels, fixed_excess, label_fractions, ranked_masks

@@ -9,7 +9,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from rhocluster.clustering.hierarchy import load_hierarchy
-from rhocluster.data.atomic import save_json, save_npy
+from rhocluster.common.atomic import save_json, save_npy
 from rhocluster.data.shards import Shard, load_aligned
 from rhocluster.selection.balanced import balanced_leaf_quotas
 from rhocluster.selection.masks import count_leaves, mask_summary, random_mask, select_in_shard, shard_leaf_quotas

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rhocluster.data.atomic import atomic_dir
+from rhocluster.common.atomic import atomic_dir
 from rhocluster.model.checkpoint import load_mcore, save_mcore
 from rhocluster.model.shape import LlamaShape
 

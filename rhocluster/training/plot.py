@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rhocluster.data.atomic import atomic_path
+from rhocluster.common.atomic import atomic_path
 
 
 def read_log(path: Path) -> list[dict]:

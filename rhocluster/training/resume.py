@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from rhocluster.data.atomic import atomic_path
+from rhocluster.common.atomic import atomic_path
 from rhocluster.model.checkpoint import load_into_model
 from rhocluster.model.shape import LlamaShape
 from rhocluster.training.checkpoint import (

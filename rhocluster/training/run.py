@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from rhocluster.data.atomic import save_json
+from rhocluster.common.atomic import save_json
 from rhocluster.model.checkpoint import save_mcore
 from rhocluster.model.shape import LlamaShape
 from rhocluster.selection.groups import cluster_groups

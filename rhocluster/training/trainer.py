@@ -33,7 +33,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from rhocluster.data.atomic import save_json
+from rhocluster.common.atomic import save_json
 from rhocluster.model.checkpoint import load_mcore, save_mcore
 from rhocluster.model.megatron import build_gpt_model, init_distributed
 from rhocluster.model.pipeline_layout import check_pipeline_parallel

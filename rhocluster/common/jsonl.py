@@ -7,13 +7,13 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from rhocluster.data.atomic import atomic_path
+from rhocluster.common.atomic import atomic_path
 
 
 def write_jsonl(records: Iterable[dict], path: Path) -> None:
     """Write one JSON object per line (UTF-8, non-ASCII kept as is).
 
-    The file appears atomically (:func:`~rhocluster.data.atomic.atomic_path`, fsynced first), so an
+    The file appears atomically (:func:`~rhocluster.common.atomic.atomic_path`, fsynced first), so an
     interrupted job never leaves a truncated file that a later rule would take for complete.
     """
     with atomic_path(path) as tmp:
