@@ -19,10 +19,9 @@ from typing import Sequence
 
 import numpy as np
 
-from rhocluster.common.atomic import save_json, save_npy
+from rhocluster.common.atomic import save_json
 from rhocluster.data.shards import Shard, load_aligned
-from rhocluster.selection.masks import count_leaves
-from rhocluster.selection.stage import count_labels, fixed_excess, label_fractions, ranked_masks
+from rhocluster.selection.stage import fixed_excess, label_fractions, ranked_masks, save_masks
 
 __all__ = ["LEAF_EXCESS", "filter_quotas", "leaf_excess_means", "select_leaf_excess_masks", "smoothed_excess"]
 
@@ -107,12 +106,7 @@ def select_leaf_excess_masks(
             lambda i: smoothed_excess(excess(i), leaves[i], means, shrinkage),
             quotas,
         )
-    kept = np.zeros(k1, np.int64)
-    label_counts: dict[str, np.ndarray] = {}
-    for i, mask in enumerate(masks):
-        save_npy(out_masks[i], mask.astype(np.uint8))
-        kept += count_leaves(leaves[i], k1, mask=mask)
-        count_labels(shards[i], mask, label_counts)
+    kept, label_counts = save_masks(masks, shards, leaves, k1, out_masks)
     whole = int(((kept == counts) & (counts > 0)).sum())
     summary = {
         "policy": kind,

@@ -50,6 +50,19 @@ def label_fractions(counts: dict[str, np.ndarray]) -> dict[str, float | None]:
     }
 
 
+def save_masks(
+    masks: Iterable[np.ndarray], shards: Sequence[Shard], leaves: Sequence[np.ndarray], k1: int, out_masks: Sequence[str]
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Write each shard's mask (uint8) as it comes; return the kept tokens per leaf and per label."""
+    kept = np.zeros(k1, np.int64)
+    label_counts: dict[str, np.ndarray] = {}
+    for i, mask in enumerate(masks):
+        save_npy(out_masks[i], mask.astype(np.uint8))
+        kept += count_leaves(leaves[i], k1, mask=mask)
+        count_labels(shards[i], mask, label_counts)
+    return kept, label_counts
+
+
 def ranked_masks(
     shards: Sequence[Shard],
     groups: Callable[[int], np.ndarray],
@@ -124,12 +137,7 @@ def select_cluster_masks(
             lambda i: _scores(policy, i, shards[i].shape, base_loss, ref_loss, dist),
             leaf_quotas,
         )
-    kept = np.zeros(k1, np.int64)
-    label_counts: dict[str, np.ndarray] = {}
-    for i, mask in enumerate(masks):
-        save_npy(out_masks[i], mask.astype(np.uint8))
-        kept += count_leaves(leaves[i], k1, mask=mask)
-        count_labels(shards[i], mask, label_counts)
+    kept, label_counts = save_masks(masks, shards, leaves, k1, out_masks)
     summary = {
         "policy": policy,
         "ranking": "random inside each (leaf, shard) cell" if policy == "random" else "over the whole leaf",
