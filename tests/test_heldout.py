@@ -105,36 +105,42 @@ def test_type_balanced_mean_of_a_hand_built_column(tmp_path):
     assert col.mean("m", TYPE) == 11 / 4
     assert col.mean("m", TYPE, min_count=2) == 3.0 and col.mean("m", TYPE, min_count=3) == 1.0
     # Two documents: a resample is (doc 0 twice), (each once) or (doc 1 twice), with probability 1/4, 1/2,
-    # 1/4. Doc 0 alone: types 5, 7, EOS -> (1 + 2 + 0.5) / 3; doc 1 alone: 5, 9, EOS -> (1 + 7 + 1.5) / 3.
+    # 1/4. Tokens keep the whole column's weights, 1 / their type's count (5: 1/3, 7: 1, EOS: 1/2, 9: 1/2):
+    # doc 0 alone: (1/3 + 1/3 + 2 + 0.5/2) / (1/3 + 1/3 + 1 + 1/2) = 35/26; doc 1 alone:
+    # (1/3 + 4/2 + 10/2 + 1.5/2) / (1/3 + 1/2 + 1/2 + 1/2) = 97/22. Re-counting types inside a resample
+    # (types seen only in one document dropping out) would instead give 7/6 and 19/6.
     draws = col.draws(["m"], 4000, np.random.default_rng(0))
-    values = {7 / 6: 0.25, 11 / 4: 0.5, 19 / 6: 0.25}
+    values = {35 / 26: 0.25, 11 / 4: 0.5, 97 / 22: 0.25}
     got = draws[TYPE][:, 0]
-    assert np.isclose(got[:, None], list(values), rtol=1e-6).any(axis=1).all()
+    assert np.isclose(got[:, None], list(values), rtol=1e-9).any(axis=1).all()
     for v, prob in values.items():
-        assert np.isclose(got, v, rtol=1e-6).mean() == pytest.approx(prob, abs=0.03)
+        assert np.isclose(got, v, rtol=1e-9).mean() == pytest.approx(prob, abs=0.03)
     assert set(np.round(draws[TOKEN][:, 0], 9)) == {round(4.5 / 4, 9), 21 / 8, round(16.5 / 4, 9)}
-    # min_count applies to the resample's own counts: doc 0 twice has type 7 twice, so it still counts
+    # min_count applies to the whole column's counts: type 7 (one token) drops out of every resample;
+    # doc 0 alone: (1/3 + 1/3 + 0.25) / (1/3 + 1/3 + 1/2) = 11/14, doc 1 alone: (1/3 + 7 + 0.75) / (11/6) = 97/22
     two = col.draws(["m"], 4000, np.random.default_rng(0), min_count=2)[TYPE][:, 0]
-    assert np.isclose(two[:, None], [7 / 6, 3.0, 19 / 6], rtol=1e-6).any(axis=1).all()
+    assert np.isclose(two[:, None], [11 / 14, 3.0, 97 / 22], rtol=1e-9).any(axis=1).all()
 
 
 def test_type_balanced_draws_equal_a_direct_computation(world):
-    """The vectorised draws against a loop over resamples on the token level, same document counts."""
+    """The vectorised draws against a loop over resamples on the token level, same document counts: each
+    token weighted by 1 / its type's count in the whole column (types under min_count weigh 0)."""
     shards, losses, arrays, web_tokens, web_labels = world
     col = load_columns(shards, losses, EOS)[LABELS[0]]
     models = ["ct", "rho1"]
     draws = col.draws(models, 50, np.random.default_rng(7), min_count=2)
     w = np.random.default_rng(7).multinomial(col.n_docs, np.full(col.n_docs, 1 / col.n_docs), size=50)
+    type_count = {t: col.count[col.token == t].sum() for t in np.unique(col.token)}
+    inv = np.array([1 / type_count[t] if type_count[t] >= 2 else 0.0 for t in col.token])
     for b in range(50):
-        weight = w[b][col.doc] * col.count  # tokens of each (document, type) cell in the resample
+        tokens = w[b][col.doc] * col.count  # tokens of each (document, type) cell in the resample
         for j, m in enumerate(models):
-            means = []
-            for t in np.unique(col.token):
-                n = weight[col.token == t].sum()
-                if n >= 2:
-                    means.append((w[b][col.doc] * col.loss[m])[col.token == t].sum() / n)
-            assert draws[TYPE][b, j] == pytest.approx(np.mean(means), rel=1e-5)
-            assert draws[TOKEN][b, j] == pytest.approx((w[b][col.doc] * col.loss[m]).sum() / weight.sum(), rel=1e-12)
+            loss = w[b][col.doc] * col.loss[m]
+            assert draws[TYPE][b, j] == pytest.approx((inv * loss).sum() / (inv * tokens).sum(), rel=1e-12)
+            assert draws[TOKEN][b, j] == pytest.approx(loss.sum() / tokens.sum(), rel=1e-12)
+    # the resamples' type-balanced statistic centres on the estimate (no bias from re-counting types)
+    many = col.draws(models, 4000, np.random.default_rng(1))[TYPE][:, 0]
+    assert abs(np.median(many) - col.mean("ct", TYPE)) < 0.25 * (np.percentile(many, 97.5) - np.percentile(many, 2.5))
 
 
 def test_seed_rows_average_and_pair_by_seed(world):

@@ -16,8 +16,12 @@ Two statistics per column (``METRICS``):
   type weighs by its frequency;
 - type-balanced mean loss (``type``): the mean over token types (the target token's id) of each type's
   mean loss, every type with at least ``min_count`` occurrences among the column's tokens (default 1:
-  every type that occurs; a bootstrap resample applies the same rule to its own counts). It does not
-  reward a selection for fitting the frequent types, which balanced sampling deliberately flattens.
+  every type that occurs). It does not reward a selection for fitting the frequent types, which
+  balanced sampling deliberately flattens. It is the mean of the column's tokens each weighted by the
+  inverse of its type's count in the column, and a bootstrap resample keeps those weights fixed (a
+  ratio estimator, as the mean token loss is with weight 1): re-counting types inside each resample
+  would let the set of types change with the resample and bias the percentile interval away from the
+  estimate.
 
 A variant trained with several seeds is the mean of its seeds' statistics; its bootstrap resamples the
 seeds and the documents together, so the interval carries both the seed-to-seed spread and the finite
@@ -35,7 +39,6 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-import scipy.sparse
 
 from rhocluster.corpus.labels import LABELS
 from rhocluster.data.shards import Shard, load_aligned
@@ -48,7 +51,7 @@ TOKEN, TYPE = "token", "type"
 METRICS = {TOKEN: "mean token loss", TYPE: "type-balanced mean loss"}
 TYPE_MIN_COUNT = 1  # a type counts in the type-balanced mean where it occurs at least this often
 DIFFERENCE_COLUMNS = ["variant", "counterpart", "factor", "column", "metric", "estimate", "low", "high", "p", "seeds"]
-_MAX_CELLS = 1 << 22  # bound on one chunk of bootstrap draws (draws x cells): 16 MB of float32 weights
+_MAX_CELLS = 1 << 22  # bound on one chunk of bootstrap draws (draws x documents): 32 MB of float64 weights
 
 
 @dataclass
@@ -91,48 +94,45 @@ class HeldoutColumn:
     def n_types(self, min_count: int = TYPE_MIN_COUNT) -> int:
         return int((self.type_count() >= min_count).sum())
 
-    def mean(self, model: str, metric: str = TOKEN, min_count: int = TYPE_MIN_COUNT) -> float:
-        """The column's statistic for ``model`` on all its documents: mean token loss or type-balanced."""
+    def cell_weight(self, metric: str, min_count: int = TYPE_MIN_COUNT) -> np.ndarray:
+        """float64 [n_cells]: every token's weight in ``metric``: 1 (mean token loss), or 1 / its type's
+        count in the column (type-balanced; 0 for types under ``min_count``)."""
         if metric == TOKEN:
-            return float(self.loss[model].sum() / self.count.sum())
+            return np.ones(self.doc.size)
         counts = self.type_count()
-        per_type = np.bincount(self._types[1], weights=self.loss[model]) / np.maximum(counts, 1)
-        return float(per_type[counts >= min_count].mean())
+        per_type = np.divide(1.0, counts, out=np.zeros(counts.size), where=counts >= min_count)
+        return per_type[self._types[1]]
+
+    def mean(self, model: str, metric: str = TOKEN, min_count: int = TYPE_MIN_COUNT) -> float:
+        """The column's statistic for ``model`` on all its documents: mean token loss or type-balanced
+        (the weighted mean of its tokens, :meth:`cell_weight`)."""
+        weight = self.cell_weight(metric, min_count)
+        return float((weight * self.loss[model]).sum() / (weight * self.count).sum())
 
     def draws(
         self, models: Sequence[str], n_resamples: int, rng: np.random.Generator, min_count: int = TYPE_MIN_COUNT
     ) -> dict[str, np.ndarray]:
         """{metric: float64 [n_resamples, len(models)]}: every model's statistics on the same bootstrap
-        resamples of the documents (multinomial counts ``w`` over documents; a type's mean in a resample
-        is sum_d w_d loss_dt / sum_d w_d count_dt, the types kept where that count reaches ``min_count``).
-
-        The type-balanced draws are one product per chunk of draws over the (document, type) cells,
-        in float32 (relative error below 1e-6 on the tiny run's size, far below the intervals' 3 decimals; the point estimates are
-        exact float64 sums)."""
-        n_docs, n_cells = self.n_docs, self.doc.size
-        types, cell_type = self._types
-        doc_loss = np.stack([self.doc_loss(m) for m in models], axis=1)  # [D, M]
-        cell_loss = np.stack([self.loss[m] for m in models]).astype(np.float32)  # [M, C]
-        doc_count = self.doc_count.astype(np.float64)
-        # type x document counts, sparse: a real held-out split has ~1e3 documents and ~3e4 types
-        by_type = scipy.sparse.csr_matrix(
-            (self.count.astype(np.float64), (cell_type, self.doc)), shape=(types.size, n_docs)
-        )
-        out = {TOKEN: np.empty((n_resamples, len(models))), TYPE: np.empty((n_resamples, len(models)))}
+        resamples of the documents (multinomial counts ``w`` over documents): for each metric the ratio
+        sum_d w_d A_d / sum_d w_d B_d of the documents' weighted loss and weighted token sums, the tokens
+        weighted as in :meth:`cell_weight` (fixed, from the whole column)."""
+        n_docs = self.n_docs
+        out = {}
+        sums = {}
+        for metric in METRICS:
+            weight = self.cell_weight(metric, min_count)
+            loss = np.stack(
+                [np.bincount(self.doc, weights=weight * self.loss[m], minlength=n_docs) for m in models], axis=1
+            )  # [D, M]
+            sums[metric] = (loss, np.bincount(self.doc, weights=weight * self.count, minlength=n_docs))
+            out[metric] = np.empty((n_resamples, len(models)))
         p = np.full(n_docs, 1.0 / n_docs)
-        chunk = max(1, _MAX_CELLS // max(n_cells, types.size, 1))
+        chunk = max(1, _MAX_CELLS // max(n_docs, 1))
         for start in range(0, n_resamples, chunk):
             b = min(chunk, n_resamples - start)
             w = rng.multinomial(n_docs, p, size=b).astype(np.float64)  # [b, D] documents drawn with replacement
-            rows = slice(start, start + b)
-            out[TOKEN][rows] = (w @ doc_loss) / (w @ doc_count)[:, None]
-            n_type = by_type @ w.T  # [T, b] tokens of each type in each resample
-            kept = n_type >= min_count
-            inv = np.divide(1.0, n_type, out=np.zeros_like(n_type), where=kept).astype(np.float32)
-            # sum over kept types of (resampled loss sum / resampled count), as one product over the cells
-            weight = w.T.astype(np.float32)[self.doc]  # [C, b]: rows gathered, contiguous
-            weight *= inv[cell_type]
-            out[TYPE][rows] = (cell_loss @ weight).T / np.maximum(kept.sum(axis=0), 1)[:, None]
+            for metric, (loss, count) in sums.items():
+                out[metric][start : start + b] = (w @ loss) / (w @ count)[:, None]
         return out
 
 
