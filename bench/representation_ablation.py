@@ -181,7 +181,7 @@ def ablation_markdown(
             }
     prefixes = {split: [str(results / names[0] / "shards" / split / n) for n in ns] for split, ns in shards.items()}
     cols = load_columns(prefixes, losses, eos_id)
-    pairs = [Pair(labels[j], labels[i], representation_factor(labels[j], labels[i])) for i, j in combinations(range(len(labels)), 2)]
+    pairs = [Pair(b, a, representation_factor(b, a)) for a, b in combinations(labels, 2)]
     recomputed, diff_df, _ = heldout_tables(cols, replicates, pairs, n_resamples, seed, level)
     for run, label in runs:
         stated = loss_df[loss_df["row"] == f"{ROW} {label}"].set_index(["metric", "column"])["estimate"]
@@ -201,9 +201,11 @@ def ablation_markdown(
     ct_sentence = _ct_sentence(results, names, shards)
     kept_head = [lab for lab in (*LABELS, "all") if any(lab in k for ks in kept.values() for k in ks.values())]
     kept_lines = ["| model | " + " | ".join(kept_head) + " |", "|" + "---|" * (len(kept_head) + 1)]
-    for shown, run, variant in [*((c, s, c) for c, s in controls), *((f"{ROW} {label}", run, ROW) for run, label in runs)]:
+    kept_rows = [*((c, s, c) for c, s in controls), *((f"{ROW} {label}", run, ROW) for run, label in runs)]
+    for shown, run, variant in kept_rows:
         k = kept[run].get(variant, {})
-        kept_lines.append(f"| {shown} | " + " | ".join(f"{float(k[lab]):.1f}" if k.get(lab) else "—" for lab in kept_head) + " |")
+        cells = (f"{float(k[lab]):.1f}" if k.get(lab) else "—" for lab in kept_head)
+        kept_lines.append(f"| {shown} | " + " | ".join(cells) + " |")
     header = (
         "<!-- written by bench/representation_ablation.py from the runs' tables/heldout.csv, tables/labels.csv and "
         "held-out loss files; do not edit by hand -->"

@@ -22,9 +22,9 @@ Two statistics per column (``METRICS``):
 A variant trained with several seeds is the mean of its seeds' statistics; its bootstrap resamples the
 seeds and the documents together, so the interval carries both the seed-to-seed spread and the finite
 test set. Each seed's own statistic (with an interval over documents alone) is listed too, so the
-spread between seeds can be read directly. Within a column every model is scored on the same document resamples, so a paired difference
-compares seed i of a variant with seed i of its counterpart (same data order) on the same resampled
-documents.
+spread between seeds can be read directly. Within a column every model is scored on the same document
+resamples, so a paired difference compares seed i of a variant with seed i of its counterpart (same
+data order) on the same resampled documents.
 """
 
 from __future__ import annotations
@@ -250,7 +250,8 @@ def heldout_tables(
                 for m in ms:
                     low, high = percentile_interval(draws[metric][:, index[m]], level)
                     seed_rows[metric, row, m, name] = {"row": row, "model": m, "column": name, "metric": metric,
-                                                       "estimate": col.mean(m, metric, min_count), "low": low, "high": high}  # fmt: skip
+                                                       "estimate": col.mean(m, metric, min_count),
+                                                       "low": low, "high": high}  # fmt: skip
         for k, pair in enumerate(pairs):
             a, b = zip(*zip(replicates[pair.variant], replicates[pair.counterpart]))  # seed i with seed i
             pick = rng_for(seed, "heldout-pairs", pair.variant, pair.counterpart, name)
