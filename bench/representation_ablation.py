@@ -123,8 +123,8 @@ def _ct_sentence(results: Path, runs: Sequence[str], shards: dict[str, list[str]
         for f in files
     )]  # fmt: skip
     if not differ:
-        return (f"`ct`'s held-out loss files ({len(files)}, every seed) are byte-identical in all {len(runs)} runs: "
-                "it does not depend on the representation.")  # fmt: skip
+        return (f"`ct`'s held-out loss files (every seed and split: {len(files)} files) are byte-identical in all "
+                f"{len(runs)} runs: it does not depend on the representation.")  # fmt: skip
     return f"`ct`'s held-out loss files differ from run `{runs[0]}`'s in run(s) {', '.join(f'`{r}`' for r in differ)}."
 
 

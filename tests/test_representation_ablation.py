@@ -136,7 +136,7 @@ def test_the_block_is_the_runs_tables_and_their_paired_differences(results: Path
     )
     assert "- *predict position instead of read* (middle/predict − middle/read): mean token loss higher on every column" in md
     assert "(final/predict − middle/read): no significant difference in mean token loss on any column" in md
-    assert "`ct`'s held-out loss files (6, every seed) are byte-identical in all 4 runs" in md
+    assert "`ct`'s held-out loss files (every seed and split: 6 files) are byte-identical in all 4 runs" in md
     assert token.columns[-1] == "seeds" and PROBLEMS in token.columns
 
 
