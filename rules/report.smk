@@ -66,6 +66,8 @@ rule heldout_tables:
             category="Tables",
         ),
         differences_csv=f"{R}/tables/heldout_differences.csv",
+        seeds_md=f"{R}/tables/heldout_seeds.md",
+        seeds_csv=f"{R}/tables/heldout_seeds.csv",
     log:
         f"{LOGS}/heldout_tables.log",
     benchmark:
@@ -220,7 +222,14 @@ rule figure_clusters:
 
 rule update_readme:
     input:
-        **({"heldout": rules.heldout_tables.output.md} if HELDOUT else {}),
+        **(
+            {
+                "heldout": rules.heldout_tables.output.md,
+                "heldout_seeds": rules.heldout_tables.output.seeds_md,
+            }
+            if HELDOUT
+            else {}
+        ),
         results=rules.tables.output.results_md,
         labels=rules.tables.output.labels_md,
         significance=rules.significance.output.significance_md,

@@ -1,4 +1,5 @@
-"""Rewrite the README's results block between its markers, the accuracy page, and copy the main figure."""
+"""Rewrite the README's results block between its markers, the details page (held-out loss per seed,
+accuracy intervals and tests), and copy the main figure."""
 
 from pathlib import Path
 
@@ -17,6 +18,7 @@ with logged(sm.log[0]) as log:
         figure=sm.input.figure,
         figure_dest=sm.params.figure,
         heldout_md=sm.input.get("heldout"),
+        heldout_seeds_md=sm.input.get("heldout_seeds"),
         ci_md=sm.input.ci,
         page=sm.params.page,
         # the code as it is now, when the run's last job writes the README (the workflow directory is

@@ -63,24 +63,3 @@ def test_evaluation_benchmark(tmp_path: Path) -> None:
     # Grading the released completions gives the published accuracies with the harness' verdicts.
     assert grading["gsm8k"]["agreement"] == 1.0 and round(grading["gsm8k"]["accuracy"], 1) == 36.2
     assert grading["math"]["agreement"] == 1.0 and round(grading["math"]["accuracy"], 1) == 15.8
-
-
-def test_representation_ablation_table(tmp_path: Path) -> None:
-    """The ablation summary reads each run's own tables: the cluster row per run, ct and random once."""
-    for run, shift in (("a", 0.0), ("b", 0.5)):
-        tables = tmp_path / run / "tables"
-        tables.mkdir(parents=True)
-        rows = [f"{v},{c},{1 + shift + i:.5f},{0.9 + shift + i:.5f},{1.1 + shift + i:.5f},,3"
-                for i, v in enumerate(("ct", "random", "cluster")) for c in ("math", "web (all)", "problems")]
-        (tables / "heldout.csv").write_text("row,column,estimate,low,high,p,seeds\n" + "\n".join(rows) + "\n")
-        (tables / "labels.csv").write_text(
-            "variant,footer,junk,math,navigation,prose,all\nct,100,100,100,100,100,100\n"
-            "random,60,60,60,60,60,60\ncluster,50,54,66,53,40,60\n"
-        )
-    out = tmp_path / "table.md"
-    run_bench("representation_ablation.py", "a=x/read", "b=y/predict", "--results", str(tmp_path), "--out", str(out))
-    lines = out.read_text().splitlines()
-    assert [line.split(" | ")[0:2] for line in lines[2:]] == [
-        ["| cluster", "x/read"], ["| ct", "–"], ["| random", "–"], ["| cluster", "y/predict"]
-    ]
-    assert "3.500 [3.400, 3.600]" in lines[5] and "| 66.0 |" in lines[2]

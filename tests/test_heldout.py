@@ -20,6 +20,7 @@ from rhocluster.reporting.heldout import (
     heldout_tables,
     load_columns,
     pairs_prose,
+    seeds_markdown,
     write_heldout_tables,
 )
 from rhocluster.variants import Pair
@@ -148,7 +149,7 @@ def test_seed_rows_average_and_pair_by_seed(world):
     cols = load_columns(shards, losses, EOS)
     reps = {"base": ["base"], "ct": ["ct", "ct.s1"], "rho1": ["rho1", "rho1.s1"]}
     pairs = [Pair("rho1", "ct", "live ranking")]
-    loss_df, diff_df = heldout_tables(cols, reps, pairs, 2000, seed=3)
+    loss_df, diff_df, seed_df = heldout_tables(cols, reps, pairs, 2000, seed=3)
     c = cols[WEB_ALL]
     for metric in (TOKEN, TYPE):
         row = loss_df[(loss_df.row == "ct") & (loss_df.column == WEB_ALL) & (loss_df.metric == metric)].iloc[0]
@@ -161,7 +162,43 @@ def test_seed_rows_average_and_pair_by_seed(world):
     assert len(diff_df) == 2 * len(cols) and set(diff_df.counterpart) == {"ct"} and set(diff_df.factor) == {"live ranking"}
     # seeded: the same numbers again
     again = heldout_tables(cols, reps, pairs, 2000, seed=3)
-    assert again[0].equals(loss_df) and again[1].equals(diff_df)
+    assert again[0].equals(loss_df) and again[1].equals(diff_df) and again[2].equals(seed_df)
+
+
+def test_every_seed_is_listed_with_its_own_statistic(world, tmp_path):
+    """The per-seed table: each model of a row with several seeds, its own column means (the row's
+    estimate is their mean) and an interval over documents that holds them; single-seed rows are left out."""
+    shards, losses, *_ = world
+    cols = load_columns(shards, losses, EOS)
+    reps = {"base": ["base"], "ct": ["ct", "ct.s1"], "rho1": ["rho1", "rho1.s1"]}
+    loss_df, _, seed_df = heldout_tables(cols, reps, [], 1000, seed=3)
+    assert len(seed_df) == 2 * 5 * len(cols)  # metrics x models x columns
+    for metric in (TOKEN, TYPE):
+        for name, col in cols.items():
+            got = seed_df[(seed_df.column == name) & (seed_df.metric == metric)].set_index("model")
+            for m in ("base", "ct", "ct.s1", "rho1", "rho1.s1"):
+                assert got.loc[m, "estimate"] == col.mean(m, metric)
+                assert got.loc[m, "low"] < got.loc[m, "estimate"] < got.loc[m, "high"]
+            row = loss_df[(loss_df.row == "rho1") & (loss_df.column == name) & (loss_df.metric == metric)].iloc[0]
+            assert row.estimate == pytest.approx(got.loc[["rho1", "rho1.s1"], "estimate"].mean(), rel=1e-12)
+    names = list(cols)
+    md = seeds_markdown(seed_df, names, TOKEN).splitlines()
+    assert md[0] == "| model | " + " | ".join(names) + " |"
+    assert [line.split(" | ")[0] for line in md[2:]] == ["| ct", "| ct.s1", "| rho1", "| rho1.s1"]
+    c = cols[WEB_ALL]
+    cell = md[3].split(" | ")[names.index(WEB_ALL) + 1]
+    assert cell.startswith(f"{c.mean('ct.s1'):.3f} [")
+    assert seeds_markdown(seed_df[seed_df.row == "base"], names) == ""
+    # written beside the row tables where the rule names the outputs, caption first
+    out = {k: tmp_path / f"out.{k}" for k in ("md", "losses_csv", "differences_csv", "seeds_md", "seeds_csv")}
+    write_heldout_tables(shards, losses, reps, [], EOS, 1000, 3, "test", out)
+    text = out["seeds_md"].read_text()
+    assert text.startswith("Held-out mean token loss of every training seed") and text.endswith("\n".join(md) + "\n")
+    import pandas as pd
+
+    csv = pd.read_csv(out["seeds_csv"])
+    assert list(csv.columns) == ["row", "model", "column", "metric", "estimate", "low", "high"]
+    assert csv.estimate.to_numpy() == pytest.approx(seed_df.estimate.to_numpy(), abs=5e-6)
 
 
 def test_pair_table_rows_are_the_declared_pairs_of_the_run(world):
@@ -180,7 +217,7 @@ def test_pair_table_rows_are_the_declared_pairs_of_the_run(world):
     cols = load_columns(shards, losses, EOS)
     # rows backed by the fixture's models (cluster_excess: models shifted by -1.5, clearly lower)
     reps = {"ct": ["ct", "ct.s1"], "random": ["random", "random.s1"], "cluster": ["random", "random.s1"], "cluster_excess": ["better", "better.s1"]}
-    loss_df, diff_df = heldout_tables(cols, reps, pairs, 500, seed=3)
+    loss_df, diff_df, _ = heldout_tables(cols, reps, pairs, 500, seed=3)
     labels = [p.label for p in pairs]
     assert labels[0] == "a random budget instead of every token: random − ct"
     assert list(dict.fromkeys(zip(diff_df.variant, diff_df.counterpart))) == [(p.variant, p.counterpart) for p in pairs]

@@ -327,6 +327,33 @@ def test_accuracy_details_go_to_their_page_linked_from_the_block(run, tmp_path):
         readme.write_readme(*args, page=page)
 
 
+def test_the_page_lists_the_held_out_loss_of_every_seed(run, tmp_path):
+    """heldout_tables' per-seed table goes to the page, first, as a table of its own (the rerun check
+    compares it cell by cell); an empty one (no row with several seeds) leaves the page as before."""
+    from rhocluster.reporting.heldout import seeds_caption
+
+    out = table_paths(tmp_path)
+    make_tables(run, out)
+    path, page = readme_file(tmp_path), tmp_path / "docs" / "results.md"
+    seeds = tmp_path / "heldout_seeds.md"
+    table = "| model | math | problems |\n|---|---|---|\n| ct | 1.900 [1.800, 2.000] | 2.000 [1.900, 2.100] |\n| ct.s1 | 1.950 [1.850, 2.050] | 2.010 [1.910, 2.110] |\n"
+    seeds.write_text(seeds_caption("t", 100) + "\n\n" + table)
+    args = (path, "t", out["results_md"], out["labels_md"], out["significance_md"])
+    kw = {"ci_md": out["ci_md"], "page": page}
+    assert readme.write_readme(*args, **kw, heldout_seeds_md=seeds) == (True, False)
+    text = page.read_text()
+    assert text.index(table) < text.index(out["ci_md"].read_text().strip())
+    parsed = parse_tables(text)
+    key = "Held-out mean token loss of every training seed"
+    assert list(parsed)[0] == key and list(parsed[key].rows) == ["ct", "ct.s1"]
+    assert parsed[key].rows["ct.s1"][0].low == 1.85
+    assert "Held-out mean token loss of every training seed, accuracy of every row" in path.read_text()
+    seeds.write_text("")
+    assert readme.write_readme(*args, **kw, heldout_seeds_md=seeds) == (True, False)
+    assert "every seed" not in page.read_text() and "every training seed" not in path.read_text()
+    assert readme.write_readme(*args, **kw) == (False, False)  # no table file: the same page
+
+
 def test_a_changed_evaluation_changes_only_the_readme_block(run, tmp_path):
     out = table_paths(tmp_path)
     make_tables(run, out)

@@ -25,9 +25,10 @@ Two statistics per column (``METRICS``):
 
 A variant trained with several seeds is the mean of its seeds' statistics; its bootstrap resamples the
 seeds and the documents together, so the interval carries both the seed-to-seed spread and the finite
-test set. Within a column every model is scored on the same document resamples, so a paired difference
-compares seed i of a variant with seed i of its counterpart (same data order) on the same resampled
-documents.
+test set. Each seed's own statistic (with an interval over documents alone) is listed too, so the
+spread between seeds can be read directly. Within a column every model is scored on the same document
+resamples, so a paired difference compares seed i of a variant with seed i of its counterpart (same
+data order) on the same resampled documents.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ TOKEN, TYPE = "token", "type"
 METRICS = {TOKEN: "mean token loss", TYPE: "type-balanced mean loss"}
 TYPE_MIN_COUNT = 1  # a type counts in the type-balanced mean where it occurs at least this often
 DIFFERENCE_COLUMNS = ["variant", "counterpart", "factor", "column", "metric", "estimate", "low", "high", "p", "seeds"]
+SEED_COLUMNS = ["row", "model", "column", "metric", "estimate", "low", "high"]
 _MAX_CELLS = 1 << 22  # bound on one chunk of bootstrap draws (draws x documents): 32 MB of float64 weights
 
 
@@ -216,13 +218,15 @@ def heldout_tables(
     seed: int,
     level: float = LEVEL,
     min_count: int = TYPE_MIN_COUNT,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(losses, differences) in long form, both metrics.
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(losses, differences, seeds) in long form, both metrics.
 
     ``replicates[row]`` lists the models of a row, one per training seed (base and reference: one).
     losses: row, column, metric, estimate, low, high, seeds. differences: one per pair (variant minus
     counterpart, seed i against seed i over the seeds both have), column and metric: variant,
-    counterpart, factor, column, metric, estimate, low, high, p, seeds.
+    counterpart, factor, column, metric, estimate, low, high, p, seeds. seeds: every model of every row
+    on its own (the statistics a row averages), its interval over documents only: row, model, column,
+    metric, estimate, low, high.
     """
     for pair in pairs:
         for row in (pair.variant, pair.counterpart):
@@ -232,6 +236,7 @@ def heldout_tables(
     index = {m: i for i, m in enumerate(models)}
     loss_rows: dict[tuple[str, str, str], dict] = {}
     diff_rows: dict[tuple[str, int, str], dict] = {}
+    seed_rows: dict[tuple[str, str, str, str], dict] = {}
     for name, col in columns.items():
         # one set of document resamples per column, shared by every model: pairs stay paired
         draws = col.draws(models, n_resamples, rng_for(seed, "heldout-documents", name), min_count)
@@ -242,6 +247,11 @@ def heldout_tables(
                 point = float(np.mean([col.mean(m, metric, min_count) for m in ms]))
                 loss_rows[metric, row, name] = {"row": row, "column": name, "metric": metric, "estimate": point,
                                                 "low": low, "high": high, "seeds": len(ms)}  # fmt: skip
+                for m in ms:
+                    low, high = percentile_interval(draws[metric][:, index[m]], level)
+                    seed_rows[metric, row, m, name] = {"row": row, "model": m, "column": name, "metric": metric,
+                                                       "estimate": col.mean(m, metric, min_count),
+                                                       "low": low, "high": high}  # fmt: skip
         for k, pair in enumerate(pairs):
             a, b = zip(*zip(replicates[pair.variant], replicates[pair.counterpart]))  # seed i with seed i
             pick = rng_for(seed, "heldout-pairs", pair.variant, pair.counterpart, name)
@@ -254,7 +264,8 @@ def heldout_tables(
                                               "low": low, "high": high, "p": bootstrap_p_value(d), "seeds": len(a)}  # fmt: skip
     losses = pd.DataFrame([loss_rows[m, r, c] for m in METRICS for r in replicates for c in columns])
     diffs = [diff_rows[m, k, c] for m in METRICS for k in range(len(pairs)) for c in columns]
-    return losses, pd.DataFrame(diffs, columns=DIFFERENCE_COLUMNS)
+    seeds = [seed_rows[m, r, x, c] for m in METRICS for r, ms in replicates.items() for x in ms for c in columns]
+    return losses, pd.DataFrame(diffs, columns=DIFFERENCE_COLUMNS), pd.DataFrame(seeds, columns=SEED_COLUMNS)
 
 
 def _fmt(e: pd.Series, signed: bool = False, digits: int = 3) -> str:
@@ -269,6 +280,34 @@ def losses_markdown(losses: pd.DataFrame, columns: Sequence[str], metric: str = 
         cells = {r["column"]: _fmt(r) for _, r in part.iterrows()}
         lines.append(f"| {row} | " + " | ".join(cells.get(c, "—") for c in columns) + f" | {int(part['seeds'].iloc[0])} |")
     return "\n".join(lines) + "\n"
+
+
+def seeds_markdown(seeds: pd.DataFrame, columns: Sequence[str], metric: str = TOKEN) -> str:
+    """One row per model of the rows trained with several seeds (a row's models in seed order), columns of
+    'statistic [low, high]', the interval over documents for that model alone; '' when no row has
+    several seeds."""
+    part = seeds[seeds["metric"] == metric]
+    n_models = part.groupby("row", sort=False)["model"].nunique()
+    part = part[part["row"].isin(n_models.index[n_models > 1])]
+    if part.empty:
+        return ""
+    lines = ["| model | " + " | ".join(columns) + " |", "|" + "---|" * (len(columns) + 1)]
+    for model, rows in part.groupby("model", sort=False):
+        cells = {r["column"]: _fmt(r) for _, r in rows.iterrows()}
+        lines.append(f"| {model} | " + " | ".join(cells.get(c, "—") for c in columns) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def seeds_caption(run: str, n_resamples: int, level: float = LEVEL) -> str:
+    """The caption of :func:`seeds_markdown`'s table."""
+    return (
+        f"Held-out mean token loss of every training seed (nats; lower is better), run `{run}`: each CPT model "
+        "of the rows trained with several seeds on its own (`cluster` is the first seed of `cpt.seeds`, "
+        "`cluster.s1` the second, ...), the statistics whose mean is the row's held-out loss in the README; "
+        f"[{round(100 * level)}% interval] from a bootstrap over documents alone ({n_resamples} resamples), "
+        "the same resampled documents for every model. The row's interval in the README resamples these "
+        "seeds as well as the documents."
+    )
 
 
 def _significant(r: pd.Series) -> bool:
@@ -338,14 +377,16 @@ def write_heldout_tables(
     declared pairs whose counterpart the run does not train, named there; ``note``: a sentence the
     caption adds, e.g. whether the intervals cover the clustering's variance; ``overlap``:
     :func:`rhocluster.corpus.overlap.measure_overlap`'s result, how much held-out text training saw),
-    ``losses_csv`` and ``differences_csv``."""
+    ``losses_csv`` and ``differences_csv``; where ``out`` names them, ``seeds_csv`` (every model's own
+    statistics) and ``seeds_md`` (its mean token loss table with caption, empty without rows of several
+    seeds)."""
     from rhocluster.corpus.overlap import overlap_sentence
     from rhocluster.common.atomic import save_text
 
     columns = load_columns(shards, losses, eos_id)
     if not columns:
         raise ValueError("no held-out tokens to score: set data.synthetic.heldout_*_docs or data.*.heldout_*")
-    loss_df, diff_df = heldout_tables(columns, replicates, pairs, n_resamples, seed, level, min_count)
+    loss_df, diff_df, seed_df = heldout_tables(columns, replicates, pairs, n_resamples, seed, level, min_count)
     names = list(columns)
     sizes = ", ".join(
         f"{name} {col.n_docs} documents / {col.n_tokens} tokens / {col.n_types(min_count)} types" for name, col in columns.items()
@@ -386,3 +427,8 @@ def write_heldout_tables(
     save_text(out["md"], md)
     save_text(out["losses_csv"], loss_df.to_csv(index=False, float_format="%.5f", lineterminator="\n"))
     save_text(out["differences_csv"], diff_df.to_csv(index=False, float_format="%.5f", lineterminator="\n"))
+    if "seeds_csv" in out:
+        save_text(out["seeds_csv"], seed_df.to_csv(index=False, float_format="%.5f", lineterminator="\n"))
+    if "seeds_md" in out:
+        table = seeds_markdown(seed_df, names, TOKEN)
+        save_text(out["seeds_md"], seeds_caption(run, n_resamples, level) + "\n\n" + table if table else "")

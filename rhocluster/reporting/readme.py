@@ -11,21 +11,21 @@ START = "<!-- results-table:start -->"
 END = "<!-- results-table:end -->"
 
 
-def replace_between_markers(text: str, body: str, source: str = "README") -> str:
-    """``text`` with the span between the two markers replaced by ``body``.
+def replace_between_markers(text: str, body: str, source: str = "README", start: str = START, end: str = END) -> str:
+    """``text`` with the span between the markers ``start`` and ``end`` replaced by ``body``.
 
     Fails naming ``source`` unless each marker occurs exactly once, start before end. The body's
     line endings follow the file's (CRLF if the file has any); bytes outside the markers are kept.
     """
-    n_start, n_end = text.count(START), text.count(END)
+    n_start, n_end = text.count(start), text.count(end)
     if n_start != 1 or n_end != 1:
-        raise ValueError(f"{source}: need exactly one {START} and one {END}, found {n_start} and {n_end}")
-    i, j = text.index(START), text.index(END)
+        raise ValueError(f"{source}: need exactly one {start} and one {end}, found {n_start} and {n_end}")
+    i, j = text.index(start), text.index(end)
     if j < i:
-        raise ValueError(f"{source}: {END} comes before {START}")
+        raise ValueError(f"{source}: {end} comes before {start}")
     newline = "\r\n" if "\r\n" in text else "\n"
     inner = body.strip("\n").replace("\r\n", "\n").replace("\n", newline)
-    return text[: i + len(START)] + newline + inner + newline + text[j:]
+    return text[: i + len(start)] + newline + inner + newline + text[j:]
 
 
 def _write_bytes(path: Path, data: bytes) -> None:
@@ -86,10 +86,12 @@ def readme_body(
     heldout_md: str | None = None,
     fingerprint: str | None = None,
     page_link: str | None = None,
+    page_seeds: bool = False,
 ) -> str:
     """The text between the README markers, what was measured first: held-out loss, kept fraction per
     label, the accuracy table (with the published rows) and its figure, then the paired tests, or,
-    with ``page_link``, a link to the page that holds them."""
+    with ``page_link``, a link to the page that holds them (and, with ``page_seeds``, the held-out loss
+    of every training seed)."""
     parts = [_source_comment(run, fingerprint, "do not edit by hand")]
     if heldout_md:
         parts.append(heldout_md)
@@ -100,8 +102,9 @@ def readme_body(
             f"![Accuracy per benchmark and model, run {run}, with 95% bootstrap intervals]({figure_link})"
         )
     if page_link:
+        seeds = "Held-out mean token loss of every training seed, accuracy" if page_seeds else "Accuracy"
         parts.append(
-            f"Accuracy of every row with its bootstrap interval, and the paired tests of accuracy differences "
+            f"{seeds} of every row with its bootstrap interval, and the paired tests of accuracy differences "
             f"against ct and rho1: [{page_link}]({page_link})."
         )
     elif significance_md:
@@ -109,11 +112,18 @@ def readme_body(
     return "\n\n".join(p.strip("\n") for p in parts) + "\n"
 
 
-def page_body(run: str, ci_md: str, significance_md: str, fingerprint: str | None = None) -> str:
-    """The generated page of accuracy details: every row's interval, then the paired tests."""
+def page_body(
+    run: str, ci_md: str, significance_md: str, fingerprint: str | None = None, heldout_seeds_md: str | None = None
+) -> str:
+    """The generated page of details: with ``heldout_seeds_md`` (non-empty), the held-out loss of every
+    training seed; then every row's accuracy interval and the paired accuracy tests."""
     parts = [
         _source_comment(run, fingerprint, "the whole file is generated; do not edit by hand"),
-        f"# Accuracy details, run `{run}`",
+        f"# Result details, run `{run}`",
+    ]
+    if heldout_seeds_md and heldout_seeds_md.strip():
+        parts += ["## Held-out loss of every seed", heldout_seeds_md.strip("\n"), "## Accuracy"]
+    parts += [
         "Accuracy intervals:\n\n" + ci_md.strip("\n"),
         "Paired tests:\n\n" + significance_md.strip("\n"),
     ]
@@ -140,11 +150,13 @@ def write_readme(
     fingerprint: str | None = None,
     ci_md: Path | str | None = None,
     page: Path | str | None = None,
+    heldout_seeds_md: Path | str | None = None,
 ) -> tuple[bool, bool]:
     """Copy ``figure`` to ``figure_dest`` (a committed path) and rewrite the README block from the
-    table files, with an image link to the copy; with ``page`` (and ``ci_md``), write the accuracy
-    intervals and paired tests to that committed page and link it from the block instead of inlining
-    the tests. Return (README or page changed, figure changed)."""
+    table files, with an image link to the copy; with ``page`` (and ``ci_md``), write the held-out loss
+    of every seed (``heldout_seeds_md``, where given and not empty), the accuracy intervals and paired
+    tests to that committed page and link it from the block instead of inlining the tests. Return
+    (README or page changed, figure changed)."""
     # markers first: a README that cannot take the block fails before anything is written
     replace_between_markers(_read_readme(Path(readme)), "", str(readme))
     link, figure_changed = None, False
@@ -156,10 +168,12 @@ def write_readme(
         return None if path is None else Path(path).read_text(encoding="utf-8")
 
     page_changed, page_link = False, None
+    seeds = (text(heldout_seeds_md) or "").strip("\n")
     if page is not None:
         if ci_md is None or significance_md is None:
             raise ValueError(f"{page}: the accuracy page needs both the interval and the significance tables")
-        page_changed = write_if_changed(page, page_body(run, text(ci_md), text(significance_md), fingerprint).encode())
+        details = page_body(run, text(ci_md), text(significance_md), fingerprint, seeds)
+        page_changed = write_if_changed(page, details.encode())
         page_link = relative_link(page, readme)
     body = readme_body(
         text(results_md),
@@ -170,5 +184,6 @@ def write_readme(
         heldout_md=text(heldout_md),
         fingerprint=fingerprint,
         page_link=page_link,
+        page_seeds=bool(seeds),
     )
     return update_readme(readme, body) or page_changed, figure_changed
