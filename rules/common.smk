@@ -369,6 +369,8 @@ def check_before_start():
         allow_unpinned=HUB["allow_unpinned"],
         config_path=" ".join(configfiles) or "config/config.yaml",
     )
+    if any(job.rule.name == "fetch_benchmarks" for job in jobs):
+        problems += benchmark_fetch_problems()
     pending = [
         PendingJob(job.rule.name, job.is_local, dict(job.resources.items()))
         for job in jobs
@@ -392,6 +394,24 @@ def check_before_start():
         raise WorkflowError(
             "Stopped before starting any job:\n  - " + "\n  - ".join(problems)
         )
+
+
+def benchmark_fetch_problems():
+    """What would stop fetch_benchmarks: benchmark files that no mirror (RHO_BENCHMARK_MIRROR), pinned URL
+    or download cache can supply (rhocluster.evaluation.fetch.preflight)."""
+    from rhocluster.evaluation.fetch import load_manifest, mirrors_from_env, preflight
+
+    fetch = config["evaluation"]["fetch"]
+    try:
+        return preflight(
+            load_manifest(fetch["manifest"]),
+            BENCHMARKS,
+            fetch["cache_dir"],
+            mirrors_from_env(),
+            timeout_s=min(10.0, fetch["timeout_s"]),
+        )
+    except (OSError, ValueError) as err:
+        return [f"evaluation.fetch: {err}"]
 
 
 def hq_dataset(name):

@@ -97,10 +97,10 @@ def test_web_shards_partition_the_rows_exactly_once(fixtures, tmp_path):
         docs = list(web_shard_docs(manifest, n_shards, shard))
         rows = [int(d["id"].rsplit(":", 1)[1]) for d in docs]
         start, stop = shard_range(40, n_shards, shard)
-        assert rows == [r for r in range(start, stop) if r != 3], "contiguous rows, the empty text skipped"
+        assert rows == list(range(start, stop)), "contiguous rows"
         assert all(set(d) == {"id", "text"} and d["text"] for d in docs), "no spans: unlabelled documents"
         seen += rows
-    assert seen == [r for r in range(40) if r != 3]
+    assert seen == list(range(40))
     assert write_web_shard(manifest, n_shards, 0, tmp_path / "s.jsonl") == len(list(read_jsonl(tmp_path / "s.jsonl")))
     with pytest.raises(ValueError, match="text_field"):
         next(web_shard_docs(manifest, 2, 0, text_field="content"))
@@ -153,7 +153,7 @@ def test_llama_tokenizer_imports_and_tokenizes_unlabelled_shards(fixtures, tmp_p
     manifest = add_row_counts(fetch(owm_source(fixtures), tmp_path))
     write_web_shard(manifest, 1, 0, tmp_path / "web.jsonl")
     meta = tokenize_shard(tmp_path / "web.jsonl", tmp_path / "tokenizer", tmp_path / "shards/00000", 33, TINY_SHAPE.vocab_size)
-    assert meta.has_labels is False and meta.n_documents == 39
+    assert meta.has_labels is False and meta.n_documents == 40
     tokens = Shard(tmp_path / "shards/00000").windows()
     assert tokens.shape[1] == 33 and tokens.max() < n
     flat = tokens.ravel()
@@ -339,7 +339,7 @@ def test_rules_fetch_prepare_and_tokenize_from_the_hub_layout(fixtures, tmp_path
     owm = json.loads((work / r / "downloads/owm.json").read_text())
     assert owm["commit"].startswith("local-") and sum(f["num_rows"] for f in owm["files"]) == 40
     docs = [d for s in range(3) for d in read_jsonl(work / r / f"corpus/web/{s:05d}.jsonl")]
-    assert len(docs) == 39
+    assert len(docs) == 40
     for split, n in (("web", 3), ("hq", 2)):
         for s in range(n):
             meta = json.loads((work / r / f"shards/{split}/{s:05d}.json").read_text())
