@@ -45,7 +45,7 @@ def check_model_files(manifest: Manifest, key: str = "base.hub") -> None:
         missing.append("a tokenizer (tokenizer.json or tokenizer.model)")
     if missing:
         raise HubError(
-            f"{key}: model {manifest.repo} gives no {', no '.join(missing)} among the fetched files "
+            f"{key}: model {manifest.repo} lacks {'; '.join(missing)} among the fetched files "
             f"({', '.join(sorted(names))}); fix {key}.files or {key}.repo"
         )
 

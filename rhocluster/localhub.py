@@ -40,6 +40,7 @@ from rhocluster.data.atomic import atomic_dir
 from rhocluster.model.shape import LlamaShape
 
 STAMP = ".localhub.json"
+VERSION = 1  # of what the writers below write: part of the stamp, so a changed writer rewrites the hub
 # The hub ids of config/rho1-tinyllama.yaml: each gets its directory under {root}/datasets or {root}/models.
 OWM = "open-web-math/open-web-math"
 NUMINA = "AI-MO/NuminaMath-CoT"
@@ -95,7 +96,8 @@ class LocalHubSizes:
             )
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "shape": self.shape.to_dict()}
+        """The sizes and the writers' VERSION, as the stamp records them."""
+        return {**asdict(self), "shape": self.shape.to_dict(), "version": VERSION}
 
 
 def repo_dir(root: Path | str, repo_id: str, repo_type: str) -> Path:
@@ -205,25 +207,32 @@ def write_json_array(path: Path, records: list[dict[str, Any]]) -> None:
 
 
 def train_llama_tokenizer(texts: Iterable[str], vocab_size: int) -> Any:
-    """A Llama-2-style ``LlamaTokenizerFast`` trained on ``texts``: BPE with byte fallback, ``<unk>``,
-    ``<s>``, ``</s>`` = 0, 1, 2, the byte tokens ``<0x00>``..``<0xFF>`` = 3..258, ``▁`` for spaces,
-    merges inside words only (as SentencePiece), ``<s>`` prepended, no pad token."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    """A Llama-2-style ``LlamaTokenizerFast`` of ``vocab_size`` tokens trained on ``texts``: BPE with byte
+    fallback, ``<unk>``, ``<s>``, ``</s>`` = 0, 1, 2 (the only special tokens), the byte tokens
+    ``<0x00>``..``<0xFF>`` = 3..258 as plain vocabulary entries, then the learnt pieces; ``▁`` for
+    spaces, merges inside words only (as SentencePiece), ``<s>`` prepended, no pad token."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from transformers import LlamaTokenizerFast
 
-    tok = Tokenizer(models.BPE(unk_token=UNK, byte_fallback=True, fuse_unk=True))
-    tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
-    # split before each "▁" while training, so that no merge spans two words; Llama-2's tokenizer.json
-    # has no pre-tokenizer, and with merges inside words only it encodes the same without one
-    tok.pre_tokenizer = pre_tokenizers.Split("▁", behavior="merged_with_next")
+    specials = [UNK, BOS, EOS]
+    normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
+    learner = Tokenizer(models.BPE(unk_token=UNK))
+    learner.normalizer = normalizer
+    # split before each "▁" while learning, so that no merge spans two words; Llama-2's tokenizer.json has
+    # no pre-tokenizer, and with merges inside words only it encodes the same without one
+    learner.pre_tokenizer = pre_tokenizers.Split("▁", behavior="merged_with_next")
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size - len(BYTE_TOKENS), special_tokens=specials, show_progress=False)
+    learner.train_from_iterator(texts, trainer)
+    learnt = json.loads(learner.to_str())["model"]
+    pieces = [t for t, _ in sorted(learnt["vocab"].items(), key=lambda kv: kv[1]) if t not in specials]
+    vocab = {t: i for i, t in enumerate([*specials, *BYTE_TOKENS, *(p for p in pieces if p not in BYTE_TOKENS)])}
+    merges = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in learnt["merges"]]
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token=UNK, byte_fallback=True, fuse_unk=True))
+    tok.normalizer = normalizer
     tok.decoder = decoders.Sequence(
         [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
     )
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=[UNK, BOS, EOS, *BYTE_TOKENS], show_progress=False
-    )
-    tok.train_from_iterator(texts, trainer)
-    tok.pre_tokenizer = None
+    tok.add_special_tokens([AddedToken(t, normalized=False, special=True) for t in specials])
     return LlamaTokenizerFast(
         tokenizer_object=tok, bos_token=BOS, eos_token=EOS, unk_token=UNK, add_bos_token=True, add_eos_token=False
     )

@@ -452,6 +452,8 @@ HELDOUT_LOSSES = {
     }
     for m in MODELS
 }
+# every static mask's summary (first seed's), read by the kept-fraction page of an unlabelled corpus
+MASK_SUMMARIES = {v: f"{R}/masks/{v}/summary.json" for v in SELECTED_MASKS}
 SELECTION_SUMMARIES = {
     v: f"{R}/masks/{v}/summary.json" for v in variants_where(mask="balanced")
 }

@@ -361,10 +361,17 @@ def _fetch_into(
 
 
 def _probe(url: str, timeout_s: float) -> str | None:
-    """None when ``url`` answers a GET with 200 (nothing is read), else why not."""
+    """None when ``url`` answers a HEAD request (a GET where HEAD is not allowed) with 200, else why not."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s):
-            return None
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout_s):
+                return None
+        except urllib.error.HTTPError as err:
+            if err.code not in (405, 501):
+                raise
+            with urllib.request.urlopen(url, timeout=timeout_s) as response:
+                response.read()
+                return None
     except urllib.error.HTTPError as err:
         return f"HTTP {err.code} {err.reason}"
     except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as err:

@@ -159,6 +159,71 @@ def label_cells(summaries: Mapping[str, Path | str], replicates: Mapping[str, Se
     )
 
 
+NO_LABELS = "No ground-truth token labels in this corpus: the kept fraction per label cannot be counted."
+
+
+def _excess_cell(stats: Mapping | None) -> str:
+    if not stats or stats.get("mean") is None:
+        return "—"
+    return f"{stats['mean']:.2f} [{stats['q10']:.2f}, {stats['q50']:.2f}, {stats['q90']:.2f}]"
+
+
+def _leaves_cell(mask: Mapping) -> str:
+    """How a static mask spreads over the leaf clusters, from its summary (balanced or leaf-excess rows)."""
+    if "levels" in mask:
+        leaf = mask["levels"]["levels"][0]
+        return (
+            f"{leaf['n_nonempty_after']} of {leaf['n_nonempty_before']} leaves kept from; "
+            f"kept fraction {leaf['kept_fraction_min']:.2f}–{leaf['kept_fraction_max']:.2f} per leaf"
+        )
+    if "leaves" in mask:
+        return (
+            f"{mask['leaves_kept_whole']} of {mask['leaves']} leaves kept whole, {mask['leaves_kept_partly']} partly, "
+            f"{mask['leaves_dropped']} dropped"
+        )
+    return "—"
+
+
+def unlabelled_table(
+    summaries: Mapping[str, Path | str],
+    mask_summaries: Mapping[str, Path | str],
+    replicates: Mapping[str, Sequence[str]] | None = None,
+) -> pd.DataFrame:
+    """What can be said of each variant's selection without labels: the kept fraction (%, counted by the
+    trainer; mean over seeds), the fixed excess loss (base - reference) of the kept and of the dropped
+    tokens (mean [10%, 50%, 90%], static masks ranked or filled by it) and the spread over the leaf
+    clusters (static masks that read the tree; the first seed's mask)."""
+    reps = {v: list(ms) for v, ms in (replicates or {m: [m] for m in summaries}).items()}
+    rows = {}
+    for variant, models in reps.items():
+        kept = []
+        for m in models:
+            data = read_json(Path(summaries[m]))
+            if "kept_fraction" not in data:
+                raise ValueError(f"{summaries[m]}: training summary lacks key kept_fraction")
+            kept.append(100.0 * data["kept_fraction"])
+        mask = read_json(Path(mask_summaries[variant])) if variant in mask_summaries else {}
+        excess = mask.get("excess_loss", {})
+        rows[variant] = {
+            "kept (%)": float(np.mean(kept)),
+            "excess loss of kept tokens": _excess_cell(excess.get("kept")),
+            "of dropped tokens": _excess_cell(excess.get("dropped")),
+            "leaf clusters": _leaves_cell(mask),
+        }
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def unlabelled_markdown(table: pd.DataFrame) -> str:
+    """The labels page of an unlabelled corpus: it says so, then what can be said without labels."""
+    return (
+        f"{NO_LABELS} What can be said without them: the share of the training tokens each variant kept "
+        "(counted by the trainer; mean over seeds), the fixed excess loss (base minus reference loss, nats) of "
+        "the tokens a static mask kept and of those it dropped as mean [10%, 50%, 90% quantiles] (masks ranked "
+        "or filled by it; random draws and live selection have none), and how a mask that reads the cluster "
+        "tree spreads over its leaves (the first seed's tree).\n\n" + to_markdown(table, "variant")
+    )
+
+
 def _cell(value: object, digits: int) -> str:
     if isinstance(value, str):
         return value
@@ -187,11 +252,13 @@ def write_tables(
     out: Mapping[str, Path | str],
     replicates: Mapping[str, Sequence[str]] | None = None,
     label_replicates: Mapping[str, Sequence[str]] | None = None,
+    mask_summaries: Mapping[str, Path | str] | None = None,
 ) -> None:
     """Write ``results_md``/``results_csv`` (ours, then the published rows, each row labelled with its
     source) and ``labels_md``/``labels_csv``. ``evals``: ``{(model, benchmark): (summary, predictions)}``;
     ``models`` are the rows, ``replicates`` their evaluated models (one per seed), ``label_replicates``
-    the variants' trained models (one per seed)."""
+    the variants' trained models (one per seed). Without token labels the labels page says so and gives
+    :func:`unlabelled_table` (``mask_summaries``: ``{variant: masks/<variant>/summary.json}``)."""
     acc, counts = load_accuracies(evals)
     ours = accuracy_table(acc, models, benchmarks, f"this workflow, run {run}", replicates)
     both = pd.concat([ours, published_table(benchmarks)])
@@ -207,7 +274,8 @@ def write_tables(
     save_text(out["results_csv"], _csv(both, "model"))
     labels = label_table(summaries, label_replicates)
     if labels.empty:
-        labels_md = "No ground-truth token labels in this corpus.\n"
+        labels = unlabelled_table(summaries, mask_summaries or {}, label_replicates)
+        labels_md = unlabelled_markdown(labels) if not labels.empty else NO_LABELS + "\n"
     else:
         labels_md = (
             "Kept fraction (%) of the training tokens of each ground-truth label, per variant "

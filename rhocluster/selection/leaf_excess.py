@@ -22,7 +22,7 @@ import numpy as np
 from rhocluster.data.atomic import save_json, save_npy
 from rhocluster.data.shards import Shard, load_aligned
 from rhocluster.selection.masks import count_leaves
-from rhocluster.selection.stage import count_labels, fixed_excess, label_fractions, ranked_masks
+from rhocluster.selection.stage import ExcessStats, count_labels, fixed_excess, label_fractions, ranked_masks
 
 __all__ = ["KINDS", "filter_quotas", "leaf_excess_means", "select_leaf_excess_masks", "smoothed_excess"]
 
@@ -109,10 +109,12 @@ def select_leaf_excess_masks(
         )
     kept = np.zeros(k1, np.int64)
     label_counts: dict[str, np.ndarray] = {}
+    excess_stats = ExcessStats()
     for i, mask in enumerate(masks):
         save_npy(out_masks[i], mask.astype(np.uint8))
         kept += count_leaves(leaves[i], k1, mask=mask)
         count_labels(shards[i], mask, label_counts)
+        excess_stats.add(excess(i), shards[i].target_mask(), mask)
     whole = int(((kept == counts) & (counts > 0)).sum())
     summary = {
         "policy": kind,
@@ -125,6 +127,7 @@ def select_leaf_excess_masks(
         "leaves_kept_whole": whole,
         "leaves_kept_partly": int(((kept > 0) & (kept < counts)).sum()),
         "leaves_dropped": int(((kept == 0) & (counts > 0)).sum()),
+        "excess_loss": excess_stats.summary(),
     }
     if kind == "excess_smoothed":
         summary["shrinkage"] = shrinkage
