@@ -48,6 +48,24 @@ def ordered_benchmarks(benchmarks: Sequence[str]) -> list[str]:
     return known + [b for b in benchmarks if b not in COLUMNS]
 
 
+def overlong_note(evals: EvalPaths) -> str:
+    """A sentence counting the items whose prompt filled the model's context alone (nothing generated,
+    counted wrong: ``generation.overlong_prompts`` of each summary), per benchmark; '' when there are none."""
+    overlong: dict[str, int] = {}
+    asked: dict[str, int] = {}
+    for (_, bench), (summary_path, _) in evals.items():
+        summary = read_json(Path(summary_path))
+        overlong[bench] = overlong.get(bench, 0) + int(summary.get("generation", {}).get("overlong_prompts", 0))
+        asked[bench] = asked.get(bench, 0) + int(summary["n"])
+    parts = [f"{COLUMNS.get(b, b)} {overlong[b]} of {asked[b]}" for b in ordered_benchmarks(list(overlong)) if overlong[b]]
+    if not parts:
+        return ""
+    return (
+        " Prompts longer than the model's context, not truncated but answered with nothing and counted wrong "
+        f"(items over all models): {', '.join(parts)}."
+    )
+
+
 def load_accuracies(evals: EvalPaths) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``{(model, benchmark): (summary.json, predictions.jsonl)}`` -> (accuracy %, n), each [model x benchmark].
 
@@ -268,7 +286,8 @@ def write_tables(
         f"Few-shot chain-of-thought accuracy (%), greedy decoding; avg is the plain mean of the columns. "
         f"Rows from run `{run}` are computed by the workflow (items per benchmark: {n_line}); rows marked "
         "*published* are copied from the papers (TinyLlama-1.1B scale; CT and Rho-1 after 15B tokens) and "
-        "compare with the real configuration, not with a tiny run.\n\n" + to_markdown(both, "model")
+        f"compare with the real configuration, not with a tiny run.{overlong_note(evals)}\n\n"
+        + to_markdown(both, "model")
     )
     save_text(out["results_md"], md)
     save_text(out["results_csv"], _csv(both, "model"))

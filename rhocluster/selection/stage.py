@@ -78,7 +78,7 @@ class ExcessStats:
             row: dict[str, float | int | None] = {"tokens": n, "mean": self.sums[part] / n if n else None}
             cum = np.cumsum(hist)
             for q in self.QUANTILES:
-                row[f"q{round(100 * q)}"] = float(centres[np.searchsorted(cum, q * n)]) if n else None
+                row[f"q{round(100 * q)}"] = round(float(centres[np.searchsorted(cum, q * n)]), 3) if n else None
             out[part] = row
         return out
 
