@@ -213,3 +213,14 @@ def test_the_smoke_config_differs_from_the_real_config_in_sizes_device_and_hub_s
         local = smoke_sources[name]
         assert local.is_local and local.files == source.files and local.key == source.key
         assert local.repo == str(repo_dir("resources/hub", source.repo, source.repo_type)), name
+
+
+def test_the_smoke_dag_has_the_real_dags_rules(workdir, config):
+    """The smoke override runs every rule the real config runs (fewer jobs of each) but the README update,
+    and the planner covers it like the real config."""
+    smoke = load_config([CONFIG, SMOKE], REPO / "config/schema.yaml")
+    jobs = dry_run(workdir, configfiles=("config/rho1-tinyllama.yaml", "config/rho1-smoke.yaml"))
+    check_plan_covers(jobs, smoke)
+    assert set(jobs) == set(REAL_JOBS) - {"update_readme"}
+    assert jobs["train_cpt"] == jobs["score_heldout"] - 2 == 9 and jobs["prepare_web"] == 2 + 1
+    assert jobs["normalize_benchmark"] == len(smoke["evaluation"]["benchmarks"]) and jobs["cluster_level"] == 4
