@@ -442,3 +442,14 @@ def test_a_model_directory_without_a_tokenizer_stops_before_anything_is_written(
     with pytest.raises(HubError, match=r"lacks config\.json"):
         manifest = fetch(HubSource(str(model), "local", "model", ("*.safetensors",)), tmp_path / "cache")
         check_model_files(manifest)
+
+
+def test_a_local_directory_not_written_yet_is_reported_missing_not_looked_up_on_the_hub(tmp_path, monkeypatch):
+    """resources/hub/datasets/org/name (the smoke config's sources before `python -m rhocluster.hub local`)
+    is a path, not a hub id: the preflight says the directory is missing, with no pin or hub advice."""
+    monkeypatch.chdir(tmp_path)
+    source = HubSource("resources/hub/datasets/open-web-math/open-web-math", "local", "dataset", key="data.web")
+    assert source.is_local and source.pinned
+    assert not HubSource("open-web-math/open-web-math", "main", "dataset").is_local
+    problems = preflight([source], tmp_path, offline=True)
+    assert len(problems) == 1 and "local directory does not exist; fix data.web.repo" in problems[0]
