@@ -414,6 +414,15 @@ def benchmark_fetch_problems():
         return [f"evaluation.fetch: {err}"]
 
 
+def prepare_hq_mem_mb():
+    """Memory of prepare_hq, which holds the whole rendered mixture: ~120 bytes per expected token (64 GB
+    for the real ~0.5B-token mixture), at least 2 GB; 64 GB where a dataset gives no approx_tokens."""
+    datasets = config["data"]["hq"]["datasets"]
+    if any("approx_tokens" not in d for d in datasets):
+        return 64000
+    return max(2000, int(sum(d["approx_tokens"] for d in datasets) * 120 / 1e6))
+
+
 def hq_dataset(name):
     """Config entry of one dataset of the HQ mixture (data.hq.datasets)."""
     return next(d for d in config["data"]["hq"]["datasets"] if d["name"] == name)

@@ -224,3 +224,15 @@ def test_the_smoke_dag_has_the_real_dags_rules(workdir, config):
     assert set(jobs) == set(REAL_JOBS) - {"update_readme"}
     assert jobs["train_cpt"] == jobs["score_heldout"] - 2 == 9 and jobs["prepare_web"] == 2 + 1
     assert jobs["normalize_benchmark"] == len(smoke["evaluation"]["benchmarks"]) and jobs["cluster_level"] == 4
+
+
+def test_prepare_hq_asks_for_memory_by_the_mixtures_size(workdir):
+    """prepare_hq holds the rendered mixture: 64 GB for the real ~0.5B tokens, the 2 GB floor for the
+    smoke run's (whose SLURM test node has less than 64 GB)."""
+    for configfiles, want in (
+        (("config/rho1-tinyllama.yaml",), 64200),
+        (("config/rho1-tinyllama.yaml", "config/rho1-smoke.yaml"), 2000),
+    ):
+        proc = run_snakemake(workdir, "-n", "--configfile", *configfiles, "--", "prepare_hq", timeout=300)
+        assert proc.returncode == 0, proc.stdout[-3000:]
+        assert f"mem_mb={want}," in proc.stdout, proc.stdout[-2000:]
