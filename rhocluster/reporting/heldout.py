@@ -233,9 +233,13 @@ def write_heldout_tables(
     names = list(columns)
     n_docs = ", ".join(f"{name} {col.count.size} documents / {int(col.count.sum())} tokens" for name, col in columns.items())
     pct = round(100 * level)
+    labelled = any(name not in (WEB_ALL, PROBLEMS) for name in names)
+    web = "per ground-truth label of held-out web documents" if labelled else (
+        "on held-out web documents (all tokens: no labels in this corpus)"
+    )
     md = (
         f"Held-out loss (mean token loss, nats; lower is better) of every model on text it never trained on, run "
-        f"`{run}`: per ground-truth label of held-out web documents, and on held-out problem/solution documents "
+        f"`{run}`: {web}, and on held-out problem/solution documents "
         f"({n_docs}). A row with several seeds is the mean of its seeds; [{pct}% interval] from a bootstrap over "
         f"documents and seeds ({n_resamples} resamples). It measures what each selection teaches at this scale; "
         "it is not benchmark accuracy." + (f" {note}" if note else "") + "\n\n" + losses_markdown(loss_df, names)
