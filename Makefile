@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CORES ?= all
 
-.PHONY: install run test test-fast lint rulegraph
+.PHONY: install run smoke test test-fast lint rulegraph
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,15 @@ install: $(BIN)/python
 
 run: install
 	$(BIN)/snakemake --cores $(CORES)
+
+# The real config's DAG in miniature, offline (config/rho1-smoke.yaml; docs/running.md): a local hub in
+# the real repositories' layouts, then the real config with only sizes, device and hub sources changed.
+# The benchmark files come from the harness' pinned URLs, or from HARNESS served on localhost.
+HARNESS ?= ../shared/benchmarks/math-evaluation-harness-7fd4949
+SMOKE := $(BIN)/snakemake --cores $(CORES) --configfile config/rho1-tinyllama.yaml config/rho1-smoke.yaml
+smoke: install
+	$(BIN)/python -m rhocluster.hub local resources/hub
+	if [ -d "$(HARNESS)" ]; then $(BIN)/python -m rhocluster.evaluation.mirror "$(HARNESS)" -- $(SMOKE); else $(SMOKE); fi
 
 test: install
 	$(BIN)/pytest -q

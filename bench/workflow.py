@@ -8,6 +8,14 @@ per-job benchmark files by rule.
     python bench/workflow.py --cores 2 --json bench/workflow.json
     python bench/workflow.py --in-place          # run in the repository (results/, README) instead
     python bench/workflow.py --summarize .      # only the per-rule table of an existing run
+
+The smoke run (config/rho1-smoke.yaml over the real config; budget 10 min and 8 GB on 2 cores), from an
+empty results/, its benchmark files from a local copy of the harness:
+
+    python -m rhocluster.hub local resources/hub
+    python -m rhocluster.evaluation.mirror ../shared/benchmarks/math-evaluation-harness-7fd4949 -- \
+        python bench/workflow.py --in-place --run rho1-smoke --json bench/smoke.json \
+        --configfile config/rho1-tinyllama.yaml config/rho1-smoke.yaml
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rhocluster.corpus.hf import add_row_counts
-from rhocluster.hub import HubSource, Manifest, fetch, materialize
+from rhocluster.hub import HubError, HubSource, Manifest, fetch, materialize
 from rhocluster.workflow import logged
 
 
@@ -32,8 +32,28 @@ def fetch_dataset(params: Any, out_manifest: Path | str, log_path: Path | str, *
         add_row_counts(_fetched(params, log, workers)).save(out_manifest)
 
 
+def check_model_files(manifest: Manifest, key: str = "base.hub") -> None:
+    """A model repository must give a ``config.json``, weights (``*.safetensors`` or ``*.bin``) and a
+    tokenizer (``tokenizer.json`` or ``tokenizer.model``); HubError naming the repository and what is missing."""
+    names = {Path(f.path).name for f in manifest.files}
+    missing = []
+    if "config.json" not in names:
+        missing.append("config.json")
+    if not any(n.endswith((".safetensors", ".bin")) for n in names):
+        missing.append("weights (*.safetensors)")
+    if not names & {"tokenizer.json", "tokenizer.model"}:
+        missing.append("a tokenizer (tokenizer.json or tokenizer.model)")
+    if missing:
+        raise HubError(
+            f"{key}: model {manifest.repo} lacks {'; '.join(missing)} among the fetched files "
+            f"({', '.join(sorted(names))}); fix {key}.files or {key}.repo"
+        )
+
+
 def fetch_model(params: Any, out_dir: Path | str, log_path: Path | str, *, workers: int) -> None:
     """Fetch the model that ``params`` name, ``workers`` files at a time, into the directory ``out_dir``
-    (its files and manifest), logging to ``log_path``."""
+    (its files and manifest; nothing when a file it needs is missing), logging to ``log_path``."""
     with logged(log_path) as log:
-        materialize(_fetched(params, log, workers), out_dir)
+        manifest = _fetched(params, log, workers)
+        check_model_files(manifest, params.key)
+        materialize(manifest, out_dir)

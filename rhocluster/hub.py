@@ -13,6 +13,7 @@ source is fetched again without any network access (``HF_HUB_OFFLINE=1`` works f
 
     python -m rhocluster.hub pin --configfile config/rho1-tinyllama.yaml [--write]
     python -m rhocluster.hub check --configfile config/rho1-tinyllama.yaml
+    python -m rhocluster.hub local resources/hub    # stand-ins for the real config's repositories
 """
 
 from __future__ import annotations
@@ -66,8 +67,10 @@ class HubSource:
 
     @property
     def is_local(self) -> bool:
-        """A local directory stands in for the hub repository."""
-        return Path(self.repo).is_dir() or self.repo.startswith(("/", "./", "../"))
+        """A local directory stands in for the hub repository: an existing directory, or a path that no hub
+        id can be (absolute, starting with ``.``, or more than the one ``/`` of ``org/name``), so that a
+        local directory not written yet is reported missing rather than looked up on the hub."""
+        return Path(self.repo).is_dir() or self.repo.startswith(("/", "./", "../")) or self.repo.count("/") > 1
 
     @property
     def pinned(self) -> bool:
@@ -445,7 +448,8 @@ def _load_config(path: Path) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """CLI: ``pin`` resolves every hub revision of a config to a commit; ``check`` runs the preflight."""
+    """CLI: ``pin`` resolves every hub revision of a config to a commit; ``check`` runs the preflight;
+    ``local`` writes the local stand-in repositories (:mod:`rhocluster.localhub`)."""
     parser = argparse.ArgumentParser(prog="python -m rhocluster.hub", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     pin = sub.add_parser("pin", help="resolve branch/tag revisions to commit hashes")
@@ -453,7 +457,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     pin.add_argument("--write", action="store_true", help="rewrite the config file in place (comments kept)")
     check = sub.add_parser("check", help="report what would stop the fetch rules")
     check.add_argument("--configfile", type=Path, required=True)
+    local = sub.add_parser(
+        "local", help="write local stand-ins of the real config's repositories (rhocluster.localhub)"
+    )
+    local.add_argument("root", type=Path, help="directory to write them under, e.g. resources/hub")
+    local.add_argument("--force", action="store_true", help="rewrite repositories already written")
     args = parser.parse_args(argv)
+    if args.command == "local":
+        from rhocluster.localhub import write_local_hub
+
+        for repo_id, path in write_local_hub(args.root, force=args.force).items():
+            print(f"{repo_id}: {path}")
+        return 0
     config = _load_config(args.configfile)
     sources = [s for s in config_sources(config).values() if not s.is_local]
     if args.command == "check":

@@ -368,6 +368,8 @@ def check_before_start():
         allow_unpinned=HUB["allow_unpinned"],
         config_path=" ".join(configfiles) or "config/config.yaml",
     )
+    if any(job.rule.name == "fetch_benchmarks" for job in jobs):
+        problems += benchmark_fetch_problems()
     pending = [
         PendingJob(job.rule.name, job.is_local, dict(job.resources.items()))
         for job in jobs
@@ -391,6 +393,33 @@ def check_before_start():
         raise WorkflowError(
             "Stopped before starting any job:\n  - " + "\n  - ".join(problems)
         )
+
+
+def benchmark_fetch_problems():
+    """What would stop fetch_benchmarks: benchmark files that no mirror (RHO_BENCHMARK_MIRROR), pinned URL
+    or download cache can supply (rhocluster.evaluation.fetch.preflight)."""
+    from rhocluster.evaluation.fetch import load_manifest, mirrors_from_env, preflight
+
+    fetch = config["evaluation"]["fetch"]
+    try:
+        return preflight(
+            load_manifest(fetch["manifest"]),
+            BENCHMARKS,
+            fetch["cache_dir"],
+            mirrors_from_env(),
+            timeout_s=min(10.0, fetch["timeout_s"]),
+        )
+    except (OSError, ValueError) as err:
+        return [f"evaluation.fetch: {err}"]
+
+
+def prepare_hq_mem_mb():
+    """Memory of prepare_hq, which holds the whole rendered mixture: ~120 bytes per expected token (64 GB
+    for the real ~0.5B-token mixture), at least 2 GB; 64 GB where a dataset gives no approx_tokens."""
+    datasets = config["data"]["hq"]["datasets"]
+    if any("approx_tokens" not in d for d in datasets):
+        return 64000
+    return max(2000, int(sum(d["approx_tokens"] for d in datasets) * 120 / 1e6))
 
 
 def hq_dataset(name):
@@ -433,6 +462,8 @@ HELDOUT_LOSSES = {
     }
     for m in MODELS
 }
+# every static mask's summary (first seed's), read by the kept-fraction page of an unlabelled corpus
+MASK_SUMMARIES = {v: f"{R}/masks/{v}/summary.json" for v in SELECTED_MASKS}
 SELECTION_SUMMARIES = {
     v: f"{R}/masks/{v}/summary.json" for v in variants_where(mask="balanced")
 }  # files inside the mask directories: rules read them through the directories (MASK_DIRS)

@@ -66,7 +66,7 @@ else:
             "../envs/hub.yaml"
         threads: 2
         resources:
-            mem_mb=64000,
+            mem_mb=prepare_hq_mem_mb(),
             runtime=4 * 60,
         params:
             datasets=config["data"]["hq"]["datasets"],

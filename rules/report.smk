@@ -11,6 +11,7 @@ rule tables:
     input:
         evals=REPORT_EVAL_FILES,
         summaries=list(label_summaries().values()),
+        masks=list(MASK_SUMMARIES.values()),
     output:
         results_md=f"{R}/tables/results.md",
         results_csv=report(
@@ -45,6 +46,7 @@ rule tables:
         models=ROWS,
         replicates=EVAL_REPLICATES,
         label_replicates=CPT_REPLICATES,
+        masks=MASK_SUMMARIES,
         benchmarks=BENCHMARKS,
         run=RUN,
         variants={name: vars(row) for name, row in VARIANT_ROWS.items()},

@@ -1,9 +1,10 @@
-"""Download the harness' test and prompt files listed in the manifest, verified by sha256."""
+"""Download the harness' test and prompt files listed in the manifest, verified by sha256 (from the
+mirrors in RHO_BENCHMARK_MIRROR first, if any)."""
 
 import sys
 from pathlib import Path
 
-from rhocluster.evaluation.fetch import fetch_files, load_manifest, unpinned_notice
+from rhocluster.evaluation.fetch import fetch_files, load_manifest, mirrors_from_env, unpinned_notice
 from rhocluster.workflow import logged
 
 sm = snakemake  # noqa: F821
@@ -14,6 +15,7 @@ with logged(sm.log[0]) as log:
         Path(sm.output[0]),
         benchmarks=sm.params.benchmarks,
         cache_dir=Path(sm.params.cache_dir),
+        mirrors=mirrors_from_env(),
         retries=sm.params.retries,
         timeout_s=sm.params.timeout_s,
     )

@@ -19,9 +19,12 @@ from rhocluster.evaluation.fetch import (
     DownloadError,
     download,
     fetch_files,
+    Manifest,
     load_manifest,
     main,
+    mirrors_from_env,
     parse_manifest,
+    preflight,
     required_paths,
     select_files,
     sha256_file,
@@ -295,3 +298,73 @@ def test_file_urls_and_command_line(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "4 files" in printed and "4 downloaded" in printed
     assert f"sha256: {sha256_file(source / 'data/gsm8k/test.jsonl')}" in printed
     assert len(load_harness_items(tmp_path / "out", "math")) == 3
+
+
+# --------------------------------------------------------------------------------------
+# Mirrors (RHO_BENCHMARK_MIRROR) and the preflight: the real files through the real fetch path, offline
+# --------------------------------------------------------------------------------------
+
+OFFLINE_BENCHMARKS = [b for b in BENCHMARKS if b != "tabmwp"]  # shared/benchmarks lacks TabMWP's test file
+DEAD = "http://127.0.0.1:9"  # nothing listens there: stands in for an unreachable raw.githubusercontent.com
+
+
+def _offline_manifest() -> Manifest:
+    """The real manifest with its URLs moved to a dead host (the same paths and sha256)."""
+    real = yaml.safe_load(MANIFEST.read_text())
+    for entry in real["files"]:
+        entry["url"] = f"{DEAD}/{entry['path']}"
+    return parse_manifest(real, str(MANIFEST))
+
+
+@needs_harness
+def test_the_real_files_come_from_a_mirror_when_the_pinned_urls_fail(server: FileServer, tmp_path: Path) -> None:
+    from rhocluster.evaluation.mirror import serve
+
+    manifest = _offline_manifest()
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    with serve(HARNESS) as url:
+        assert preflight(manifest, OFFLINE_BENCHMARKS, cache, [url], timeout_s=2) == []
+        fetched = fetch_files(manifest, out, benchmarks=OFFLINE_BENCHMARKS, cache_dir=cache, mirrors=[url],
+                              retries=1, backoff_s=0)  # fmt: skip
+    assert len(fetched) == 12 and all(f.pinned and f.downloaded for f in fetched)
+    for f in fetched:
+        assert f.sha256 == sha256_file(HARNESS / f.path) == sha256_file(out / f.path)
+    assert len(load_harness_items(out, "mmlu_stem")) == 3018
+    # cached with the pinned hash: neither a mirror nor the network is needed again
+    assert preflight(manifest, OFFLINE_BENCHMARKS, cache, [], timeout_s=2) == []
+
+
+def test_with_neither_mirror_nor_network_the_preflight_says_what_is_needed(tmp_path: Path) -> None:
+    manifest = _offline_manifest()
+    problems = preflight(manifest, ["gsm8k", "math"], tmp_path / "cache", [], timeout_s=2)
+    assert len(problems) == 1
+    for needed in ("data/gsm8k/test.jsonl", "prompts/cot/gsm8k.md", "data/math_oai/test.jsonl", "prompts/cot/minerva_math.md"):
+        assert needed in problems[0]
+    assert "RHO_BENCHMARK_MIRROR" in problems[0] and DEAD in problems[0] and manifest.commit in problems[0]
+    with pytest.raises(DownloadError, match=r"data/gsm8k/test\.jsonl: no source could supply it"):
+        fetch_files(manifest, tmp_path / "out", benchmarks=["gsm8k"], cache_dir=tmp_path / "cache", retries=1, backoff_s=0)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_benchmark_file_with_a_wrong_hash_stops_and_writes_nothing(server: FileServer, tmp_path: Path) -> None:
+    good, bad = b"prompt\n", b"tampered\n"
+    server.files = {"data/gsm8k/test.jsonl": b'{"x": 1}\n', "prompts/cot/gsm8k.md": bad}
+    manifest = parse_manifest({"repository": "o/r", "commit": "abcdef0", "files": [
+        {"path": "data/gsm8k/test.jsonl", "url": f"{DEAD}/a", "sha256": _sha(b'{"x": 1}\n')},
+        {"path": "prompts/cot/gsm8k.md", "url": f"{DEAD}/b", "sha256": _sha(good)},
+    ]}, "m.yaml")  # fmt: skip
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    mirror = server.url("").rstrip("/")
+    with pytest.raises(ChecksumMismatch, match=r"prompts/cot/gsm8k\.md: sha256 mismatch") as err:
+        fetch_files(manifest, out, benchmarks=["gsm8k"], cache_dir=cache, mirrors=[mirror], retries=1, backoff_s=0)
+    assert _sha(bad) in str(err.value) and _sha(good) in str(err.value)
+    assert not out.exists(), "the output folder appears whole or not at all"
+    assert not (cache / "abcdef0/prompts/cot/gsm8k.md").exists() and _leftovers(tmp_path) == []
+    assert server.requests.count("prompts/cot/gsm8k.md") == 1, "a wrong hash is not retried elsewhere"
+
+
+def test_mirrors_come_from_the_environment() -> None:
+    assert mirrors_from_env({}) == []
+    assert mirrors_from_env({"RHO_BENCHMARK_MIRROR": "http://a:1 file:///m"}) == ["http://a:1", "file:///m"]
+    with pytest.raises(ValueError, match="RHO_BENCHMARK_MIRROR"):
+        mirrors_from_env({"RHO_BENCHMARK_MIRROR": "/local/dir"})

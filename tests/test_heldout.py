@@ -314,3 +314,20 @@ def test_score_heldout_is_the_trainers_loss_on_each_window(tmp_path):
     with pytest.raises(ValueError, match="exceed the model's 4 positions"):
         score_heldout(tmp_path / "m4", [tmp_path / "s"], [tmp_path / "l4.npy"])
     assert not (tmp_path / "l4.npy").exists()
+
+
+def test_an_unlabelled_web_split_is_one_column_and_the_caption_says_why(tmp_path):
+    rng = np.random.default_rng(1)
+    web_tokens, _ = make_shard(tmp_path / "web", 20, rng, labelled=False)
+    hq_tokens, _ = make_shard(tmp_path / "hq", 10, rng, labelled=False)
+    losses = {}
+    for m in ("base", "ct"):
+        loss_file(tmp_path / f"{m}_web.npy", web_tokens, rng)
+        loss_file(tmp_path / f"{m}_hq.npy", hq_tokens, rng)
+        losses[m] = {"heldout_web": [str(tmp_path / f"{m}_web.npy")], "heldout_hq": [str(tmp_path / f"{m}_hq.npy")]}
+    shards = {"heldout_web": [str(tmp_path / "web")], "heldout_hq": [str(tmp_path / "hq")]}
+    out = {k: tmp_path / f"out.{k}" for k in ("md", "losses_csv", "differences_csv")}
+    write_heldout_tables(shards, losses, {"base": ["base"], "ct": ["ct"]}, ["ct"], EOS, 200, 1, "u", out)
+    md = out["md"].read_text()
+    assert "no labels in this corpus" in md and "per ground-truth label" not in md
+    assert f"| model | {WEB_ALL} | {PROBLEMS} | seeds |" in md

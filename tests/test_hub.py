@@ -97,10 +97,10 @@ def test_web_shards_partition_the_rows_exactly_once(fixtures, tmp_path):
         docs = list(web_shard_docs(manifest, n_shards, shard))
         rows = [int(d["id"].rsplit(":", 1)[1]) for d in docs]
         start, stop = shard_range(40, n_shards, shard)
-        assert rows == [r for r in range(start, stop) if r != 3], "contiguous rows, the empty text skipped"
+        assert rows == list(range(start, stop)), "contiguous rows"
         assert all(set(d) == {"id", "text"} and d["text"] for d in docs), "no spans: unlabelled documents"
         seen += rows
-    assert seen == [r for r in range(40) if r != 3]
+    assert seen == list(range(40))
     assert write_web_shard(manifest, n_shards, 0, tmp_path / "s.jsonl") == len(list(read_jsonl(tmp_path / "s.jsonl")))
     with pytest.raises(ValueError, match="text_field"):
         next(web_shard_docs(manifest, 2, 0, text_field="content"))
@@ -153,7 +153,7 @@ def test_llama_tokenizer_imports_and_tokenizes_unlabelled_shards(fixtures, tmp_p
     manifest = add_row_counts(fetch(owm_source(fixtures), tmp_path))
     write_web_shard(manifest, 1, 0, tmp_path / "web.jsonl")
     meta = tokenize_shard(tmp_path / "web.jsonl", tmp_path / "tokenizer", tmp_path / "shards/00000", 33, TINY_SHAPE.vocab_size)
-    assert meta.has_labels is False and meta.n_documents == 39
+    assert meta.has_labels is False and meta.n_documents == 40
     tokens = Shard(tmp_path / "shards/00000").windows()
     assert tokens.shape[1] == 33 and tokens.max() < n
     flat = tokens.ravel()
@@ -339,7 +339,7 @@ def test_rules_fetch_prepare_and_tokenize_from_the_hub_layout(fixtures, tmp_path
     owm = json.loads((work / r / "downloads/owm.json").read_text())
     assert owm["commit"].startswith("local-") and sum(f["num_rows"] for f in owm["files"]) == 40
     docs = [d for s in range(3) for d in read_jsonl(work / r / f"corpus/web/{s:05d}.jsonl")]
-    assert len(docs) == 39
+    assert len(docs) == 40
     for split, n in (("web", 3), ("hq", 2)):
         for s in range(n):
             meta = json.loads((work / r / f"shards/{split}/{s:05d}.json").read_text())
@@ -366,3 +366,90 @@ def test_unpinned_or_offline_hub_sources_stop_the_run_before_any_job(fixtures, t
     assert "data.web" in proc.stdout and "rhocluster.hub pin" in proc.stdout
     assert "base.hub" in proc.stdout and "HF_HUB_OFFLINE" in proc.stdout
     assert not (work / "results").exists() and not (work / "resources").exists()
+
+
+# --- bad input on the real path: each stops naming the file and the problem, writing nothing -------------
+
+
+def _web_file(root: Path, columns: dict) -> HubSource:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (root / "data").mkdir(parents=True)
+    pq.write_table(pa.table(columns), root / "data/train-00000-of-00001.parquet", row_group_size=2)
+    return HubSource(str(root), "local", "dataset", files=("data/*.parquet",), key="data.web")
+
+
+@pytest.mark.parametrize(
+    "texts, problem",
+    [(["a page", "another", "", "more"], "empty 'text'"), (["a page", None, "x", "y"], "null 'text'"),
+     (["a page", "   \n", "x", "y"], "empty 'text'")],  # fmt: skip
+)
+def test_a_web_file_with_an_empty_or_null_text_stops_naming_the_row(tmp_path, texts, problem):
+    source = _web_file(tmp_path / "owm", {"url": ["u"] * 4, "text": texts})
+    manifest = add_row_counts(fetch(source, tmp_path / "cache"))
+    out = tmp_path / "corpus/web/00000.jsonl"
+    with pytest.raises(ValueError, match=problem) as err:
+        write_web_shard(manifest, 1, 0, out)
+    row = next(i for i, t in enumerate(texts) if not (isinstance(t, str) and t.strip()))
+    assert "train-00000-of-00001.parquet" in str(err.value) and f"row {row} of the file" in str(err.value)
+    assert not out.exists() and not list(out.parent.glob("*")), "nothing half-written"
+
+
+def test_a_web_file_with_a_non_string_text_column_or_none_stops(tmp_path):
+    numbers = add_row_counts(fetch(_web_file(tmp_path / "a", {"url": ["u"] * 3, "text": [1, 2, 3]}), tmp_path / "c"))
+    with pytest.raises(ValueError, match=r"train-00000-of-00001\.parquet.*column 'text' holds int64, not text"):
+        write_web_shard(numbers, 1, 0, tmp_path / "a.jsonl")
+    missing = add_row_counts(fetch(_web_file(tmp_path / "b", {"url": ["u"] * 3, "content": ["x"] * 3}), tmp_path / "c"))
+    with pytest.raises(ValueError, match=r"train-00000-of-00001\.parquet.*no column 'text'.*fix data\.web\.text_field"):
+        write_web_shard(missing, 1, 0, tmp_path / "b.jsonl")
+    assert not (tmp_path / "a.jsonl").exists() and not (tmp_path / "b.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    "body, starts", [('{"query": "q", "response": "r"}\n{"query": "q2", "response": "r2"}\n', "{"), ('"text"', '"')]
+)
+def test_an_hq_json_that_is_not_an_array_stops_naming_the_file(tmp_path, body, starts):
+    (tmp_path / "mm").mkdir()
+    (tmp_path / "mm/MetaMathQA-395K.json").write_text(body)
+    spec = {"name": "metamathqa", "format": "json", "template": "Question: {query}\nAnswer: {response}"}
+    manifest = fetch(HubSource(str(tmp_path / "mm"), "local", "dataset", ("*.json",)), tmp_path / "cache")
+    outs = [tmp_path / "hq" / f"{i:05d}.jsonl" for i in range(2)]
+    with pytest.raises(ValueError, match=rf"MetaMathQA-395K\.json: not a JSON array of records \(it starts with '{starts}'"):
+        build_hq_mixture([spec], [manifest], outs, seed=0, cache_dir=tmp_path / "ds")
+    assert not (tmp_path / "hq").exists(), "nothing half-written"
+
+
+def test_a_model_directory_without_a_tokenizer_stops_before_anything_is_written(fixtures, tmp_path):
+    from rhocluster.fetch import check_model_files, fetch_model
+
+    model = tmp_path / "model"
+    shutil.copytree(fixtures["model"], model)
+    for p in model.glob("tokenizer*"):
+        p.unlink()
+    params = SimpleNamespace(
+        spec={"repo": str(model), "revision": "local", "files": ["config.json", "*.safetensors", "tokenizer*"]},
+        repo_type="model", key="base.hub", cache_dir=str(tmp_path / "cache"), allow_unpinned=False,
+    )  # fmt: skip
+    out = tmp_path / "resources/models/base"
+    with pytest.raises(HubError, match=r"base\.hub: model .*model lacks a tokenizer \(tokenizer\.json or tokenizer\.model\)"):
+        fetch_model(params, out, tmp_path / "log.txt", workers=1)
+    assert not out.exists() and not list(out.parent.glob(".*")), "no half-materialised model directory"
+    # the import of the tokenizer from such a directory says the same
+    with pytest.raises(FileNotFoundError, match="holds no tokenizer"):
+        import_tokenizer(model, tmp_path / "tok", 512)
+    assert not (tmp_path / "tok").exists()
+    with pytest.raises(HubError, match=r"lacks config\.json"):
+        manifest = fetch(HubSource(str(model), "local", "model", ("*.safetensors",)), tmp_path / "cache")
+        check_model_files(manifest)
+
+
+def test_a_local_directory_not_written_yet_is_reported_missing_not_looked_up_on_the_hub(tmp_path, monkeypatch):
+    """resources/hub/datasets/org/name (the smoke config's sources before `python -m rhocluster.hub local`)
+    is a path, not a hub id: the preflight says the directory is missing, with no pin or hub advice."""
+    monkeypatch.chdir(tmp_path)
+    source = HubSource("resources/hub/datasets/open-web-math/open-web-math", "local", "dataset", key="data.web")
+    assert source.is_local and source.pinned
+    assert not HubSource("open-web-math/open-web-math", "main", "dataset").is_local
+    problems = preflight([source], tmp_path, offline=True)
+    assert len(problems) == 1 and "local directory does not exist; fix data.web.repo" in problems[0]

@@ -35,7 +35,8 @@ def test_the_real_config_is_complete_on_its_own(config):
     assert config["evaluation"]["source"] == "fetch" and "tiny_items_per_benchmark" not in RAW["evaluation"]
     assert config["evaluation"]["benchmarks"] == ["gsm8k", "svamp", "asdiv", "mawps", "tabmwp", "mathqa", "mmlu_stem", "sat_math", "math"]
     assert config["variants"] == [
-        "ct", "rho1", "random", "excess_static", "cluster", "cluster_excess", "cluster_slm", "cluster_filter", "excess_smoothed",
+        "ct", "rho1", "random", "excess_static", "cluster", "cluster_excess", "cluster_slm", "cluster_filter",
+        "excess_smoothed",
     ]
     assert config["resources"]["gpu_rules"] is True and config["hub"]["allow_unpinned"] is False
 
@@ -145,3 +146,102 @@ def test_the_pilots_plan_from_its_dry_run_fits_a_node_day(workdir):
     cpt_tokens = pilot["cpt"]["training"]["steps"] * 512 * 2048
     assert 1.9e9 < cpt_tokens < 2.1e9 and cpt_tokens < plan.tokens["web"]  # under one epoch of its shards
     assert plan.total_gpu_hours / 8 <= 24, plan.total_gpu_hours
+
+
+SMOKE = REPO / "config/rho1-smoke.yaml"
+
+
+def flatten(value: object, path: tuple = ()) -> dict[tuple, object]:
+    """Every leaf of a config (mappings and lists walked into) by its key path."""
+    if isinstance(value, dict):
+        return {k: v for key, item in value.items() for k, v in flatten(item, (*path, key)).items()}
+    if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
+        return {k: v for i, item in enumerate(value) for k, v in flatten(item, (*path, i)).items()}
+    return {path: value}
+
+
+def _training(section: str, keys: tuple[str, ...]) -> set[tuple]:
+    return {(section, "training", key) for key in keys}
+
+
+# The keys config/rho1-smoke.yaml changes, by kind; the test below holds it to exactly these.
+SMOKE_SIZES = {
+    ("run",),
+    ("data", "seq_len"),
+    *{("data", "web", key) for key in ("num_shards", "heldout_shards", "approx_tokens")},
+    ("data", "hq", "num_shards"),
+    ("data", "hq", "heldout_docs"),
+    *{("data", "hq", "datasets", i, "approx_tokens") for i in range(4)},
+    *{("model", key) for key in ("hidden_size", "ffn_hidden_size", "num_layers", "num_attention_heads", "num_query_groups")},
+    *_training("reference", ("steps", "global_batch", "warmup_steps", "checkpoint_every", "log_every")),
+    *_training("cpt", ("steps", "global_batch", "warmup_steps", "checkpoint_every", "log_every")),
+    ("scoring", "sample_tokens_per_shard"),
+    ("scoring", "sample_windows_per_shard"),
+    ("scoring", "projection", "dim"),
+    *{("clustering", "levels", i, "k") for i in range(4)},
+    ("evaluation", "benchmarks"),  # tabmwp: not in the offline mirror (config comment)
+    ("evaluation", "limit"),
+    ("evaluation", "max_gen_toks"),
+    ("report", "update_readme"),
+}
+SMOKE_DEVICE = {
+    ("reference", "training", "bf16"),
+    ("cpt", "training", "bf16"),
+    ("evaluation", "device"),
+    ("evaluation", "batch_size"),  # auto (lm-eval's search on a GPU) -> a fixed CPU batch
+    ("resources", "gpu_rules"),
+}
+SMOKE_HUB = {
+    ("data", "web", "repo"),
+    ("data", "web", "revision"),
+    *{("data", "hq", "datasets", i, key) for i in range(4) for key in ("repo", "revision")},
+    ("base", "hub", "repo"),
+    ("base", "hub", "revision"),
+    ("base", "hf_dir"),  # the stand-in model is never materialised where the real TinyLlama goes
+}
+
+
+def test_the_smoke_config_differs_from_the_real_config_in_sizes_device_and_hub_sources_only(config):
+    """config/rho1-smoke.yaml changes exactly the keys above (every one of them, nothing else): the same
+    rules, variants, seeds, budget, evaluation protocol, held-out logic, reports and model vocabulary and
+    context; its hub sources are the local hub's stand-ins for the real repositories."""
+    from rhocluster.hub import config_sources
+    from rhocluster.localhub import SMOKE_SHAPE, repo_dir
+
+    smoke = load_config([CONFIG, SMOKE], REPO / "config/schema.yaml")
+    real, small = flatten(config), flatten(smoke)
+    changed = {key for key in real.keys() | small.keys() if real.get(key, "<absent>") != small.get(key, "<absent>")}
+    assert changed == SMOKE_SIZES | SMOKE_DEVICE | SMOKE_HUB, sorted(changed ^ (SMOKE_SIZES | SMOKE_DEVICE | SMOKE_HUB), key=str)
+    assert smoke["model"] == SMOKE_SHAPE.to_dict(), "the local hub's model has the smoke config's shape"
+    assert smoke["model"]["vocab_size"] == 32000 and smoke["model"]["max_position_embeddings"] == 2048
+    assert smoke["evaluation"]["backend"] == "hf" and smoke["evaluation"]["device"] == "cpu"
+    assert not smoke["reference"]["training"]["bf16"] and not smoke["cpt"]["training"]["bf16"]
+    real_sources, smoke_sources = config_sources(config), config_sources(smoke)
+    assert real_sources.keys() == smoke_sources.keys()
+    for name, source in real_sources.items():
+        local = smoke_sources[name]
+        assert local.is_local and local.files == source.files and local.key == source.key
+        assert local.repo == str(repo_dir("resources/hub", source.repo, source.repo_type)), name
+
+
+def test_the_smoke_dag_has_the_real_dags_rules(workdir, config):
+    """The smoke override runs every rule the real config runs (fewer jobs of each) but the README update,
+    and the planner covers it like the real config."""
+    smoke = load_config([CONFIG, SMOKE], REPO / "config/schema.yaml")
+    jobs = dry_run(workdir, configfiles=("config/rho1-tinyllama.yaml", "config/rho1-smoke.yaml"))
+    check_plan_covers(jobs, smoke)
+    assert set(jobs) == set(REAL_JOBS) - {"update_readme"}
+    assert jobs["train_cpt"] == jobs["score_heldout"] - 2 == 9 and jobs["prepare_web"] == 2 + 1
+    assert jobs["normalize_benchmark"] == len(smoke["evaluation"]["benchmarks"]) and jobs["cluster_level"] == 4
+
+
+def test_prepare_hq_asks_for_memory_by_the_mixtures_size(workdir):
+    """prepare_hq holds the rendered mixture: 64 GB for the real ~0.5B tokens, the 2 GB floor for the
+    smoke run's (whose SLURM test node has less than 64 GB)."""
+    for configfiles, want in (
+        (("config/rho1-tinyllama.yaml",), 64200),
+        (("config/rho1-tinyllama.yaml", "config/rho1-smoke.yaml"), 2000),
+    ):
+        proc = run_snakemake(workdir, "-n", "--configfile", *configfiles, "--", "prepare_hq", timeout=300)
+        assert proc.returncode == 0, proc.stdout[-3000:]
+        assert f"mem_mb={want}," in proc.stdout, proc.stdout[-2000:]

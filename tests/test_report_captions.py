@@ -19,6 +19,7 @@ CONFIGS = {
     "tiny": [REPO / "config/config.yaml"],
     "real": [REPO / "config/rho1-tinyllama.yaml"],
     "pilot": [REPO / "config/rho1-tinyllama.yaml", REPO / "config/rho1-pilot.yaml"],
+    "smoke": [REPO / "config/rho1-tinyllama.yaml", REPO / "config/rho1-smoke.yaml"],
 }
 
 
@@ -35,6 +36,8 @@ def test_every_report_text_renders_without_warning(path, name):
     config = load_config(CONFIGS[name], REPO / "config/schema.yaml")
     html = render(path, config)
     assert html.strip() and "System Message" not in html
+    if path.name == "labels_table.rst":
+        assert ("no ground-truth token labels" in html) == (config["data"]["source"] != "synthetic")
 
 
 def test_a_missing_key_or_bad_markup_fails(tmp_path):

@@ -481,3 +481,45 @@ def test_variant_table_is_the_runs_rows_of_the_declared_table():
     assert list(table.index) == ["ct", "excess_smoothed", "cluster_slm"]
     assert table.loc["excess_smoothed", "shrinkage"] == 0.5 and table.loc["cluster_slm", "group_level"] == 1
     assert table.loc["ct", "what is ranked, when and over which tokens"] == rows["ct"].summary
+
+
+def test_an_unlabelled_corpus_says_so_and_gives_what_it_can(run, tmp_path):
+    """Without token labels the labels page says "no labels" and gives each variant's kept fraction, the
+    fixed excess loss of its kept and dropped tokens and its spread over the leaves, from the masks'
+    summaries as the selection jobs write them."""
+    from rhocluster.selection.stage import ExcessStats
+
+    summaries = {}
+    for v in VARIANTS:
+        summaries[v] = tmp_path / f"{v}.json"
+        summaries[v].write_text(json.dumps({"kept_fraction": 1.0 if v == "ct" else 0.6}))  # no kept_fraction_by_label
+    stats = ExcessStats()
+    excess = np.linspace(-1.0, 3.0, 400).reshape(4, 100)
+    stats.add(excess, np.ones_like(excess, bool), excess > 0.6)
+    masks = {"cluster": tmp_path / "mask.json"}
+    masks["cluster"].write_text(json.dumps({
+        "excess_loss": stats.summary(),
+        "levels": {"levels": [{"n_nonempty_after": 7, "n_nonempty_before": 8, "kept_fraction_min": 0.0, "kept_fraction_max": 0.9}]},
+    }))  # fmt: skip
+    out = table_paths(tmp_path)
+    tables.write_tables(run["evals"], summaries, MODELS, BENCHMARKS, "t", out, mask_summaries=masks)
+    md = out["labels_md"].read_text()
+    assert md.startswith("No ground-truth token labels in this corpus")
+    kept = stats.summary()["kept"]
+    assert kept["tokens"] == 240 and kept["mean"] == pytest.approx(1.8, abs=0.01) and kept["q50"] == pytest.approx(1.8, abs=0.02)
+    assert "| cluster | 60.0 | 1.80 [" in md and "7 of 8 leaves kept from; kept fraction 0.00–0.90 per leaf" in md
+    assert "| ct | 100.0 | — | — | — |" in md
+    assert pd.read_csv(out["labels_csv"], index_col="variant").at["rho1", "kept (%)"] == pytest.approx(60.0)
+
+
+def test_prompts_longer_than_the_context_are_counted_in_the_caption(run, tmp_path):
+    out = table_paths(tmp_path)
+    make_tables(run, out)
+    assert "longer than the model's context" not in out["results_md"].read_text()
+    for model in ("ct", "rho1"):
+        summary = run["evals"][model, "math"][0]
+        data = json.loads(summary.read_text())
+        data["generation"] = {"overlong_prompts": 2}
+        summary.write_text(json.dumps(data))
+    make_tables(run, out)
+    assert f"counted wrong (items over all models): MATH 4 of {N * len(MODELS)}." in out["results_md"].read_text()

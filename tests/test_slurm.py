@@ -1,6 +1,6 @@
 """Running on SLURM: the profiles, the checks that stop a misconfigured run before anything is
-submitted, and (marked integration, excluded by default) the tiny workflow through a real one-node
-SLURM cluster started on this machine.
+submitted, and (marked integration, excluded by default) the tiny workflow and the real config with the
+smoke override through a real one-node SLURM cluster started on this machine.
 
     pytest -m integration tests/test_slurm.py     # needs root and apt (installs slurm-wlm and munge)
 """
@@ -381,3 +381,46 @@ def test_tiny_workflow_runs_through_slurm(slurm_cluster, tmp_path):
     ctld_log = (root / "slurmctld.log").read_text()
     started = set(re.findall(r"(?:sched: Allocate|_start_job: Started) JobId=(\d+)", ctld_log))
     assert set(submitted) <= started, sorted(set(submitted) - started)
+
+
+SMOKE_HARNESS = REPO.parent / "shared" / "benchmarks" / "math-evaluation-harness-7fd4949"
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not SMOKE_HARNESS.is_dir(), reason=f"harness data not found at {SMOKE_HARNESS} (shared/ absent)")
+def test_the_real_config_with_the_smoke_override_runs_through_slurm(slurm_cluster, tmp_path):
+    """The user's command for the real config with only config/rho1-smoke.yaml over it, on the one-node
+    cluster: every non-local job through sbatch. The smoke override is a CPU config (resources.gpu_rules:
+    false), so its profile is profiles/slurm-cpu, which is profiles/slurm without the GPU requests
+    (test_cpu_profile_is_the_gpu_profile_without_gpus); the fetch rules run on the submit host."""
+    from rhocluster.evaluation.mirror import mirror_env, serve
+
+    env, root = slurm_cluster
+    work = copy_workflow(tmp_path / "wf")
+    subprocess.run([sys.executable, "-m", "rhocluster.hub", "local", "resources/hub"], cwd=work, check=True,
+                   capture_output=True)  # fmt: skip
+    with serve(SMOKE_HARNESS) as url:
+        env = {**mirror_env(url, env), "RHO_SLURM_ACCOUNT": "rhotest", "RHO_SLURM_PARTITION": "debug", "OMP_NUM_THREADS": "1"}
+        start = time.monotonic()
+        proc = subprocess.run(
+            [str(Path(sys.executable).parent / "snakemake"), "--cores", "all", "--profile", "profiles/slurm-cpu",
+             "--configfile", "config/rho1-tinyllama.yaml", "config/rho1-smoke.yaml",
+             "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "5",
+             "--slurm-keep-successful-logs"],
+            cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=3600,
+        )  # fmt: skip
+    print(f"smoke config through SLURM: {time.monotonic() - start:.0f} s", file=sys.stderr)
+    assert proc.returncode == 0, proc.stdout[-6000:] + (root / "slurmctld.log").read_text()[-3000:]
+    assert (work / "results/rho1-smoke/tables/results.md").exists()
+    submitted = {
+        log.stem: next(p for p in log.relative_to(work / ".snakemake/slurm_logs").parts if p.startswith("rule_"))
+        for log in (work / ".snakemake/slurm_logs").rglob("*.log")
+    }
+    completed = {
+        m.group(1): m.group(2) for m in re.finditer(r"JobId=(\d+) .*?JobState=(\w+)", (root / "jobcomp.log").read_text())
+    }
+    assert submitted and all(completed.get(j) == "COMPLETED" for j in submitted), (submitted, completed)
+    rules = {r.removeprefix("rule_") for r in submitted.values()}
+    assert {"prepare_web", "prepare_hq", "tokenize", "pretrain_base", "train_reference", "score_reference",
+            "embed_sample", "cluster_level", "assign", "train_cpt", "score_heldout", "evaluate"} <= rules
+    assert not rules & {"fetch_owm", "fetch_hq_dataset", "fetch_base_model", "fetch_benchmarks", "import_tokenizer"}

@@ -46,7 +46,12 @@ def shard_range(n_rows: int, n_shards: int, shard: int) -> tuple[int, int]:
 
 
 def web_shard_docs(manifest: Manifest, n_shards: int, shard: int, text_field: str = "text") -> Iterator[dict]:
-    """Documents of one web shard: ``{"id": "<repo>:<global row>", "text": ...}`` in row order."""
+    """Documents of one web shard: ``{"id": "<repo>:<global row>", "text": ...}`` in row order.
+
+    A file without the ``text_field`` column (or with a non-string one), or a row whose text is null or
+    empty, is a ValueError naming the file, the row and the problem: a corpus that lost documents would
+    shift every row range after it."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     files = sorted((f for f in manifest.files if f.path.endswith(".parquet")), key=lambda f: f.path)
@@ -64,10 +69,14 @@ def web_shard_docs(manifest: Manifest, n_shards: int, shard: int, text_field: st
         lo, hi = max(start, offset), min(stop, offset + f.num_rows)
         if lo < hi:
             pf = pq.ParquetFile(f.local_path)
+            where = f"{f.local_path} ({manifest.repo}: {f.path})"
             if text_field not in pf.schema_arrow.names:
                 raise ValueError(
-                    f"{f.path}: no column {text_field!r} (columns: {pf.schema_arrow.names}); fix data.web.text_field"
+                    f"{where}: no column {text_field!r} (columns: {pf.schema_arrow.names}); fix data.web.text_field"
                 )
+            kind = pf.schema_arrow.field(text_field).type
+            if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+                raise ValueError(f"{where}: column {text_field!r} holds {kind}, not text")
             group_start = offset
             for g in range(pf.metadata.num_row_groups):
                 n = pf.metadata.row_group(g).num_rows
@@ -76,8 +85,13 @@ def web_shard_docs(manifest: Manifest, n_shards: int, shard: int, text_field: st
                     column = pf.read_row_group(g, columns=[text_field]).column(0)
                     texts = column.slice(g_lo - group_start, g_hi - g_lo).to_pylist()
                     for k, text in enumerate(texts):
-                        if text:
-                            yield {"id": f"{manifest.repo}:{g_lo + k}", "text": text}
+                        if not isinstance(text, str) or not text.strip():
+                            problem = "null" if text is None else "empty" if isinstance(text, str) else type(text).__name__
+                            raise ValueError(
+                                f"{where}: row {g_lo + k - offset} of the file (row {g_lo + k} of the dataset) has "
+                                f"{problem} {text_field!r}; every row is a document"
+                            )
+                        yield {"id": f"{manifest.repo}:{g_lo + k}", "text": text}
                 group_start += n
         offset += f.num_rows
 
@@ -113,8 +127,26 @@ def load_records(manifest: Manifest, fmt: str, cache_dir: Path | str | None = No
 
     builder = {"parquet": "parquet", "json": "json", "jsonl": "json"}[fmt]
     files = sorted(f.local_path for f in manifest.files)
-    ds = load_dataset(builder, data_files=files, split="train", cache_dir=None if cache_dir is None else str(cache_dir))
+    if fmt == "json":
+        for path in files:
+            _check_json_array(Path(path))
+    try:
+        ds = load_dataset(builder, data_files=files, split="train", cache_dir=None if cache_dir is None else str(cache_dir))
+    except Exception as err:  # datasets raises many kinds (pyarrow, json, its own)
+        raise ValueError(f"{manifest.repo}: cannot read {', '.join(files)} as {fmt} records: {err}") from err
     return ds.to_list()
+
+
+def _check_json_array(path: Path) -> None:
+    """A ``format: json`` file must be one JSON array (of record objects), as MetaMathQA's and MathInstruct's are."""
+    with open(path, "rb") as fh:
+        head = fh.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not head.startswith(b"["):
+        shown = head[:1].decode("utf-8", "replace") or "nothing"
+        raise ValueError(
+            f"{path}: not a JSON array of records (it starts with {shown!r}); format json expects one array "
+            "like [{...}, {...}], format jsonl one object per line"
+        )
 
 
 def build_hq_mixture(

@@ -10,7 +10,14 @@ Downloads stream into a temporary file beside the destination and are renamed in
 after the hash checks out, so an interrupted or corrupt transfer never leaves a file at the
 final path. Files already present with the right hash are not downloaded again. With a
 ``cache_dir`` (which Snakemake does not manage, unlike a rule's output folder) downloads
-survive a failed or re-run job and are copied from there into the output folder.
+survive a failed or re-run job and are copied from there into the output folder, which appears
+whole or not at all.
+
+Mirrors: ``RHO_BENCHMARK_MIRROR`` (whitespace-separated base URLs, ``http(s)://`` or ``file://``)
+names servers of the harness' files in its own layout (``<base>/data/gsm8k/test.jsonl``); each file
+is tried there first, then at its pinned URL, and checked against the same sha256 whichever
+answers. Offline machines and CI serve a local copy of the harness (:mod:`rhocluster.evaluation.mirror`).
+:func:`preflight` tells, before any job starts, which files no mirror, URL or cache can supply.
 """
 
 from __future__ import annotations
@@ -19,10 +26,12 @@ import argparse
 import hashlib
 import http.client
 import logging
+import os
 import re
 import shutil
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -30,12 +39,13 @@ from typing import Any, Iterable, Sequence
 
 import yaml
 
-from rhocluster.common.atomic import atomic_path, save_json
+from rhocluster.common.atomic import atomic_dir, atomic_path, save_json
 from rhocluster.evaluation.benchmarks import HARNESS_DATA_DIR, PROMPT_FILE, check_benchmark
 
 log = logging.getLogger(__name__)
 
 RECORD_NAME = "fetch.json"  # provenance record written into the output folder
+MIRROR_ENV = "RHO_BENCHMARK_MIRROR"  # base URLs of mirrors of the harness layout, tried before the pinned URLs
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _CHUNK = 1 << 16
 # HTTP statuses worth another try; any other 4xx is final (a wrong URL does not heal)
@@ -232,9 +242,45 @@ def download(
     raise DownloadError(f"cannot download {url} after {retries} attempt(s): {last}") from last
 
 
-def _copy_atomic(src: Path, dest: Path) -> None:
-    with atomic_path(dest, ".part") as tmp:
-        shutil.copyfile(src, tmp)
+def mirrors_from_env(environ: dict[str, str] | None = None) -> list[str]:
+    """Base URLs of harness mirrors named by ``RHO_BENCHMARK_MIRROR`` (whitespace-separated; none when unset)."""
+    value = (os.environ if environ is None else environ).get(MIRROR_ENV, "")
+    mirrors = value.split()
+    bad = [m for m in mirrors if not re.match(r"^(https?|file)://", m)]
+    if bad:
+        raise ValueError(f"{MIRROR_ENV}: {bad[0]!r} is not an http(s):// or file:// base URL")
+    return mirrors
+
+
+def candidate_urls(spec: FileSpec, mirrors: Sequence[str] = ()) -> list[str]:
+    """Where ``spec`` may come from, in order: each mirror's copy in the harness layout, then its pinned URL."""
+    return [f"{m.rstrip('/')}/{spec.path}" for m in mirrors] + [spec.url]
+
+
+def _fetch_one(
+    spec: FileSpec, target: Path, mirrors: Sequence[str], retries: int, timeout_s: float, backoff_s: float
+) -> str:
+    """Download ``spec`` to ``target`` from the first source that answers; a wrong hash from any source stops."""
+    failures = []
+    for url in candidate_urls(spec, mirrors):
+        try:
+            log.info("downloading %s -> %s", url, target)
+            return download(url, target, spec.sha256, retries=retries, timeout_s=timeout_s, backoff_s=backoff_s)
+        except ChecksumMismatch as err:
+            raise ChecksumMismatch(f"{spec.path}: {err}") from None
+        except DownloadError as err:
+            failures.append(str(err))
+    raise DownloadError(
+        f"{spec.path}: no source could supply it:\n  " + "\n  ".join(failures)
+        + f"\n{_WHAT_TO_DO}"
+    )
+
+
+_WHAT_TO_DO = (
+    "Run where raw.githubusercontent.com is reachable; or set RHO_BENCHMARK_MIRROR to the base URL of a copy of "
+    "the harness files in its layout (python -m rhocluster.evaluation.mirror DIR -- <command> serves DIR on "
+    "localhost for a command); or put the files in evaluation.fetch.cache_dir/<commit>/<path>."
+)
 
 
 def fetch_files(
@@ -243,21 +289,44 @@ def fetch_files(
     *,
     benchmarks: Sequence[str] | None = None,
     cache_dir: Path | str | None = None,
+    mirrors: Sequence[str] = (),
     retries: int = 3,
     timeout_s: float = 60.0,
     backoff_s: float = 1.0,
 ) -> list[FetchedFile]:
     """Make ``out_dir`` a harness-layout folder with the manifest's files, verified; return what happened.
 
-    Only the files ``benchmarks`` need are fetched (all files when None). A file already in
-    place (in ``cache_dir/<commit>/`` when given, else in ``out_dir``) with the pinned sha256 is
-    not downloaded again; an unpinned one is kept as first downloaded and its hash reported.
-    Writes ``out_dir/fetch.json`` with the repository, commit and every file's url and sha256.
+    Only the files ``benchmarks`` need are fetched (all files when None), each from the first of
+    ``mirrors`` that has it, else from its URL (:func:`candidate_urls`). A file already in place (in
+    ``cache_dir/<commit>/`` when given, else in ``out_dir``) with the pinned sha256 is not downloaded
+    again; an unpinned one is kept as first downloaded and its hash reported. Writes
+    ``out_dir/fetch.json`` with the repository, commit and every file's url and sha256; with a
+    ``cache_dir``, ``out_dir`` appears only once every file checked out.
     """
     out_dir = Path(out_dir)
-    root = Path(cache_dir) / manifest.commit if cache_dir is not None else out_dir
+    specs = select_files(manifest, benchmarks)
+    if cache_dir is None:
+        return _fetch_into(manifest, specs, out_dir, out_dir, out_dir, mirrors, retries, timeout_s, backoff_s)
+    with atomic_dir(out_dir) as tmp:
+        return _fetch_into(
+            manifest, specs, Path(cache_dir) / manifest.commit, tmp, out_dir, mirrors, retries, timeout_s, backoff_s
+        )
+
+
+def _fetch_into(
+    manifest: Manifest,
+    specs: list[FileSpec],
+    root: Path,
+    out_dir: Path,
+    final_dir: Path,
+    mirrors: Sequence[str],
+    retries: int,
+    timeout_s: float,
+    backoff_s: float,
+) -> list[FetchedFile]:
+    """Fetch ``specs`` into ``root`` (the cache, or the output folder itself) and copy them to ``out_dir``."""
     fetched: list[FetchedFile] = []
-    for spec in select_files(manifest, benchmarks):
+    for spec in specs:
         target = root / spec.path
         actual: str | None = None
         if target.is_file():
@@ -267,8 +336,7 @@ def fetch_files(
                 actual = None
         downloaded = actual is None
         if actual is None:
-            log.info("downloading %s -> %s", spec.url, target)
-            actual = download(spec.url, target, spec.sha256, retries=retries, timeout_s=timeout_s, backoff_s=backoff_s)
+            actual = _fetch_one(spec, target, mirrors, retries, timeout_s, backoff_s)
         else:
             log.info("%s: present with sha256 %s, not downloaded", target, actual)
         if spec.sha256 is None:
@@ -277,7 +345,9 @@ def fetch_files(
                 spec.path, manifest.source or "the manifest", spec.url, actual, actual,
             )
         if root != out_dir:
-            _copy_atomic(target, out_dir / spec.path)
+            dest = out_dir / spec.path
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(target, dest)
         fetched.append(FetchedFile(spec.path, spec.url, actual, spec.sha256 is not None, downloaded))
     record = {
         "repository": manifest.repository,
@@ -286,7 +356,67 @@ def fetch_files(
         "files": [{"path": f.path, "url": f.url, "sha256": f.sha256, "pinned": f.pinned} for f in fetched],
     }
     save_json(out_dir / RECORD_NAME, record)
+    log.info("%d files in %s", len(fetched), final_dir)
     return fetched
+
+
+def _probe(url: str, timeout_s: float) -> str | None:
+    """None when ``url`` answers a HEAD request (a GET where HEAD is not allowed) with 200, else why not."""
+    try:
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout_s):
+                return None
+        except urllib.error.HTTPError as err:
+            if err.code not in (405, 501):
+                raise
+            with urllib.request.urlopen(url, timeout=timeout_s) as response:
+                response.read()
+                return None
+    except urllib.error.HTTPError as err:
+        return f"HTTP {err.code} {err.reason}"
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as err:
+        return f"{type(err).__name__}: {getattr(err, 'reason', err)}"
+
+
+def preflight(
+    manifest: Manifest,
+    benchmarks: Sequence[str] | None,
+    cache_dir: Path | str | None,
+    mirrors: Sequence[str] = (),
+    timeout_s: float = 10.0,
+) -> list[str]:
+    """Problems that would stop :func:`fetch_files` for ``benchmarks``, found before any job starts: files
+    neither cached with their pinned hash nor answered for by a mirror or their URL. Each host that does
+    not answer is tried once (an offline machine waits at most ``timeout_s`` per host)."""
+    try:
+        specs = select_files(manifest, benchmarks)
+    except ValueError as err:
+        return [str(err)]
+    dead_hosts: dict[str, str] = {}
+    missing = []
+    for spec in specs:
+        cached = Path(cache_dir) / manifest.commit / spec.path if cache_dir is not None else None
+        if cached is not None and cached.is_file() and spec.sha256 in (None, sha256_file(cached)):
+            continue
+        reasons = []
+        for url in candidate_urls(spec, mirrors):
+            host = urllib.parse.urlsplit(url).netloc
+            why = dead_hosts.get(host) if host else None
+            if why is None:
+                why = _probe(url, timeout_s)
+                if why is not None and not why.startswith("HTTP") and host:
+                    dead_hosts[host] = why  # unreachable: no other file from there either
+            if why is None:
+                break
+            reasons.append(f"{url}: {why}")
+        else:
+            missing.append(f"{spec.path} ({'; '.join(reasons)})")
+    if not missing:
+        return []
+    return [
+        f"evaluation benchmarks ({manifest.source or 'manifest'}, {manifest.repository}@{manifest.commit}): "
+        f"no mirror, URL or cache supplies {', '.join(missing)}. {_WHAT_TO_DO}"
+    ]
 
 
 def unpinned_notice(fetched: Iterable[FetchedFile], manifest: Manifest) -> str:
@@ -311,7 +441,7 @@ def main(argv: list[str] | None = None) -> None:
     manifest = load_manifest(args.manifest)
     benchmarks = args.benchmarks.split(",") if args.benchmarks else None
     fetched = fetch_files(
-        manifest, args.out_dir, benchmarks=benchmarks, cache_dir=args.cache_dir,
+        manifest, args.out_dir, benchmarks=benchmarks, cache_dir=args.cache_dir, mirrors=mirrors_from_env(),
         retries=args.retries, timeout_s=args.timeout_s,
     )
     print(f"{len(fetched)} files in {args.out_dir} ({sum(f.downloaded for f in fetched)} downloaded)")

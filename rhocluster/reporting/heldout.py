@@ -393,9 +393,13 @@ def write_heldout_tables(
     )
     pct = round(100 * level)
     at_least = "that occurs" if min_count == 1 else f"with at least {min_count} tokens in the column"
+    labelled = any(name not in (WEB_ALL, PROBLEMS) for name in names)
+    web = "per ground-truth label of held-out web documents" if labelled else (
+        "on held-out web documents (all tokens: no labels in this corpus)"
+    )
     md = (
-        f"Held-out loss (nats; lower is better) of every model on text it never trained on, run `{run}`: per "
-        f"ground-truth label of held-out web documents, and on held-out problem/solution documents ({sizes}). "
+        f"Held-out loss (nats; lower is better) of every model on text it never trained on, run `{run}`: "
+        f"{web}, and on held-out problem/solution documents ({sizes}). "
         f"A row with several seeds is the mean of its seeds; [{pct}% interval] from a bootstrap over documents "
         f"and seeds ({n_resamples} resamples). It measures what each selection teaches at this scale; it is not "
         "benchmark accuracy."

@@ -48,6 +48,24 @@ def ordered_benchmarks(benchmarks: Sequence[str]) -> list[str]:
     return known + [b for b in benchmarks if b not in COLUMNS]
 
 
+def overlong_note(evals: EvalPaths) -> str:
+    """A sentence counting the items whose prompt filled the model's context alone (nothing generated,
+    counted wrong: ``generation.overlong_prompts`` of each summary), per benchmark; '' when there are none."""
+    overlong: dict[str, int] = {}
+    asked: dict[str, int] = {}
+    for (_, bench), (summary_path, _) in evals.items():
+        summary = read_json(Path(summary_path))
+        overlong[bench] = overlong.get(bench, 0) + int(summary.get("generation", {}).get("overlong_prompts", 0))
+        asked[bench] = asked.get(bench, 0) + int(summary["n"])
+    parts = [f"{COLUMNS.get(b, b)} {overlong[b]} of {asked[b]}" for b in ordered_benchmarks(list(overlong)) if overlong[b]]
+    if not parts:
+        return ""
+    return (
+        " Prompts longer than the model's context, not truncated but answered with nothing and counted wrong "
+        f"(items over all models): {', '.join(parts)}."
+    )
+
+
 def load_accuracies(evals: EvalPaths) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``{(model, benchmark): (summary.json, predictions.jsonl)}`` -> (accuracy %, n), each [model x benchmark].
 
@@ -159,6 +177,71 @@ def label_cells(summaries: Mapping[str, Path | str], replicates: Mapping[str, Se
     )
 
 
+NO_LABELS = "No ground-truth token labels in this corpus: the kept fraction per label cannot be counted."
+
+
+def _excess_cell(stats: Mapping | None) -> str:
+    if not stats or stats.get("mean") is None:
+        return "—"
+    return f"{stats['mean']:.2f} [{stats['q10']:.2f}, {stats['q50']:.2f}, {stats['q90']:.2f}]"
+
+
+def _leaves_cell(mask: Mapping) -> str:
+    """How a static mask spreads over the leaf clusters, from its summary (balanced or leaf-excess rows)."""
+    if "levels" in mask:
+        leaf = mask["levels"]["levels"][0]
+        return (
+            f"{leaf['n_nonempty_after']} of {leaf['n_nonempty_before']} leaves kept from; "
+            f"kept fraction {leaf['kept_fraction_min']:.2f}–{leaf['kept_fraction_max']:.2f} per leaf"
+        )
+    if "leaves" in mask:
+        return (
+            f"{mask['leaves_kept_whole']} of {mask['leaves']} leaves kept whole, {mask['leaves_kept_partly']} partly, "
+            f"{mask['leaves_dropped']} dropped"
+        )
+    return "—"
+
+
+def unlabelled_table(
+    summaries: Mapping[str, Path | str],
+    mask_summaries: Mapping[str, Path | str],
+    replicates: Mapping[str, Sequence[str]] | None = None,
+) -> pd.DataFrame:
+    """What can be said of each variant's selection without labels: the kept fraction (%, counted by the
+    trainer; mean over seeds), the fixed excess loss (base - reference) of the kept and of the dropped
+    tokens (mean [10%, 50%, 90%], static masks ranked or filled by it) and the spread over the leaf
+    clusters (static masks that read the tree; the first seed's mask)."""
+    reps = {v: list(ms) for v, ms in (replicates or {m: [m] for m in summaries}).items()}
+    rows = {}
+    for variant, models in reps.items():
+        kept = []
+        for m in models:
+            data = read_json(Path(summaries[m]))
+            if "kept_fraction" not in data:
+                raise ValueError(f"{summaries[m]}: training summary lacks key kept_fraction")
+            kept.append(100.0 * data["kept_fraction"])
+        mask = read_json(Path(mask_summaries[variant])) if variant in mask_summaries else {}
+        excess = mask.get("excess_loss", {})
+        rows[variant] = {
+            "kept (%)": float(np.mean(kept)),
+            "excess loss of kept tokens": _excess_cell(excess.get("kept")),
+            "of dropped tokens": _excess_cell(excess.get("dropped")),
+            "leaf clusters": _leaves_cell(mask),
+        }
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def unlabelled_markdown(table: pd.DataFrame) -> str:
+    """The labels page of an unlabelled corpus: it says so, then what can be said without labels."""
+    return (
+        f"{NO_LABELS} What can be said without them: the share of the training tokens each variant kept "
+        "(counted by the trainer; mean over seeds), the fixed excess loss (base minus reference loss, nats) of "
+        "the tokens a static mask kept and of those it dropped as mean [10%, 50%, 90% quantiles] (masks ranked "
+        "or filled by it; random draws and live selection have none), and how a mask that reads the cluster "
+        "tree spreads over its leaves (the first seed's tree).\n\n" + to_markdown(table, "variant")
+    )
+
+
 def _cell(value: object, digits: int) -> str:
     if isinstance(value, str):
         return value
@@ -196,12 +279,14 @@ def write_tables(
     replicates: Mapping[str, Sequence[str]] | None = None,
     label_replicates: Mapping[str, Sequence[str]] | None = None,
     variants: Mapping[str, Mapping[str, object]] | None = None,
+    mask_summaries: Mapping[str, Path | str] | None = None,
 ) -> None:
     """Write ``results_md``/``results_csv`` (ours, then the published rows, each row labelled with its
     source), ``labels_md``/``labels_csv`` and, given ``variants`` (the run's variant-table rows),
     ``variants_csv``. ``evals``: ``{(model, benchmark): (summary, predictions)}``; ``models`` are the rows,
     ``replicates`` their evaluated models (one per seed), ``label_replicates`` the variants' trained
-    models (one per seed)."""
+    models (one per seed). Without token labels the labels page says so and gives
+    :func:`unlabelled_table` (``mask_summaries``: ``{variant: masks/<variant>/summary.json}``)."""
     if variants is not None:
         save_text(out["variants_csv"], _csv(variant_table(variants), "variant"))
     acc, counts = load_accuracies(evals)
@@ -213,13 +298,15 @@ def write_tables(
         f"Few-shot chain-of-thought accuracy (%), greedy decoding; avg is the plain mean of the columns. "
         f"Rows from run `{run}` are computed by the workflow (items per benchmark: {n_line}); rows marked "
         "*published* are copied from the papers (TinyLlama-1.1B scale; CT and Rho-1 after 15B tokens) and "
-        "compare with the real configuration, not with a tiny run.\n\n" + to_markdown(both, "model")
+        f"compare with the real configuration, not with a tiny run.{overlong_note(evals)}\n\n"
+        + to_markdown(both, "model")
     )
     save_text(out["results_md"], md)
     save_text(out["results_csv"], _csv(both, "model"))
     labels = label_table(summaries, label_replicates)
     if labels.empty:
-        labels_md = "No ground-truth token labels in this corpus.\n"
+        labels = unlabelled_table(summaries, mask_summaries or {}, label_replicates)
+        labels_md = unlabelled_markdown(labels) if not labels.empty else NO_LABELS + "\n"
     else:
         labels_md = (
             "Kept fraction (%) of the training tokens of each ground-truth label, per variant "

@@ -106,7 +106,7 @@ def select_leaf_excess_masks(
             lambda i: smoothed_excess(excess(i), leaves[i], means, shrinkage),
             quotas,
         )
-    kept, label_counts = save_masks(masks, shards, leaves, k1, out_masks)
+    kept, label_counts, excess_stats = save_masks(masks, shards, leaves, k1, out_masks, excess)
     whole = int(((kept == counts) & (counts > 0)).sum())
     summary = {
         "policy": kind,
@@ -119,6 +119,7 @@ def select_leaf_excess_masks(
         "leaves_kept_whole": whole,
         "leaves_kept_partly": int(((kept > 0) & (kept < counts)).sum()),
         "leaves_dropped": int(((kept == 0) & (counts > 0)).sum()),
+        "excess_loss": excess_stats.summary(),
     }
     if kind == "excess_smoothed":
         summary["shrinkage"] = shrinkage

@@ -50,17 +50,59 @@ def label_fractions(counts: dict[str, np.ndarray]) -> dict[str, float | None]:
     }
 
 
+class ExcessStats:
+    """Fixed excess loss of the kept and of the dropped target tokens, accumulated shard by shard into
+    fixed histograms (bins of 0.01 nats over [-30, 30], the tails clipped to the end bins): mean and
+    quantiles that need no labels and no second pass over the corpus."""
+
+    EDGES = np.linspace(-30.0, 30.0, 6001)
+    QUANTILES = (0.1, 0.5, 0.9)
+
+    def __init__(self) -> None:
+        self.hist = {part: np.zeros(len(self.EDGES) - 1, np.int64) for part in ("kept", "dropped")}
+        self.sums = {"kept": 0.0, "dropped": 0.0}
+
+    def add(self, excess: np.ndarray, valid: np.ndarray, mask: np.ndarray) -> None:
+        """Add a shard: ``excess`` float [W, S], ``valid`` its target positions, ``mask`` the kept ones."""
+        for part, sel in (("kept", valid & mask), ("dropped", valid & ~mask)):
+            x = np.asarray(excess, np.float64)[sel]
+            self.sums[part] += float(x.sum())
+            self.hist[part] += np.histogram(np.clip(x, self.EDGES[0], self.EDGES[-1]), self.EDGES)[0]
+
+    def summary(self) -> dict[str, dict[str, float | int | None]]:
+        """``{"kept"|"dropped": {"tokens", "mean", "q10", "q50", "q90"}}`` (None where no tokens)."""
+        out: dict[str, dict[str, float | int | None]] = {}
+        centres = (self.EDGES[:-1] + self.EDGES[1:]) / 2
+        for part, hist in self.hist.items():
+            n = int(hist.sum())
+            row: dict[str, float | int | None] = {"tokens": n, "mean": self.sums[part] / n if n else None}
+            cum = np.cumsum(hist)
+            for q in self.QUANTILES:
+                row[f"q{round(100 * q)}"] = round(float(centres[np.searchsorted(cum, q * n)]), 3) if n else None
+            out[part] = row
+        return out
+
+
 def save_masks(
-    masks: Iterable[np.ndarray], shards: Sequence[Shard], leaves: Sequence[np.ndarray], k1: int, out_masks: Sequence[str]
-) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Write each shard's mask (uint8) as it comes; return the kept tokens per leaf and per label."""
+    masks: Iterable[np.ndarray],
+    shards: Sequence[Shard],
+    leaves: Sequence[np.ndarray],
+    k1: int,
+    out_masks: Sequence[str],
+    excess: Callable[[int], np.ndarray] | None = None,
+) -> tuple[np.ndarray, dict[str, np.ndarray], ExcessStats | None]:
+    """Write each shard's mask (uint8) as it comes; return the kept tokens per leaf, per label and, given
+    ``excess(i)`` (shard i's fixed excess loss), the fixed excess loss of the kept and dropped tokens."""
     kept = np.zeros(k1, np.int64)
     label_counts: dict[str, np.ndarray] = {}
+    stats = ExcessStats() if excess is not None else None
     for i, mask in enumerate(masks):
         save_npy(out_masks[i], mask.astype(np.uint8))
         kept += count_leaves(leaves[i], k1, mask=mask)
         count_labels(shards[i], mask, label_counts)
-    return kept, label_counts
+        if stats is not None:
+            stats.add(excess(i), shards[i].target_mask(), mask)
+    return kept, label_counts, stats
 
 
 def ranked_masks(
@@ -137,7 +179,8 @@ def select_cluster_masks(
             lambda i: _scores(policy, i, shards[i].shape, base_loss, ref_loss, dist),
             leaf_quotas,
         )
-    kept, label_counts = save_masks(masks, shards, leaves, k1, out_masks)
+    excess = (lambda i: fixed_excess(base_loss[i], ref_loss[i], shards[i].shape)) if base_loss and ref_loss else None
+    kept, label_counts, excess_stats = save_masks(masks, shards, leaves, k1, out_masks, excess)
     summary = {
         "policy": policy,
         "ranking": "random inside each (leaf, shard) cell" if policy == "random" else "over the whole leaf",
@@ -147,6 +190,8 @@ def select_cluster_masks(
         "kept_fraction": float(kept.sum() / max(1, leaf_counts.sum())),
         "levels": mask_summary(leaf_counts, kept, ancestors),
     }
+    if excess_stats is not None:
+        summary["excess_loss"] = excess_stats.summary()
     if label_counts:
         summary["kept_fraction_by_label"] = label_fractions(label_counts)
     save_json(out_summary, summary)
@@ -175,12 +220,15 @@ def select_top_excess_masks(
     kept = 0
     label_counts: dict[str, np.ndarray] = {}
     threshold = float("inf")
+    excess_stats = ExcessStats()
     for i, mask in enumerate(masks):
         save_npy(out_masks[i], mask.astype(np.uint8))
         kept += int(mask.sum())
         count_labels(shards[i], mask, label_counts)
+        excess = fixed_excess(base_loss[i], ref_loss[i], shards[i].shape)
+        excess_stats.add(excess, shards[i].target_mask(), mask)
         if mask.any():
-            threshold = min(threshold, float(fixed_excess(base_loss[i], ref_loss[i], shards[i].shape)[mask].min()))
+            threshold = min(threshold, float(excess[mask].min()))
     summary = {
         "policy": "excess_static",
         "ranking": "over the whole corpus",
@@ -189,6 +237,7 @@ def select_top_excess_masks(
         "kept": kept,
         "kept_fraction": kept / max(1, n_valid),
         "threshold_excess_loss": threshold,
+        "excess_loss": excess_stats.summary(),
     }
     if label_counts:
         summary["kept_fraction_by_label"] = label_fractions(label_counts)
