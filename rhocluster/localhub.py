@@ -36,7 +36,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from rhocluster.corpus.synthetic import generate_hq_math, generate_math_web
 from rhocluster.corpus.synthetic_math import ALGEBRA, WORD_PROBLEMS, Problem
-from rhocluster.data.atomic import atomic_dir
+from rhocluster.common.atomic import atomic_dir
 from rhocluster.model.shape import LlamaShape
 
 STAMP = ".localhub.json"

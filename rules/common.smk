@@ -415,7 +415,8 @@ def benchmark_fetch_problems():
 
 def prepare_hq_mem_mb():
     """Memory of prepare_hq, which holds the whole rendered mixture: ~120 bytes per expected token (64 GB
-    for the real ~0.5B-token mixture), at least 2 GB; 64 GB where a dataset gives no approx_tokens."""
+    for the real ~0.5B-token mixture), at least 2 GB; 64 GB where a dataset gives no approx_tokens.
+    """
     datasets = config["data"]["hq"]["datasets"]
     if any("approx_tokens" not in d for d in datasets):
         return 64000

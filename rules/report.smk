@@ -11,7 +11,7 @@ rule tables:
     input:
         evals=REPORT_EVAL_FILES,
         summaries=list(label_summaries().values()),
-        masks=list(MASK_SUMMARIES.values()),
+        masks=[f"{R}/masks/{v}" for v in MASK_SUMMARIES],
     output:
         results_md=f"{R}/tables/results.md",
         results_csv=report(

@@ -327,7 +327,7 @@ def test_an_unlabelled_web_split_is_one_column_and_the_caption_says_why(tmp_path
         losses[m] = {"heldout_web": [str(tmp_path / f"{m}_web.npy")], "heldout_hq": [str(tmp_path / f"{m}_hq.npy")]}
     shards = {"heldout_web": [str(tmp_path / "web")], "heldout_hq": [str(tmp_path / "hq")]}
     out = {k: tmp_path / f"out.{k}" for k in ("md", "losses_csv", "differences_csv")}
-    write_heldout_tables(shards, losses, {"base": ["base"], "ct": ["ct"]}, ["ct"], EOS, 200, 1, "u", out)
+    write_heldout_tables(shards, losses, {"base": ["base"], "ct": ["ct"]}, [], EOS, 200, 1, "u", out)
     md = out["md"].read_text()
     assert "no labels in this corpus" in md and "per ground-truth label" not in md
     assert f"| model | {WEB_ALL} | {PROBLEMS} | seeds |" in md
