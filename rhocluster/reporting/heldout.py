@@ -420,9 +420,11 @@ def write_heldout_tables(
             "held-out text better), seed i against seed i on the same resampled documents; two-sided bootstrap "
             "p, * where p < 0.05 (not adjusted for the many cells).\n\n"
             "Mean token loss:\n\n" + pairs_markdown(diff_df, names, TOKEN) + "\n"
-            "Type-balanced mean loss:\n\n" + pairs_markdown(diff_df, names, TYPE) + "\n"
-            "What the pairs show (read off the two tables above; lower: the first row of the pair has the "
-            "lower held-out loss):\n\n" + pairs_prose(diff_df, names)
+            + ("" if "seeds_md" in out else "Type-balanced mean loss:\n\n" + pairs_markdown(diff_df, names, TYPE) + "\n")
+            + "What the pairs show (read off the mean token loss table above and the type-balanced one"
+            + (" on the results page with the per-seed numbers" if "seeds_md" in out else " beside it")
+            + "; lower: the first row of the pair has the lower held-out loss):\n\n"
+            + pairs_prose(diff_df, names)
         )
     if skipped:
         md += "\nPairs declared but skipped, their counterpart not trained in this run: " + ", ".join(
@@ -434,5 +436,16 @@ def write_heldout_tables(
     if "seeds_csv" in out:
         save_text(out["seeds_csv"], seed_df.to_csv(index=False, float_format="%.5f", lineterminator="\n"))
     if "seeds_md" in out:
+        # the page beside the README: every seed's numbers, and the type-balanced pair table (the README's
+        # block keeps the mean token loss pair table and both metrics' loss tables)
         table = seeds_markdown(seed_df, names, TOKEN)
-        save_text(out["seeds_md"], seeds_caption(run, n_resamples, level) + "\n\n" + table if table else "")
+        page = seeds_caption(run, n_resamples, level) + "\n\n" + table if table else ""
+        if pairs:
+            page += (
+                ("\n" if page else "")
+                + "Paired differences of the type-balanced mean loss over the one-factor pairs (as the mean token "
+                "loss pair table of the README: variant minus counterpart, seed i against seed i on the same "
+                "resampled documents; two-sided bootstrap p, * where p < 0.05):\n\n"
+                + pairs_markdown(diff_df, names, TYPE)
+            )
+        save_text(out["seeds_md"], page)

@@ -122,7 +122,7 @@ def page_body(
         f"# Result details, run `{run}`",
     ]
     if heldout_seeds_md and heldout_seeds_md.strip():
-        parts += ["## Held-out loss of every seed", heldout_seeds_md.strip("\n"), "## Accuracy"]
+        parts += ["## Held-out loss of every seed and the type-balanced pairs", heldout_seeds_md.strip("\n"), "## Accuracy"]
     parts += [
         "Accuracy intervals:\n\n" + ci_md.strip("\n"),
         "Paired tests:\n\n" + significance_md.strip("\n"),
