@@ -319,7 +319,7 @@ def _finished_looking_run(work: Path) -> None:
                for o in line.strip()[len("output:"):].split(",")}
     for out in outputs:
         p = work / out
-        if p.name in ("hf", "mcore", "tokenizer", "harness", "fetched"):
+        if p.name in ("hf", "mcore", "tokenizer", "harness", "fetched") or p.parent.name == "masks":  # directory()
             p.mkdir(parents=True, exist_ok=True)
         else:
             p.parent.mkdir(parents=True, exist_ok=True)
