@@ -151,7 +151,10 @@ def test_masks_keep_the_configured_ratio(tiny_run, variant):
         assert set(np.unique(mask)) <= {0, 1} and not mask[:, 0].any()
         kept += int(mask[:, 1:].sum())
         total += mask[:, 1:].size
-    assert kept == round(RATIO * total), "every static mask keeps exactly its budget"
+    # exactly the budget over the corpus; the random control rounds it in every shard (its draws are
+    # per shard), so it may be off by less than one token per shard
+    slack = len(WEB) if variant == "random" else 0
+    assert abs(kept - round(RATIO * total)) <= slack, "every static mask keeps its budget"
     summary = json.loads((tiny_run / R / "masks" / variant / "summary.json").read_text())
     assert summary["kept"] == kept and summary["tokens"] == total
 
