@@ -14,7 +14,7 @@ rule cluster_level:
     priority: 10
     conda:
         "../envs/clustering.yaml"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=16000,
         runtime=240,

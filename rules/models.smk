@@ -13,7 +13,7 @@ rule pretrain_base:
     priority: 10
     conda:
         "../envs/training.yaml"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=8000,
         runtime=24 * 60,
@@ -44,7 +44,7 @@ rule train_reference:
     priority: 10
     conda:
         "../envs/training.yaml"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=8000,
         runtime=24 * 60,

@@ -113,7 +113,7 @@ rule fit_projection:
     priority: 10
     conda:
         "../envs/clustering.yaml"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=16000,
         runtime=120,
