@@ -19,9 +19,8 @@ from typing import Sequence
 
 import numpy as np
 
-from rhocluster.common.atomic import save_json
 from rhocluster.data.shards import Shard, load_aligned
-from rhocluster.selection.stage import fixed_excess, label_fractions, ranked_masks, save_masks
+from rhocluster.selection.stage import fixed_excess, ranked_masks, save_masks, save_summary
 
 __all__ = ["LEAF_EXCESS", "filter_quotas", "leaf_excess_means", "select_leaf_excess_masks", "smoothed_excess"]
 
@@ -119,14 +118,10 @@ def select_leaf_excess_masks(
         "leaves_kept_whole": whole,
         "leaves_kept_partly": int(((kept > 0) & (kept < counts)).sum()),
         "leaves_dropped": int(((kept == 0) & (counts > 0)).sum()),
-        "excess_loss": excess_stats.summary(),
     }
     if kind == "excess_smoothed":
         summary["shrinkage"] = shrinkage
-    if label_counts:
-        summary["kept_fraction_by_label"] = label_fractions(label_counts)
-    save_json(out_summary, summary)
-    return summary
+    return save_summary(out_summary, summary, label_counts, excess_stats)
 
 
 def cluster_filter_kind(files, settings) -> dict:

@@ -83,6 +83,19 @@ class ExcessStats:
         return out
 
 
+def save_summary(
+    path: str, summary: dict, label_counts: dict[str, np.ndarray], excess_stats: ExcessStats | None = None
+) -> dict:
+    """Add what every mask summary records where it has it (the fixed excess loss of kept and dropped
+    tokens, the kept fraction per label), write it as JSON and return it."""
+    if excess_stats is not None:
+        summary["excess_loss"] = excess_stats.summary()
+    if label_counts:
+        summary["kept_fraction_by_label"] = label_fractions(label_counts)
+    save_json(path, summary)
+    return summary
+
+
 def save_masks(
     masks: Iterable[np.ndarray],
     shards: Sequence[Shard],
@@ -190,12 +203,7 @@ def select_cluster_masks(
         "kept_fraction": float(kept.sum() / max(1, leaf_counts.sum())),
         "levels": mask_summary(leaf_counts, kept, ancestors),
     }
-    if excess_stats is not None:
-        summary["excess_loss"] = excess_stats.summary()
-    if label_counts:
-        summary["kept_fraction_by_label"] = label_fractions(label_counts)
-    save_json(out_summary, summary)
-    return summary
+    return save_summary(out_summary, summary, label_counts, excess_stats)
 
 
 def select_top_excess_masks(
@@ -237,12 +245,8 @@ def select_top_excess_masks(
         "kept": kept,
         "kept_fraction": kept / max(1, n_valid),
         "threshold_excess_loss": threshold,
-        "excess_loss": excess_stats.summary(),
     }
-    if label_counts:
-        summary["kept_fraction_by_label"] = label_fractions(label_counts)
-    save_json(out_summary, summary)
-    return summary
+    return save_summary(out_summary, summary, label_counts, excess_stats)
 
 
 # --- the mask kinds' entry points (rhocluster.selection.kinds) ---------------------------------------
@@ -268,10 +272,7 @@ def random_kind(files, settings) -> dict:
         "kept": kept,
         "kept_fraction": kept / max(1, total),
     }
-    if label_counts:
-        summary["kept_fraction_by_label"] = label_fractions(label_counts)
-    save_json(files.out_summary, summary)
-    return summary
+    return save_summary(files.out_summary, summary, label_counts)
 
 
 def excess_static_kind(files, settings) -> dict:
