@@ -101,14 +101,14 @@ def test_masks_equal_a_global_sort_and_keep_exactly_the_budget(corpus, kind, wei
 
 
 def test_zero_shrinkage_is_excess_static(corpus):
-    from rhocluster.selection.stage import select_top_excess_masks
+    from rhocluster.selection.stage import select_excess_static_masks
 
     tmp, files = corpus
     a = [str(tmp / f"a{i}.npy") for i in range(3)]
     b = [str(tmp / f"b{i}.npy") for i in range(3)]
     select_leaf_excess_masks("excess_smoothed", files["prefixes"], files["leaves"], files["base"], files["ref"], a,
                              str(tmp / "a.json"), budget=0.6, shrinkage=0.0)
-    select_top_excess_masks(files["prefixes"], files["base"], files["ref"], b, str(tmp / "b.json"), budget=0.6)
+    select_excess_static_masks(files["prefixes"], files["base"], files["ref"], b, str(tmp / "b.json"), budget=0.6)
     for x, y in zip(a, b):
         np.testing.assert_array_equal(np.load(x), np.load(y))
 

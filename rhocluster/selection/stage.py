@@ -206,7 +206,7 @@ def select_cluster_masks(
     return save_summary(out_summary, summary, label_counts, excess_stats)
 
 
-def select_top_excess_masks(
+def select_excess_static_masks(
     shard_prefixes: Sequence[str],
     base_loss: Sequence[str],
     ref_loss: Sequence[str],
@@ -276,8 +276,8 @@ def random_kind(files, settings) -> dict:
 
 
 def excess_static_kind(files, settings) -> dict:
-    """``excess_static``: :func:`select_top_excess_masks`."""
-    return select_top_excess_masks(
+    """``excess_static``: :func:`select_excess_static_masks`."""
+    return select_excess_static_masks(
         files.prefixes, files.base_loss, files.ref_loss, files.out_masks, files.out_summary, budget=settings["budget"]
     )
 
