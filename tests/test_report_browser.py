@@ -213,3 +213,52 @@ def test_every_page_of_the_report_reads_clean(tiny_report, tmp_path):
     print(f"\nscreenshots of {len(visited)} report pages: {tmp_path}")
     assert len(visited) > 10, visited
     assert not problems, "\n".join(problems)
+
+
+BROKEN_WORKFLOW = '''
+from pathlib import Path
+
+SVG = '<svg xmlns="http://www.w3.org/2000/svg" width="80" height="40"><rect width="80" height="40" fill="teal"/></svg>'
+
+
+rule all:
+    input:
+        "ok.txt", "warn.txt", "bare.txt", "none.txt", "a.svg", "b.svg",
+
+
+rule make:
+    output:
+        report("ok.txt", caption="ok.rst", category="Tables"),
+        report("warn.txt", caption="warn.rst", category="Tables"),
+        report("bare.txt", category="Tables"),
+        report("none.txt", caption="none.rst", category="Tables"),
+        report("a.svg", caption="ok.rst", category="Figures", subcategory="first"),
+        report("b.svg", caption="ok.rst", category="Figures", subcategory="second"),
+    run:
+        for path in output:
+            Path(path).write_text(SVG if path.endswith(".svg") else "x\\n")
+'''
+
+
+def test_a_broken_caption_fails_naming_the_page(tmp_path):
+    """A report with a docutils error, a result without a caption and a caption showing a missing value
+    (None) in it, next to clean results in a category with two subcategories: the reader names exactly
+    the three broken pages."""
+    work = tmp_path / "workflow"
+    work.mkdir()
+    (work / "Snakefile").write_text(BROKEN_WORKFLOW)
+    (work / "ok.rst").write_text("A clean caption of ``{{ snakemake.config['run'] }}``, long enough to read.\n")
+    (work / "warn.rst").write_text("A caption with bad markup.\n\nterm\n  definition\nno blank line after it\n")
+    (work / "none.rst").write_text("The budget is {{ snakemake.config.get('budget') }} of the target tokens.\n")
+    for args in (["--cores", "1", "--config", "run=x"], ["--report", "report.html", "--config", "run=x"]):
+        proc = run_snakemake(work, *args, timeout=300)
+        assert proc.returncode == 0, proc.stdout[-3000:]
+    problems, visited = read_report(work / "report.html", tmp_path / "shots")
+    print(f"\nscreenshots of {len(visited)} report pages: {tmp_path / 'shots'}")
+    assert "Figures / second / b.svg (view)" in visited and "Tables / ok.txt (information)" in visited
+    assert [p.split(":")[0] for p in problems] == [
+        "Tables / bare.txt",
+        "Tables / none.txt (information)",
+        "Tables / warn.txt (information)",
+    ], problems
+    assert "no caption" in problems[0] and "'None'" in problems[1] and "System Message" in problems[2]
