@@ -30,7 +30,7 @@ CHROMIUM = os.environ.get("RHOCLUSTER_CHROMIUM") or shutil.which("chromium") or 
 pytestmark = [
     pytest.mark.skipif(
         not (CHROMIUM and Path(CHROMIUM).exists()),
-        reason="Chromium not installed (apt-get install chromium, as .ci/run does where it runs as root)",
+        reason=f"Chromium not found ({CHROMIUM or 'none on PATH'}): apt-get install chromium, as .ci/run does as root",
     ),
     pytest.mark.skipif(
         importlib.util.find_spec("playwright") is None,
