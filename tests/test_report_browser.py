@@ -88,15 +88,16 @@ class Reader:
     def rows(self):
         return self.page.locator(f"{SIDEBAR} table tbody tr")
 
-    def check(self, name: str, text: str, *, empty_ok: bool = False) -> None:
-        """Screenshot the page now shown; record bad ``text`` (what a reader reads on it) or JS errors."""
+    def check(self, name: str, text: str, *, empty: bool = False) -> None:
+        """Screenshot the page now shown; record bad ``text`` (what a reader reads on it), an ``empty``
+        page or JavaScript errors."""
         self.visited.append(name)
         slug = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")
         self.page.screenshot(path=str(self.shots / f"{len(self.visited):02d}-{slug}.png"))
         if bad := BAD_TEXT.search(text):
             start = max(bad.start() - 80, 0)
             self.problems.append(f"{name}: shows {bad.group()!r}: ...{text[start : bad.end() + 80]!r}")
-        if not empty_ok and not text.strip():
+        if empty:
             self.problems.append(f"{name}: the page is empty")
         self.problems += [f"{name}: JavaScript error {err!r}" for err in self.js_errors]
         self.js_errors.clear()
@@ -105,9 +106,10 @@ class Reader:
         return self.page.locator(MAIN).first.inner_text()
 
     def page_check(self, name: str) -> None:
-        """A page of the main pane (front page, Workflow, Statistics, About): sidebar and main text."""
+        """A page with the main pane and the sidebar (front page, Workflow, Statistics, About, a list)."""
         media = self.page.locator(f"{MAIN} canvas, {MAIN} svg, {MAIN} img").count() > 0
-        self.check(name, self.page.locator("#app").inner_text(), empty_ok=media)
+        empty = not media and not self.main_text().strip()
+        self.check(name, self.page.locator("#app").inner_text(), empty=empty)
 
     def view(self, name: str, row) -> None:
         """A result's eye button: its figure or HTML page in the main pane (a table only downloads)."""
@@ -117,15 +119,15 @@ class Reader:
         eye.click()
         shown = self.page.locator(f"{MAIN} img, {MAIN} iframe").first
         shown.wait_for()
-        text = ""
         if shown.evaluate("el => el.tagName") == "IMG":
             shown.evaluate("img => img.decode()")
-            if not shown.evaluate("img => img.complete && img.naturalWidth > 0"):
-                self.problems.append(f"{name}: the image does not load")
-            text = "image"
+            text, empty = "", not shown.evaluate("img => img.complete && img.naturalWidth > 0")
         else:
-            text = shown.content_frame.locator("body").inner_text()
-        self.check(f"{name} (view)", text)
+            frame = shown.element_handle().content_frame()
+            frame.wait_for_load_state()
+            text = frame.locator("body").inner_text()
+            empty = not text.strip()
+        self.check(f"{name} (view)", text, empty=empty)
 
     def information(self, name: str, row) -> None:
         """A result's information button: the sidebar shows its path, caption, size, rule and parameters.
@@ -215,7 +217,7 @@ def test_every_page_of_the_report_reads_clean(tiny_report, tmp_path):
     assert not problems, "\n".join(problems)
 
 
-BROKEN_WORKFLOW = '''
+BROKEN_WORKFLOW = """
 from pathlib import Path
 
 SVG = '<svg xmlns="http://www.w3.org/2000/svg" width="80" height="40"><rect width="80" height="40" fill="teal"/></svg>'
@@ -223,7 +225,7 @@ SVG = '<svg xmlns="http://www.w3.org/2000/svg" width="80" height="40"><rect widt
 
 rule all:
     input:
-        "ok.txt", "warn.txt", "bare.txt", "none.txt", "a.svg", "b.svg",
+        "ok.txt", "warn.txt", "bare.txt", "none.txt", "short.txt", "a.svg", "b.svg",
 
 
 rule make:
@@ -232,23 +234,25 @@ rule make:
         report("warn.txt", caption="warn.rst", category="Tables"),
         report("bare.txt", category="Tables"),
         report("none.txt", caption="none.rst", category="Tables"),
+        report("short.txt", caption="short.rst", category="Tables"),
         report("a.svg", caption="ok.rst", category="Figures", subcategory="first"),
         report("b.svg", caption="ok.rst", category="Figures", subcategory="second"),
     run:
         for path in output:
             Path(path).write_text(SVG if path.endswith(".svg") else "x\\n")
-'''
+"""
 
 
 def test_a_broken_caption_fails_naming_the_page(tmp_path):
-    """A report with a docutils error, a result without a caption and a caption showing a missing value
-    (None) in it, next to clean results in a category with two subcategories: the reader names exactly
-    the three broken pages."""
+    """A report with a docutils error, a result without a caption, a caption showing a missing value
+    (None) and one that renders to a word, next to clean results in a category with two subcategories:
+    the reader names exactly the four broken pages."""
     work = tmp_path / "workflow"
     work.mkdir()
     (work / "Snakefile").write_text(BROKEN_WORKFLOW)
     (work / "ok.rst").write_text("A clean caption of ``{{ snakemake.config['run'] }}``, long enough to read.\n")
     (work / "warn.rst").write_text("A caption with bad markup.\n\nterm\n  definition\nno blank line after it\n")
+    (work / "short.rst").write_text("{{ snakemake.config.get('caption', '') }}Run.\n")
     (work / "none.rst").write_text("The budget is {{ snakemake.config.get('budget') }} of the target tokens.\n")
     for args in (["--cores", "1", "--config", "run=x"], ["--report", "report.html", "--config", "run=x"]):
         proc = run_snakemake(work, *args, timeout=300)
@@ -259,6 +263,8 @@ def test_a_broken_caption_fails_naming_the_page(tmp_path):
     assert [p.split(":")[0] for p in problems] == [
         "Tables / bare.txt",
         "Tables / none.txt (information)",
+        "Tables / short.txt",
         "Tables / warn.txt (information)",
     ], problems
-    assert "no caption" in problems[0] and "'None'" in problems[1] and "System Message" in problems[2]
+    assert "no caption" in problems[0] and "'None'" in problems[1] and "System Message" in problems[3]
+    assert "'Run.' is (nearly) empty" in problems[2]
