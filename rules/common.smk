@@ -5,7 +5,12 @@ from pathlib import Path
 import re
 
 from rhocluster.clustering.trees import tree_seeds, trees_note
-from rhocluster.variants import cpt_models, cpt_seeds, load_variants, variant_pairs
+from rhocluster.workflow.variants import (
+    cpt_models,
+    cpt_seeds,
+    load_variants,
+    variant_pairs,
+)
 
 # envs/*.yaml install this package with `--editable ${RHOCLUSTER_ROOT}` (pip expands the variable in
 # the requirements file conda writes): Snakemake copies each env file under .snakemake/conda before
@@ -58,7 +63,7 @@ HELDOUT = [
 ]
 SHARD_SUFFIXES = [".bin", ".idx", ".labels.npy", ".json"]
 
-# The variant table (rhocluster/variants.yaml + variant_table), checked before the DAG is built.
+# The variant table (rhocluster/workflow/variants.yaml + variant_table), checked before the DAG is built.
 VARIANT_ROWS = load_variants(config)
 VARIANTS = list(VARIANT_ROWS)
 # Every variant once per training seed (cpt.seeds): "cluster", then "cluster.s1", "cluster.s2", ...
@@ -335,7 +340,7 @@ def final_targets():
 
 
 def hub_fetch_name(job):
-    """Name of the hub source a pending fetch job downloads (keys of rhocluster.hub.config_sources)."""
+    """Name of the hub source a pending fetch job downloads (keys of rhocluster.hub.download.config_sources)."""
     if job.rule.name == "fetch_hq_dataset":
         return f"hq/{job.wildcards.dataset}"
     return {"fetch_owm": "owm", "fetch_base_model": "base"}.get(job.rule.name)
@@ -349,8 +354,8 @@ def check_before_start():
     from os.path import relpath
 
     from snakemake.exceptions import WorkflowError
-    from rhocluster.hub import config_sources, preflight
-    from rhocluster.preflight import (
+    from rhocluster.hub.download import config_sources, preflight
+    from rhocluster.workflow.preflight import (
         PendingJob,
         check_local_gpus,
         check_model_parallel,

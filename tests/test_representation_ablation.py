@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rhocluster.reporting.heldout import PROBLEMS, TOKEN, TYPE, WEB_ALL, write_heldout_tables
+from rhocluster.reporting.heldout_tables import PROBLEMS, TOKEN, TYPE, WEB_ALL, write_heldout_tables
 from rhocluster.reporting.reproduce import parse_tables
 from tests.test_heldout import EOS, make_shard
 

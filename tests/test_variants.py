@@ -1,4 +1,4 @@
-"""The variant table (rhocluster.variants): the shipped rows, what each implies, and bad declarations
+"""The variant table (rhocluster.workflow.variants): the shipped rows, what each implies, and bad declarations
 failing before the DAG is built, naming the variant and key."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 import yaml
 from snakemake.utils import validate
 
-from rhocluster.variants import VariantError, builtin_table, load_variants, variant_pairs, variant_rows
+from rhocluster.workflow.variants import VariantError, builtin_table, load_variants, variant_pairs, variant_rows
 from tests.conftest import change_config, copy_workflow, run_snakemake
 
 REPO = Path(__file__).resolve().parents[1]
@@ -144,7 +144,7 @@ def test_each_seed_gets_its_tree_and_the_masks_that_follow_it(mode):
     """clustering.trees: per_seed gives seed i's cluster rows tree s{i}, so every balanced mask is per seed;
     shared gives every seed tree s0, and a ranked balanced mask (cluster_excess) is then shared."""
     from rhocluster.clustering.trees import tree_seeds, trees_note
-    from rhocluster.variants import cpt_models
+    from rhocluster.workflow.variants import cpt_models
 
     config = yaml.safe_load((REPO / "config/config.yaml").read_text())
     config["clustering"]["trees"] = mode
@@ -192,11 +192,11 @@ def test_a_new_kind_is_one_registry_entry(tmp_path, monkeypatch):
 
     from rhocluster.data.shards import write_shard
     from rhocluster.selection import kinds
-    from rhocluster.variants import cpt_models
+    from rhocluster.workflow.variants import cpt_models
 
     dummy = kinds.MaskKind("first_half", (), "tests.test_variants:first_half_kind", "the first half of every window")
     monkeypatch.setitem(kinds.KINDS, "first_half", dummy)
-    monkeypatch.setattr("rhocluster.variants.MASKS", tuple(kinds.KINDS))
+    monkeypatch.setattr("rhocluster.workflow.variants.MASKS", tuple(kinds.KINDS))
     cfg = default_config()
     cfg["variant_table"] = {"half": {"tokens": "mask", "mask": "first_half", "summary": "x"}}
     cfg["variants"] = ["ct", "half"]
