@@ -102,15 +102,24 @@ def mask_keys(**row):
     )
 
 
+def mask_dirs(**row):
+    """{variant: its first seed's mask directory (masks/{variant}/, one select_tokens job's output)} of
+    the variants whose row has the given values, e.g. ``mask_dirs(tokens="mask")``: every static mask.
+    Rules depend on the directories; the scripts read the summaries inside (``summary_files``).
+    """
+    return {v: f"{R}/masks/{v}" for v in variants_where(**row)}
+
+
+def summary_files(dirs):
+    """{variant: the summary.json inside its mask directory} of ``mask_dirs(...)``."""
+    return {v: f"{d}/summary.json" for v, d in dirs.items()}
+
+
 TREE_VARIANTS = [v for v, row in VARIANT_ROWS.items() if row.uses_tree]
 # The cluster trees (rhocluster.clustering.trees), each with its seed: one per training seed ("s0",
 # "s1", ...: sample draw, projection and k-means seeds from cpt.seeds[i]) unless clustering.trees is
 # shared (one tree "s0"). A CPT model's rows use CPT[model].tree; the inspection pages show tree s0.
 TREES = tree_seeds(config, cpt_seeds(config))
-# every ranked or tree-sampled mask's summary (not the random control's, which has none)
-SELECTED_MASKS = variants_where(
-    tokens="mask"
-)  # every static mask's summary (the first seed's)
 LEVELS = list(range(1, len(config["clustering"]["levels"]) + 1))
 BENCHMARKS = config["evaluation"]["benchmarks"]
 LEVEL_FILES = ["centroids.npy", "parents.npy", "sizes.npy", "summary.json"]
@@ -296,12 +305,11 @@ def mask_model(wildcards):
 
 def inspect_inputs(wildcards):
     """Shards, leaf ids, the first seed's cluster tree, its static masks and the tokenizer (inspect_clusters)."""
-    static = variants_where(tokens="mask")
     return {
         "shards": all_shard_files("web"),
         "leaves": assign_files("s0", "leaf"),
         "levels": tree_files("s0"),
-        "masks": [f"{R}/masks/{v}" for v in static],
+        "masks": list(mask_dirs(tokens="mask").values()),
         "tokenizer": f"{R}/tokenizer",
     }
 
@@ -331,7 +339,7 @@ def final_targets():
         f"{R}/tables/results.csv",
         f"{R}/tables/labels.md",
     ]
-    targets += [f"{R}/masks/{v}" for v in SELECTED_MASKS]
+    targets += list(mask_dirs(tokens="mask").values())
     targets += [f"{R}/clusters/inspect/examples.html"] if TREE_VARIANTS else []
     targets += REPORT_TARGETS  # figures and statistics, defined below
     if config["report"]["update_readme"]:
@@ -468,12 +476,6 @@ HELDOUT_LOSSES = {
     }
     for m in MODELS
 }
-# every static mask's summary (first seed's), read by the kept-fraction page of an unlabelled corpus
-MASK_SUMMARIES = {v: f"{R}/masks/{v}/summary.json" for v in SELECTED_MASKS}
-SELECTION_SUMMARIES = {
-    v: f"{R}/masks/{v}/summary.json" for v in variants_where(mask="balanced")
-}  # files inside the mask directories: rules read them through the directories (MASK_DIRS)
-MASK_DIRS = {v: f"{R}/masks/{v}" for v in SELECTION_SUMMARIES}
 # everything the report rules make beyond tables/results.*: intervals, paired tests, figures
 REPORT_TARGETS = [
     f"{R}/tables/ci.csv",
@@ -481,7 +483,7 @@ REPORT_TARGETS = [
     f"{FIGURES}/accuracy.png",
     f"{FIGURES}/loss.png",
     f"{FIGURES}/kept_fraction.png",
-] + ([f"{FIGURES}/clusters.png"] if SELECTION_SUMMARIES else [])
+] + ([f"{FIGURES}/clusters.png"] if mask_dirs(mask="balanced") else [])
 REPORT_TARGETS += [f"{R}/tables/heldout.md"] if HELDOUT else []
 # assign's reference-loss output, only under scoring.fused_pass (see rules/scoring.smk)
 ASSIGN_REF_LOSS = (
