@@ -4,7 +4,7 @@ from pathlib import Path
 
 from rhocluster.model.convert import export_hf
 from rhocluster.model.mcore_format import load_mcore
-from rhocluster.workflow.job import logged
+from rhocluster.workflow.scripts import logged
 
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]):

@@ -7,7 +7,7 @@ from pathlib import Path
 from rhocluster.corpus.tokenizer import load_tokenizer
 from rhocluster.reporting.heldout_tables import write_heldout_tables
 from rhocluster.workflow.variants import Pair
-from rhocluster.workflow.job import logged
+from rhocluster.workflow.scripts import logged
 
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]) as log:

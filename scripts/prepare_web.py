@@ -2,7 +2,7 @@
 
 from rhocluster.corpus.hf import write_web_shard
 from rhocluster.hub.download import load_manifest
-from rhocluster.workflow.job import logged
+from rhocluster.workflow.scripts import logged
 
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]) as log:

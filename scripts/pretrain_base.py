@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from rhocluster.training.jobs import import_hf_base, launch_training, rule_spec
-from rhocluster.workflow.job import logged, set_threads
+from rhocluster.workflow.scripts import logged, set_threads
 
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]):

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from rhocluster.workflow.provenance import code_fingerprint
 from rhocluster.reporting.readme import write_readme
-from rhocluster.workflow.job import logged
+from rhocluster.workflow.scripts import logged
 
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]) as log:

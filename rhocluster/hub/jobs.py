@@ -14,7 +14,7 @@ from typing import Any
 
 from rhocluster.corpus.hf import add_row_counts
 from rhocluster.hub.download import HubError, HubSource, Manifest, fetch, materialize
-from rhocluster.workflow.job import logged
+from rhocluster.workflow.scripts import logged
 
 
 def _fetched(params: Any, log: logging.Logger, workers: int) -> Manifest:

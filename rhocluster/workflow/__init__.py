@@ -4,7 +4,7 @@
   settings and reports;
 - :mod:`.preflight`: the checks ``onstart`` runs before any job (SLURM, GPUs, model-parallel sizes);
 - :mod:`.provenance`: the fingerprint of the code that wrote a run;
-- :mod:`.job`: the glue of the thin ``scripts/`` (the rule's log, threads, start-up line).
+- :mod:`.scripts`: what every thin ``scripts/`` entry point uses (the rule's log, threads, start-up line).
 
 Light on purpose: rules/common.smk imports it while it builds the DAG.
 """
