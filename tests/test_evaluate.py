@@ -463,7 +463,7 @@ def test_backend_checks_fail_clearly(monkeypatch: pytest.MonkeyPatch, tmp_path: 
 
     import torch
 
-    from rhocluster.evaluation import run
+    from rhocluster.evaluation import evaluate as run
     from rhocluster.evaluation.evaluate import VLLMSettings, check_backend
 
     real_find_spec = importlib.util.find_spec
@@ -499,7 +499,7 @@ def test_backend_checks_fail_clearly(monkeypatch: pytest.MonkeyPatch, tmp_path: 
 
 
 def test_command_line_batch_size_and_vllm_flags(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from rhocluster.evaluation import run
+    from rhocluster.evaluation import evaluate as run
 
     seen: dict[str, object] = {}
 
