@@ -196,7 +196,8 @@ def write_web_dataset(out: Path, texts: list[Any], files: int | Sequence[int], r
             row_group,
         )
         start += n
-    (out / "README.md").write_text("---\nlicense: odc-by\n---\nA generated stand-in for OpenWebMath (rhocluster.hub.local).\n")
+    # "rhocluster.localhub" here and in the seed strings is this module's former name, kept: same bytes
+    (out / "README.md").write_text("---\nlicense: odc-by\n---\nA generated stand-in for OpenWebMath (rhocluster.localhub).\n")
     return out
 
 
