@@ -5,7 +5,12 @@ from pathlib import Path
 import re
 
 from rhocluster.clustering.trees import tree_seeds, trees_note
-from rhocluster.variants import cpt_models, cpt_seeds, load_variants, variant_pairs
+from rhocluster.workflow.variants import (
+    cpt_models,
+    cpt_seeds,
+    load_variants,
+    variant_pairs,
+)
 
 # envs/*.yaml install this package with `--editable ${RHOCLUSTER_ROOT}` (pip expands the variable in
 # the requirements file conda writes): Snakemake copies each env file under .snakemake/conda before
@@ -58,7 +63,7 @@ HELDOUT = [
 ]
 SHARD_SUFFIXES = [".bin", ".idx", ".labels.npy", ".json"]
 
-# The variant table (rhocluster/variants.yaml + variant_table), checked before the DAG is built.
+# The variant table (rhocluster/workflow/variants.yaml + variant_table), checked before the DAG is built.
 VARIANT_ROWS = load_variants(config)
 VARIANTS = list(VARIANT_ROWS)
 # Every variant once per training seed (cpt.seeds): "cluster", then "cluster.s1", "cluster.s2", ...
@@ -97,15 +102,24 @@ def mask_keys(**row):
     )
 
 
+def mask_dirs(**row):
+    """{variant: its first seed's mask directory (masks/{variant}/, one select_tokens job's output)} of
+    the variants whose row has the given values, e.g. ``mask_dirs(tokens="mask")``: every static mask.
+    Rules depend on the directories; the scripts read the summaries inside (``summary_files``).
+    """
+    return {v: f"{R}/masks/{v}" for v in variants_where(**row)}
+
+
+def summary_files(dirs):
+    """{variant: the summary.json inside its mask directory} of ``mask_dirs(...)``."""
+    return {v: f"{d}/summary.json" for v, d in dirs.items()}
+
+
 TREE_VARIANTS = [v for v, row in VARIANT_ROWS.items() if row.uses_tree]
 # The cluster trees (rhocluster.clustering.trees), each with its seed: one per training seed ("s0",
 # "s1", ...: sample draw, projection and k-means seeds from cpt.seeds[i]) unless clustering.trees is
 # shared (one tree "s0"). A CPT model's rows use CPT[model].tree; the inspection pages show tree s0.
 TREES = tree_seeds(config, cpt_seeds(config))
-# every ranked or tree-sampled mask's summary (not the random control's, which has none)
-SELECTED_MASKS = variants_where(
-    tokens="mask"
-)  # every static mask's summary (the first seed's)
 LEVELS = list(range(1, len(config["clustering"]["levels"]) + 1))
 BENCHMARKS = config["evaluation"]["benchmarks"]
 LEVEL_FILES = ["centroids.npy", "parents.npy", "sizes.npy", "summary.json"]
@@ -291,12 +305,11 @@ def mask_model(wildcards):
 
 def inspect_inputs(wildcards):
     """Shards, leaf ids, the first seed's cluster tree, its static masks and the tokenizer (inspect_clusters)."""
-    static = variants_where(tokens="mask")
     return {
         "shards": all_shard_files("web"),
         "leaves": assign_files("s0", "leaf"),
         "levels": tree_files("s0"),
-        "masks": [f"{R}/masks/{v}" for v in static],
+        "masks": list(mask_dirs(tokens="mask").values()),
         "tokenizer": f"{R}/tokenizer",
     }
 
@@ -326,7 +339,7 @@ def final_targets():
         f"{R}/tables/results.csv",
         f"{R}/tables/labels.md",
     ]
-    targets += [f"{R}/masks/{v}" for v in SELECTED_MASKS]
+    targets += list(mask_dirs(tokens="mask").values())
     targets += [f"{R}/clusters/inspect/examples.html"] if TREE_VARIANTS else []
     targets += REPORT_TARGETS  # figures and statistics, defined below
     if config["report"]["update_readme"]:
@@ -335,7 +348,7 @@ def final_targets():
 
 
 def hub_fetch_name(job):
-    """Name of the hub source a pending fetch job downloads (keys of rhocluster.hub.config_sources)."""
+    """Name of the hub source a pending fetch job downloads (keys of rhocluster.hub.download.config_sources)."""
     if job.rule.name == "fetch_hq_dataset":
         return f"hq/{job.wildcards.dataset}"
     return {"fetch_owm": "owm", "fetch_base_model": "base"}.get(job.rule.name)
@@ -349,8 +362,8 @@ def check_before_start():
     from os.path import relpath
 
     from snakemake.exceptions import WorkflowError
-    from rhocluster.hub import config_sources, preflight
-    from rhocluster.preflight import (
+    from rhocluster.hub.download import config_sources, preflight
+    from rhocluster.workflow.preflight import (
         PendingJob,
         check_local_gpus,
         check_model_parallel,
@@ -463,12 +476,6 @@ HELDOUT_LOSSES = {
     }
     for m in MODELS
 }
-# every static mask's summary (first seed's), read by the kept-fraction page of an unlabelled corpus
-MASK_SUMMARIES = {v: f"{R}/masks/{v}/summary.json" for v in SELECTED_MASKS}
-SELECTION_SUMMARIES = {
-    v: f"{R}/masks/{v}/summary.json" for v in variants_where(mask="balanced")
-}  # files inside the mask directories: rules read them through the directories (MASK_DIRS)
-MASK_DIRS = {v: f"{R}/masks/{v}" for v in SELECTION_SUMMARIES}
 # everything the report rules make beyond tables/results.*: intervals, paired tests, figures
 REPORT_TARGETS = [
     f"{R}/tables/ci.csv",
@@ -476,7 +483,7 @@ REPORT_TARGETS = [
     f"{FIGURES}/accuracy.png",
     f"{FIGURES}/loss.png",
     f"{FIGURES}/kept_fraction.png",
-] + ([f"{FIGURES}/clusters.png"] if SELECTION_SUMMARIES else [])
+] + ([f"{FIGURES}/clusters.png"] if mask_dirs(mask="balanced") else [])
 REPORT_TARGETS += [f"{R}/tables/heldout.md"] if HELDOUT else []
 # assign's reference-loss output, only under scoring.fused_pass (see rules/scoring.smk)
 ASSIGN_REF_LOSS = (

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rhocluster.preflight import (
+from rhocluster.workflow.preflight import (
     PendingJob,
     check_local_gpus,
     check_model_parallel,

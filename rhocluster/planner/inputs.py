@@ -106,7 +106,7 @@ def profile_gpus(profile_dir: Path | str) -> dict[str, int]:
     """GPUs per job of each rule from a profile's set-resources (nodes x per-node gres/gpus)."""
     import yaml
 
-    from rhocluster.preflight import gpu_count
+    from rhocluster.workflow.preflight import gpu_count
 
     path = Path(profile_dir)
     path = path / "config.yaml" if path.is_dir() else path
