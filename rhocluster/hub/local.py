@@ -196,8 +196,9 @@ def write_web_dataset(out: Path, texts: list[Any], files: int | Sequence[int], r
             row_group,
         )
         start += n
-    # "rhocluster.localhub" here and in the seed strings is this module's former name, kept: same bytes
-    (out / "README.md").write_text("---\nlicense: odc-by\n---\nA generated stand-in for OpenWebMath (rhocluster.localhub).\n")
+    # The seed strings above keep this module's former name (rhocluster.localhub): same generated text
+    readme = "---\nlicense: odc-by\n---\nA generated stand-in for OpenWebMath (rhocluster.hub.local).\n"
+    (out / "README.md").write_text(readme)
     return out
 
 
