@@ -30,7 +30,7 @@ COLUMNS: dict[str, str] = {
 # Row names of the tables are the model ids of the config and README; figure legends add the short
 # label of the two fixed models and of each variant's row (rhocluster/workflow/variants.yaml).
 MODEL_DESCRIPTIONS: dict[str, str] = {
-    "base": "no training",
+    "base": "before CPT",
     "reference": "HQ fine-tune",
     **{name: row["label"] for name, row in builtin_table().items()},
 }
