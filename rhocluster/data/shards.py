@@ -97,6 +97,8 @@ def write_shard(
     crashed job never leaves a shard that looks complete.
     """
     import torch
+
+    from rhocluster.model import mcore_import  # noqa: F401  (first: megatron.core without import-time compiles)
     from megatron.core.datasets.indexed_dataset import IndexedDatasetBuilder
 
     prefix = Path(prefix)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 
 import torch
+from rhocluster.model import mcore_import  # noqa: F401  (first: megatron.core without import-time compiles)
 from megatron.core import parallel_state
 from megatron.core.models.common.embeddings.rotary_pos_embedding import RotaryEmbedding
 from megatron.core.utils import GlobalMemoryBuffer
