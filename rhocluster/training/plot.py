@@ -23,11 +23,13 @@ def read_log(path: Path) -> list[dict]:
 
 def plot_training_log(log_path: Path, png_path: Path, title: str = "") -> None:
     """Write ``png_path``: training loss (all tokens and kept tokens) and kept fraction vs step."""
-    from matplotlib.figure import Figure  # Agg, without pyplot's import (~0.4 s of every training job)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
 
     records = read_log(log_path)
-    fig = Figure(figsize=(7, 5.5))
-    ax_loss, ax_kept = fig.subplots(2, 1, sharex=True, height_ratios=[2, 1])
+    fig, (ax_loss, ax_kept) = plt.subplots(2, 1, figsize=(7, 5.5), sharex=True, height_ratios=[2, 1])
     if records:
         steps = [r["step"] for r in records]
         ax_loss.plot(steps, [r["loss"] for r in records], label="loss, all tokens")
@@ -47,3 +49,4 @@ def plot_training_log(log_path: Path, png_path: Path, title: str = "") -> None:
     fig.tight_layout()
     with atomic_path(png_path, ".png") as tmp:
         fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
