@@ -126,3 +126,22 @@ def test_the_numpy_reader_equals_megatrons_indexed_dataset(tmp_path, vocab):
     (tmp_path / "bad.idx").write_bytes(b"not an index at all, not at all")
     with pytest.raises(ValueError, match=r"bad.idx: not a Megatron indexed-dataset index"):
         read_index(tmp_path / "bad")
+
+
+@pytest.mark.parametrize("vocab, windows", [(300, 13), (70000, 13), (300, 0)])  # uint16, int32, empty
+def test_the_numpy_writer_writes_megatrons_bytes(tmp_path, vocab, windows):
+    """write_shard's .bin/.idx (numpy, no megatron.core import) are byte for byte what megatron's
+    IndexedDatasetBuilder writes for the same windows, one document each."""
+    import torch
+    from megatron.core.datasets.indexed_dataset import IndexedDatasetBuilder
+
+    from rhocluster.data.shards import token_dtype
+
+    tokens = np.random.default_rng(1).integers(0, vocab, size=(windows, 17))
+    write_shard(tmp_path / "ours", tokens, None, vocab, 5, 0)
+    builder = IndexedDatasetBuilder(str(tmp_path / "theirs.bin"), dtype=token_dtype(vocab))
+    for window in tokens:
+        builder.add_document(torch.from_numpy(window.astype(np.int64)), [len(window)])
+    builder.finalize(str(tmp_path / "theirs.idx"))
+    for ext in ("bin", "idx"):
+        assert (tmp_path / f"ours.{ext}").read_bytes() == (tmp_path / f"theirs.{ext}").read_bytes(), ext

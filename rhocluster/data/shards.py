@@ -1,15 +1,16 @@
 """Fixed-window token shards in Megatron's indexed-dataset format.
 
 One window layout is shared by every stage: a shard is ``W`` windows of ``S`` tokens, stored as
-``W`` sequences of length ``S`` in ``{prefix}.bin/.idx`` (megatron-core ``IndexedDatasetBuilder``).
+``W`` sequences of length ``S`` in ``{prefix}.bin/.idx`` (megatron-core's indexed-dataset format).
 Per-token side arrays (ground-truth labels, reference loss, leaf ids, masks) are ``[W, S]`` arrays
 where entry ``[w, t]`` belongs to token ``t`` of window ``w`` *as a prediction target*: position 0
 of a window has no left context inside the window and is never a target.
 
-Shards are written with megatron-core's ``IndexedDatasetBuilder`` and read here with numpy
-(:func:`read_index`): importing ``megatron.core`` to read one costs 5-7 s per job, in most of the
-workflow's jobs (masks, tables, scoring), while the index is a 34-byte header and three arrays; the
-reader is tested against megatron's ``IndexedDataset`` window by window.
+Shards are written (:func:`write_index`) and read (:func:`read_index`) here with numpy: importing
+``megatron.core`` costs seconds per job, in most of the workflow's jobs (tokenize, masks, tables,
+scoring), while the index is a 34-byte header and three arrays; the writer is tested byte for byte
+against megatron's ``IndexedDatasetBuilder`` and the reader against its ``IndexedDataset``, window by
+window.
 """
 
 from __future__ import annotations
@@ -96,19 +97,15 @@ def write_shard(
     Files are built under a temporary prefix and renamed at the end, the ``.json`` last, so a
     crashed job never leaves a shard that looks complete.
     """
-    import torch
-    from megatron.core.datasets.indexed_dataset import IndexedDatasetBuilder
-
     prefix = Path(prefix)
     prefix.parent.mkdir(parents=True, exist_ok=True)
     dtype = token_dtype(vocab_size)
     if tokens.size and int(tokens.max()) >= vocab_size:
         raise ValueError(f"{prefix}: token id {int(tokens.max())} >= vocab_size {vocab_size}")
     tmp = prefix.with_name(f".{prefix.name}.{os.getpid()}.tmp")
-    builder = IndexedDatasetBuilder(f"{tmp}.bin", dtype=dtype)
-    for window in tokens:
-        builder.add_document(torch.from_numpy(window.astype(np.int64)), [len(window)])
-    builder.finalize(f"{tmp}.idx")
+    with open(f"{tmp}.bin", "wb") as fh:
+        fh.write(np.ascontiguousarray(tokens, dtype=dtype).tobytes(order="C"))
+    write_index(f"{tmp}.idx", dtype, n_windows=int(tokens.shape[0]), seq_len=int(tokens.shape[1]) if tokens.ndim == 2 else 0)
     os.replace(f"{tmp}.bin", f"{prefix}.bin")
     os.replace(f"{tmp}.idx", f"{prefix}.idx")
     if labels is not None:
@@ -131,6 +128,22 @@ def write_shard(
 _INDEX_MAGIC = b"MMIDIDX\x00\x00"
 _INDEX_HEADER = 34
 _INDEX_DTYPES = {1: np.uint8, 2: np.int8, 3: np.int16, 4: np.int32, 5: np.int64, 6: np.float64, 7: np.float32, 8: np.uint16}
+
+
+_DTYPE_CODES = {np.dtype(dtype): code for code, dtype in _INDEX_DTYPES.items()}
+
+
+def write_index(path: Path | str, dtype: type[np.number], n_windows: int, seq_len: int) -> None:
+    """Write the ``.idx`` of ``n_windows`` sequences of ``seq_len`` tokens of ``dtype`` stored back to back,
+    one document each: the bytes megatron's ``IndexedDatasetBuilder.finalize`` writes for them."""
+    itemsize = np.dtype(dtype).itemsize
+    with open(path, "wb") as fh:
+        fh.write(_INDEX_MAGIC)
+        fh.write(struct.pack("<QB", 1, _DTYPE_CODES[np.dtype(dtype)]))
+        fh.write(struct.pack("<QQ", n_windows, n_windows + 1))
+        fh.write(np.full(n_windows, seq_len, dtype=np.int32).tobytes())
+        fh.write((np.arange(n_windows, dtype=np.int64) * (seq_len * itemsize)).tobytes())
+        fh.write(np.arange(n_windows + 1, dtype=np.int64).tobytes())
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import abc
 import argparse
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -26,7 +27,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from rhocluster.common.atomic import save_json
 from rhocluster.common.jsonl import write_jsonl
@@ -304,6 +305,21 @@ def evaluate_benchmarks(
     return [_evaluate_one(lm, model_dir, files, rows[files.benchmark], max_gen_toks, limit, common) for files in benchmarks]
 
 
+@contextlib.contextmanager
+def _without_environment_report() -> Iterator[None]:
+    """lm-eval's ``simple_evaluate`` without the environment report it adds to its results (``git
+    describe``, and torch's ``collect_env``: ``pip list`` and ten more subprocesses, ~0.3 s of CPU per
+    benchmark). Nothing here reads those keys; the samples and metrics are the same."""
+    import lm_eval.evaluator as evaluator
+
+    saved = evaluator.add_env_info, evaluator.get_git_commit_hash
+    evaluator.add_env_info, evaluator.get_git_commit_hash = (lambda results: None), (lambda: None)
+    try:
+        yield
+    finally:
+        evaluator.add_env_info, evaluator.get_git_commit_hash = saved
+
+
 def _evaluate_one(
     lm: Any,
     model_dir: Path,
@@ -323,15 +339,16 @@ def _evaluate_one(
     lm.prompt_tokens = {}
     # the task's rows come from this file (metadata reaches the task's custom_dataset hook)
     manager = TaskManager(include_path=str(TASKS_DIR), include_defaults=False, metadata={"data_files": str(files.normalized)})
-    results = simple_evaluate(
-        model=lm,
-        tasks=[task],
-        limit=limit,
-        log_samples=True,
-        bootstrap_iters=0,
-        gen_kwargs={"max_gen_toks": max_gen_toks, "do_sample": False, "temperature": 0.0},
-        task_manager=manager,
-    )
+    with _without_environment_report():
+        results = simple_evaluate(
+            model=lm,
+            tasks=[task],
+            limit=limit,
+            log_samples=True,
+            bootstrap_iters=0,
+            gen_kwargs={"max_gen_toks": max_gen_toks, "do_sample": False, "temperature": 0.0},
+            task_manager=manager,
+        )
     if results is None:  # a non-zero rank of a distributed run
         raise RuntimeError("lm-eval returned no results (not rank 0?)")
 

@@ -5,6 +5,9 @@ modules make more passes over the activations than a CPU can afford. Each functi
 patch; :mod:`rhocluster.model.megatron` applies them (the first at import, the others while
 initialising or building). With CUDA only the first applies, and it changes no numbers.
 
+0. :mod:`rhocluster.model.mcore_import` (global, while megatron.core first imports): ``torch.compile``
+   deferred to the first call of what it decorates. Why: decorating imports torch's compiler stack,
+   ~2.2 s of every job that imports megatron.core, for kernels our models never call.
 1. :func:`rope_without_pass_through_copy` (global, at import): replaces
    ``rope_utils._apply_rotary_pos_emb_bshd`` to skip an empty concatenation. Why: ~4% of a CPU step.
 2. :func:`use_host_memory_buffer` (global, host only): replaces ``parallel_state._GLOBAL_MEMORY_BUFFER``
@@ -28,6 +31,7 @@ from __future__ import annotations
 import math
 
 import torch
+from rhocluster.model import mcore_import  # noqa: F401  (first: megatron.core without import-time compiles)
 from megatron.core import parallel_state
 from megatron.core.models.common.embeddings.rotary_pos_embedding import RotaryEmbedding
 from megatron.core.utils import GlobalMemoryBuffer
