@@ -205,6 +205,16 @@ def test_save_load_mcore_round_trip(model, tmp_path):
     assert torch.equal(fresh.output_layer.weight, model.output_layer.weight)
 
 
+def test_save_mcore_writes_the_same_bytes_every_time(model, tmp_path):
+    """Saving the same weights gives the same file (the safetensors header included): reruns of a job
+    can be compared byte for byte."""
+    files = set()
+    for i in range(6):
+        save_mcore(model.state_dict(), TINY, tmp_path / str(i))
+        files.add((tmp_path / str(i) / "model.safetensors").read_bytes())
+    assert len(files) == 1
+
+
 def test_load_mcore_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="model.safetensors"):
         load_mcore(tmp_path)

@@ -18,7 +18,6 @@ from rhocluster.model.tensor_parallel import shard_state_dict
 
 WEIGHTS_FILE = "model.safetensors"
 SHAPE_FILE = "shape.json"
-_FORMAT = "rhocluster-mcore-v1"
 
 # The TE layer spec fuses each pre-norm into the following linear layer; the local spec keeps it separate.
 _LOCAL_TO_TE_NORMS = {
@@ -95,7 +94,9 @@ def save_mcore(state_dict: Mapping[str, torch.Tensor | None], shape: LlamaShape,
     tensors = to_layout(tensors, transformer_engine=False)
     check_tensors(tensors, mcore_tensor_shapes(shape), f"state dict for {shape}")
     with atomic_dir(out_dir) as tmp:
-        save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": "pt", "rhocluster": _FORMAT})
+        # One metadata key: safetensors writes the metadata map in hash order, so with two keys the same
+        # weights gave files that differ in their header from one save to the next.
+        save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
         (tmp / SHAPE_FILE).write_text(json.dumps(shape.to_dict(), indent=2) + "\n")
 
 
