@@ -15,9 +15,9 @@ validate(config, "config/schema.yaml")
 report: "report/workflow.rst"
 
 
-# Threads: every job that trains or fits runs on one thread here (profiles/ set more for a cluster's
-# jobs): with two, torch's CPU kernels (and BLAS) reduce in an order that varies from run to run, so the
-# base model, and everything after it, differed in the last bits between two runs of the same code on
+# Threads: every job that trains or fits runs on one thread here (a config's `resources` sets more
+# for a cluster's jobs): with two, torch's CPU kernels (and BLAS) reduce in an order that varies from
+# run to run, so the base model, and everything after it, differed in the last bits between two runs of the same code on
 # the same machine (measured: three pretrain_base runs, three different weights files); one thread gives
 # the same bytes every run.
 # Job priorities: the clustering variants' critical path (the base and reference models, scoring, the
@@ -34,6 +34,9 @@ include: "rules/heldout.smk"
 include: "rules/evaluation.smk"
 include: "rules/report.smk"
 include: "rules/plan.smk"
+
+
+check_job_sizes()
 
 
 rule all:

@@ -315,9 +315,38 @@ def label_summaries():
     return {m: f"{R}/models/{m}/summary.json" for m in CPT}
 
 
-def gpu(n=1):
-    """GPUs to request from SLURM for a rule (0 on the tiny CPU default)."""
-    return n if config.get("resources", {}).get("gpu_rules", False) else 0
+def job_size(rule, **defaults):
+    """Threads and resources of ``rule``'s jobs: the rule's own small CPU sizes (``defaults``), each key
+    overridden by the config's ``resources.<rule>`` (a null there drops the key: no ``mpi``, say).
+    ``gpus`` (per node) also asks SLURM for them: ``gres: gpu:<gpus>`` unless the config sets ``gres``.
+    Job sizes belong to the config (they scale with model and data); profiles/slurm holds the site's
+    settings only (docs/running.md)."""
+    size = {**defaults, **config["resources"].get(rule, {})}
+    size = {key: value for key, value in size.items() if value is not None}
+    if size.get("gpus"):
+        size.setdefault("gres", f"gpu:{size['gpus']}")
+    return size
+
+
+def job_threads(rule, default):
+    """``threads:`` of ``rule`` (job_size): per task, SLURM's cpus_per_task unless that is set."""
+    return job_size(rule, threads=default)["threads"]
+
+
+def job_resources(rule, **defaults):
+    """``resources:`` of ``rule`` (job_size, its threads left out)."""
+    size = job_size(rule, **defaults)
+    size.pop("threads", None)
+    return size
+
+
+def check_job_sizes():
+    """Stop at parse time when the config's ``resources`` names a rule this workflow does not have."""
+    unknown = sorted(set(config["resources"]) - {r.name for r in workflow.rules})
+    if unknown:
+        raise ValueError(
+            f"config resources: no rule named {', '.join(unknown)} (keys are rule names, e.g. train_cpt)"
+        )
 
 
 def final_targets():
