@@ -372,19 +372,22 @@ def hub_fetch_name(job):
 
 def check_before_start():
     """Stop before any job starts or is submitted when the run cannot succeed: hub sources
-    unpinned or unreachable, SLURM account/partition unset, GPUs against gpu_rules (on SLURM, or
-    missing on this machine), model-parallel sizes that do not divide a training job's processes.
+    unpinned or unreachable, SLURM account/partition unset, GPU jobs outside the GPU partition (on
+    SLURM) or GPUs missing on this machine, device settings against the config's job sizes,
+    model-parallel sizes that do not divide a training job's processes.
     """
     from os.path import relpath
 
     from snakemake.exceptions import WorkflowError
     from rhocluster.hub import config_sources, preflight
     from rhocluster.preflight import (
+        GPU_PARTITION_ENV,
         PendingJob,
+        check_devices,
         check_local_gpus,
         check_model_parallel,
         check_slurm,
-        gpu_rules_of,
+        gpu_count,
     )
 
     jobs = list(workflow.dag.needrun_jobs())
@@ -403,21 +406,19 @@ def check_before_start():
         PendingJob(job.rule.name, job.is_local, dict(job.resources.items()))
         for job in jobs
     ]
-    gpu_rules = config.get("resources", {}).get("gpu_rules", False)
     training = {
         "pretrain_base": base_training(),
         "train_reference": train_config("reference"),
         "train_cpt": train_config("cpt"),
     }
-    problems += check_model_parallel(pending, training, gpu_rules)
+    problems += check_devices(pending, config)
+    problems += check_model_parallel(pending, training)
     if getattr(workflow.executor_plugin, "name", None) == "slurm":
-        problems += check_slurm(pending, gpu_rules, gpu_rules_of(config))
-    elif gpu_rules:
+        problems += check_slurm(pending, os.environ.get(GPU_PARTITION_ENV))
+    elif any(gpu_count(job.resources) for job in pending):
         import torch
 
-        problems += check_local_gpus(
-            pending, gpu_rules, gpu_rules_of(config), torch.cuda.device_count()
-        )
+        problems += check_local_gpus(pending, torch.cuda.device_count())
     if problems:
         raise WorkflowError(
             "Stopped before starting any job:\n  - " + "\n  - ".join(problems)

@@ -22,6 +22,5 @@ rule plan:
     params:
         config=config,
         results=lambda wc, output: str(Path(output.md).parent),
-        profile=config["plan"].get("profile"),
     script:
         "../scripts/plan.py"

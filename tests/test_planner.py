@@ -18,7 +18,7 @@ from rhocluster.planner import (
     main,
     make_plan,
     parse_job_stats,
-    profile_gpus,
+    config_gpus,
     render_markdown,
     token_counts,
 )
@@ -206,9 +206,10 @@ def test_detailed_flops_reuse_the_trainer_formula(real):
     assert stage(plan, "train CPT").flops == pytest.approx((9 + 2 / 3) * 14_999_879_680 * per_token)
 
 
-def test_wall_clock_hours_use_the_profiles_gpus(real):
-    gpus = profile_gpus(REPO / "profiles/slurm")
+def test_wall_clock_hours_use_the_configs_gpus(real):
+    gpus = config_gpus(real)  # resources.<rule>: nodes x gpus per node
     assert gpus["train_cpt"] == 16 and gpus["train_reference"] == 8 and gpus["score_reference"] == 1
+    assert "pretrain_base" not in gpus and "tokenize" not in gpus  # importing the HF base is CPU work
     plan = make_plan(real, REAL_JOBS, gpus_per_job=gpus)
     # 16 GPUs x 4 windows = 64 per forward pass, 8 micro-batches per rank: rho1 still ranks first.
     assert stage(plan, "train CPT").wall_hours == pytest.approx((9 + 2 / 3) / 9 * 55.6137290 / 16, rel=1e-6)
