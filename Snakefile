@@ -36,7 +36,9 @@ include: "rules/report.smk"
 include: "rules/plan.smk"
 
 
-check_job_sizes()
+# once the stage files defined their rules: the config's job sizes name rules that exist
+if config["resources"]:
+    check_job_sizes()
 
 
 rule all:

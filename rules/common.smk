@@ -6,6 +6,7 @@ import re
 
 from rhocluster.clustering.trees import tree_seeds, trees_note
 from rhocluster.variants import cpt_models, cpt_seeds, load_variants, variant_pairs
+from rhocluster.workflow import job_size
 
 # envs/*.yaml install this package with `--editable ${RHOCLUSTER_ROOT}` (pip expands the variable in
 # the requirements file conda writes): Snakemake copies each env file under .snakemake/conda before
@@ -315,27 +316,18 @@ def label_summaries():
     return {m: f"{R}/models/{m}/summary.json" for m in CPT}
 
 
-def job_size(rule, **defaults):
-    """Threads and resources of ``rule``'s jobs: the rule's own small CPU sizes (``defaults``), each key
-    overridden by the config's ``resources.<rule>`` (a null there drops the key: no ``mpi``, say).
-    ``gpus`` (per node) also asks SLURM for them: ``gres: gpu:<gpus>`` unless the config sets ``gres``.
-    Job sizes belong to the config (they scale with model and data); profiles/slurm holds the site's
-    settings only (docs/running.md)."""
-    size = {**defaults, **config["resources"].get(rule, {})}
-    size = {key: value for key, value in size.items() if value is not None}
-    if size.get("gpus"):
-        size.setdefault("gres", f"gpu:{size['gpus']}")
-    return size
-
-
 def job_threads(rule, default):
-    """``threads:`` of ``rule`` (job_size): per task, SLURM's cpus_per_task unless that is set."""
-    return job_size(rule, threads=default)["threads"]
+    """``threads:`` of ``rule``: ``default`` unless the config's resources.<rule>.threads is set
+    (rhocluster.workflow.job_size). Capped at --cores locally; SLURM's cpus_per_task unless that is set.
+    Job sizes belong to the config (they scale with model and data); profiles/slurm holds the site's
+    settings only."""
+    return job_size(config["resources"], rule, {"threads": default})["threads"]
 
 
 def job_resources(rule, **defaults):
-    """``resources:`` of ``rule`` (job_size, its threads left out)."""
-    size = job_size(rule, **defaults)
+    """``resources:`` of ``rule``: ``defaults`` (the rule's small CPU sizes) overridden key by key by the
+    config's resources.<rule>, threads left out (rhocluster.workflow.job_size)."""
+    size = job_size(config["resources"], rule, defaults)
     size.pop("threads", None)
     return size
 
