@@ -226,6 +226,18 @@ def test_wall_clock_hours_use_the_configs_gpus(real):
     assert ev.wall_hours == pytest.approx(ev.gpu_hours / 4, rel=1e-9)
 
 
+def test_the_plan_takes_the_gpus_per_job_from_the_config(real):
+    """Without gpus_per_job the plan uses the config's job sizes: the real config's 16 GPUs per CPT job;
+    the smoke override's CPU jobs make its GPU stages CPU stages, in GPU-equivalent hours."""
+    jobs = {"train_reference": 1, "train_cpt": 9}
+    assert stage(make_plan(real, jobs), "train CPT").wall_hours == pytest.approx(
+        stage(make_plan(real, jobs, gpus_per_job=config_gpus(real)), "train CPT").wall_hours)
+    smoke = load_config([REPO / "config/rho1-tinyllama.yaml", REPO / "config/rho1-smoke.yaml"], REPO / "config/schema.yaml")
+    assert config_gpus(smoke) == {}
+    cpt = stage(make_plan(smoke, jobs), "train CPT")
+    assert not cpt.gpu and "CPU (no resources.<rule>.gpus)" in cpt.note and cpt.wall_hours is None
+
+
 def test_rho1_ranking_pass_and_pipeline_bubble(real):
     gpus = {"train_cpt": 16, "train_reference": 8}
     one_pass = {**real, "cpt": {**real["cpt"], "training": {**real["cpt"]["training"], "micro_batch": 32}}}
