@@ -101,7 +101,7 @@ def test_a_dry_run_shows_the_configs_job_sizes_and_the_profiles_partitions(tmp_p
     for rule in GPU_CAPABLE:
         assert real[rule]["slurm_partition"] == "gpu" and int(real[rule]["gpus"]) >= 1, rule
     assert real["pretrain_base"]["gpus"] == "0" and real["pretrain_base"]["slurm_partition"] == "cpu"
-    assert real["tokenize"]["slurm_partition"] == "cpu" and real["prepare_hq"]["mem_mb"] == "64000"
+    assert real["tokenize"]["slurm_partition"] == "cpu" and real["prepare_hq"]["mem_mb"] == "64200"
     # the smoke override: the same profile, CPU jobs that fit a 2-core node with ~24 GB
     smoke = planned(work, env, "--profile", "profiles/slurm", "--configfile", *SMOKE_FILES)
     assert smoke["train_cpt"]["gpus"] == "0" and smoke["train_cpt"]["nodes"] == "1"
