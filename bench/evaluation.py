@@ -13,7 +13,7 @@ benchmarks, on Rho-1-Math-1B's released completions (``shared/reference/rho1-out
 
 Generation: samples/s and tokens/s of a randomly initialised Llama of the tiny config's shape
 (``config/config.yaml`` ``model``) through the same lm-eval ``hf`` path the workflow runs
-(:func:`rhocluster.evaluation.run.evaluate_model`), greedy, on a few tiny items.
+(:func:`rhocluster.evaluation.evaluate.evaluate_model`), greedy, on a few tiny items.
 
 The process (and the sympy worker it starts) is pinned to one core; torch and OpenMP use one
 thread. Usage::
@@ -157,7 +157,7 @@ def bench_generation(
     from lm_eval.models.huggingface import HFLM
 
     from rhocluster.corpus.tokenizer import load_tokenizer
-    from rhocluster.evaluation.run import evaluate_model
+    from rhocluster.evaluation.evaluate import evaluate_model
 
     torch.set_num_threads(1)
     generate, model_generate = HFLM.generate_until, HFLM._model_generate

@@ -1,4 +1,4 @@
-"""Time of the held-out tables (rhocluster.reporting.heldout.write_heldout_tables) on synthetic inputs of
+"""Time of the held-out tables (rhocluster.reporting.heldout_tables.write_heldout_tables) on synthetic inputs of
 the tiny run's size: a labelled web split of 100 documents (~71k target tokens) and a problem/solution
 split of 100 documents (~37k), vocabulary 1024, 23 models (base, reference, 7 variants x 3 seeds), the
 run's pairs, 10,000 resamples. Token ids are Zipf-distributed per label and each model's loss is a
@@ -28,7 +28,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 from rhocluster.data.shards import pack_windows, write_shard  # noqa: E402
-from rhocluster.variants import Pair  # noqa: E402
+from rhocluster.workflow.variants import Pair  # noqa: E402
 
 EOS, BOS, SEQ, VOCAB = 2, 1, 129, 1024
 VARIANTS = ("ct", "rho1", "random", "excess_static", "cluster", "cluster_excess", "cluster_slm")
@@ -79,7 +79,7 @@ def make_inputs(root: Path, rng: np.random.Generator) -> tuple[dict, dict, dict]
 
 
 def main() -> None:
-    from rhocluster.reporting.heldout import write_heldout_tables
+    from rhocluster.reporting.heldout_tables import write_heldout_tables
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--json", type=Path)

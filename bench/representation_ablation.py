@@ -12,7 +12,7 @@ Each argument is RUN=LABEL (LABEL: LAYER/POSITION); the first is the counterpart
 every other two in argument order. results/RUN/tables/heldout.csv and labels.csv must exist, and the runs
 must have scored the same held-out documents: their held-out shards and tokenizers are compared byte by
 byte and the script refuses runs that differ. The pairs come from the per-document losses
-(results/RUN/heldout/{model}/{split}/{shard}.loss.npy) through rhocluster.reporting.heldout, and the
+(results/RUN/heldout/{model}/{split}/{shard}.loss.npy) through rhocluster.reporting.heldout_tables, and the
 per-representation losses recomputed from them must equal each run's own heldout.csv. `--page` rewrites
 the span between the page's representation-ablation markers; `--out` writes the Markdown to a file;
 without either it is printed.
@@ -31,7 +31,7 @@ import pandas as pd
 import yaml
 
 from rhocluster.corpus.labels import LABELS
-from rhocluster.reporting.heldout import (
+from rhocluster.reporting.heldout_tables import (
     TOKEN,
     TYPE,
     heldout_tables,
@@ -41,7 +41,7 @@ from rhocluster.reporting.heldout import (
     pairs_prose,
 )
 from rhocluster.reporting.stats import LEVEL
-from rhocluster.variants import Pair, replicate_name
+from rhocluster.workflow.variants import Pair, replicate_name
 
 REPO = Path(__file__).resolve().parents[1]
 START = "<!-- representation-ablation:start -->"

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rhocluster.convert import mcore_to_hf
+from rhocluster.model.convert import mcore_to_hf
 from rhocluster.data.shards import write_shard
 from rhocluster.model.megatron import build_gpt_model, init_distributed
 from rhocluster.model.shape import TINYLLAMA, LlamaShape
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         windows = rng.integers(0, shape.vocab_size, size=(args.steps * args.batch, args.seq + 1))
         write_shard(work / "shard", windows, None, shape.vocab_size, n_documents=len(windows), n_dropped=0)
         init_distributed(cfg.seed)
-        from rhocluster.model.checkpoint import save_mcore
+        from rhocluster.model.mcore_format import save_mcore
 
         initial = {
             k: v.to("cpu", torch.float32)

@@ -89,7 +89,7 @@ def job_seconds(tsv: Path) -> float:
 
 
 def startup_seconds(log: Path) -> float | None:
-    """The start-up a job's log records on its first line (rhocluster.workflow.logged), if any."""
+    """The start-up a job's log records on its first line (rhocluster.workflow.scripts.logged), if any."""
     try:
         with open(log) as fh:
             match = STARTUP.search(fh.readline())

@@ -5,8 +5,13 @@ from pathlib import Path
 import re
 
 from rhocluster.clustering.trees import tree_seeds, trees_note
-from rhocluster.variants import cpt_models, cpt_seeds, load_variants, variant_pairs
-from rhocluster.workflow import job_size
+from rhocluster.workflow.variants import (
+    cpt_models,
+    cpt_seeds,
+    load_variants,
+    variant_pairs,
+)
+from rhocluster.workflow.sizes import job_size
 
 # envs/*.yaml install this package with `--editable ${RHOCLUSTER_ROOT}` (pip expands the variable in
 # the requirements file conda writes): Snakemake copies each env file under .snakemake/conda before
@@ -59,7 +64,7 @@ HELDOUT = [
 ]
 SHARD_SUFFIXES = [".bin", ".idx", ".labels.npy", ".json"]
 
-# The variant table (rhocluster/variants.yaml + variant_table), checked before the DAG is built.
+# The variant table (rhocluster/workflow/variants.yaml + variant_table), checked before the DAG is built.
 VARIANT_ROWS = load_variants(config)
 VARIANTS = list(VARIANT_ROWS)
 # Every variant once per training seed (cpt.seeds): "cluster", then "cluster.s1", "cluster.s2", ...
@@ -98,15 +103,24 @@ def mask_keys(**row):
     )
 
 
+def mask_dirs(**row):
+    """{variant: its first seed's mask directory (masks/{variant}/, one select_tokens job's output)} of
+    the variants whose row has the given values, e.g. ``mask_dirs(tokens="mask")``: every static mask.
+    Rules depend on the directories; the scripts read the summaries inside (``summary_files``).
+    """
+    return {v: f"{R}/masks/{v}" for v in variants_where(**row)}
+
+
+def summary_files(dirs):
+    """{variant: the summary.json inside its mask directory} of ``mask_dirs(...)``."""
+    return {v: f"{d}/summary.json" for v, d in dirs.items()}
+
+
 TREE_VARIANTS = [v for v, row in VARIANT_ROWS.items() if row.uses_tree]
 # The cluster trees (rhocluster.clustering.trees), each with its seed: one per training seed ("s0",
 # "s1", ...: sample draw, projection and k-means seeds from cpt.seeds[i]) unless clustering.trees is
 # shared (one tree "s0"). A CPT model's rows use CPT[model].tree; the inspection pages show tree s0.
 TREES = tree_seeds(config, cpt_seeds(config))
-# every ranked or tree-sampled mask's summary (not the random control's, which has none)
-SELECTED_MASKS = variants_where(
-    tokens="mask"
-)  # every static mask's summary (the first seed's)
 LEVELS = list(range(1, len(config["clustering"]["levels"]) + 1))
 BENCHMARKS = config["evaluation"]["benchmarks"]
 LEVEL_FILES = ["centroids.npy", "parents.npy", "sizes.npy", "summary.json"]
@@ -292,12 +306,11 @@ def mask_model(wildcards):
 
 def inspect_inputs(wildcards):
     """Shards, leaf ids, the first seed's cluster tree, its static masks and the tokenizer (inspect_clusters)."""
-    static = variants_where(tokens="mask")
     return {
         "shards": all_shard_files("web"),
         "leaves": assign_files("s0", "leaf"),
         "levels": tree_files("s0"),
-        "masks": [f"{R}/masks/{v}" for v in static],
+        "masks": list(mask_dirs(tokens="mask").values()),
         "tokenizer": f"{R}/tokenizer",
     }
 
@@ -318,7 +331,7 @@ def label_summaries():
 
 def job_threads(rule, default):
     """``threads:`` of ``rule``: ``default`` unless the config's resources.<rule>.threads is set
-    (rhocluster.workflow.job_size). Capped at --cores locally; SLURM's cpus_per_task unless that is set.
+    (rhocluster.workflow.sizes.job_size). Capped at --cores locally; SLURM's cpus_per_task unless that is set.
     Job sizes belong to the config (they scale with model and data); profiles/slurm holds the site's
     settings only."""
     return job_size(config["resources"], rule, {"threads": default})["threads"]
@@ -326,7 +339,7 @@ def job_threads(rule, default):
 
 def job_resources(rule, **defaults):
     """``resources:`` of ``rule``: ``defaults`` (the rule's small CPU sizes) overridden key by key by the
-    config's resources.<rule>, threads left out (rhocluster.workflow.job_size)."""
+    config's resources.<rule>, threads left out (rhocluster.workflow.sizes.job_size)."""
     size = job_size(config["resources"], rule, defaults)
     size.pop("threads", None)
     return size
@@ -347,7 +360,7 @@ def final_targets():
         f"{R}/tables/results.csv",
         f"{R}/tables/labels.md",
     ]
-    targets += [f"{R}/masks/{v}" for v in SELECTED_MASKS]
+    targets += list(mask_dirs(tokens="mask").values())
     targets += [f"{R}/clusters/inspect/examples.html"] if TREE_VARIANTS else []
     targets += REPORT_TARGETS  # figures and statistics, defined below
     if config["report"]["update_readme"]:
@@ -356,7 +369,7 @@ def final_targets():
 
 
 def hub_fetch_name(job):
-    """Name of the hub source a pending fetch job downloads (keys of rhocluster.hub.config_sources)."""
+    """Name of the hub source a pending fetch job downloads (keys of rhocluster.hub.download.config_sources)."""
     if job.rule.name == "fetch_hq_dataset":
         return f"hq/{job.wildcards.dataset}"
     return {"fetch_owm": "owm", "fetch_base_model": "base"}.get(job.rule.name)
@@ -371,8 +384,8 @@ def check_before_start():
     from os.path import relpath
 
     from snakemake.exceptions import WorkflowError
-    from rhocluster.hub import config_sources, preflight
-    from rhocluster.preflight import (
+    from rhocluster.hub.download import config_sources, preflight
+    from rhocluster.workflow.preflight import (
         GPU_PARTITION_ENV,
         PendingJob,
         check_devices,
@@ -485,12 +498,6 @@ HELDOUT_LOSSES = {
     }
     for m in MODELS
 }
-# every static mask's summary (first seed's), read by the kept-fraction page of an unlabelled corpus
-MASK_SUMMARIES = {v: f"{R}/masks/{v}/summary.json" for v in SELECTED_MASKS}
-SELECTION_SUMMARIES = {
-    v: f"{R}/masks/{v}/summary.json" for v in variants_where(mask="balanced")
-}  # files inside the mask directories: rules read them through the directories (MASK_DIRS)
-MASK_DIRS = {v: f"{R}/masks/{v}" for v in SELECTION_SUMMARIES}
 # everything the report rules make beyond tables/results.*: intervals, paired tests, figures
 REPORT_TARGETS = [
     f"{R}/tables/ci.csv",
@@ -498,7 +505,7 @@ REPORT_TARGETS = [
     f"{FIGURES}/accuracy.png",
     f"{FIGURES}/loss.png",
     f"{FIGURES}/kept_fraction.png",
-] + ([f"{FIGURES}/clusters.png"] if SELECTION_SUMMARIES else [])
+] + ([f"{FIGURES}/clusters.png"] if mask_dirs(mask="balanced") else [])
 REPORT_TARGETS += [f"{R}/tables/heldout.md"] if HELDOUT else []
 # assign's reference-loss output, only under scoring.fused_pass (see rules/scoring.smk)
 ASSIGN_REF_LOSS = (

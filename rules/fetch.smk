@@ -2,7 +2,7 @@
 # revision, verifies every file against the hub's checksums (and config sha256 pins) and writes a
 # manifest; files live in hub.cache_dir, where interrupted downloads resume and finished ones are
 # reused. Local rules: they run on the host that runs snakemake (login nodes reach the internet,
-# compute nodes often do not). See rhocluster/hub.py.
+# compute nodes often do not). See rhocluster/hub/download.py.
 
 if config["data"]["source"] == "hf":
 

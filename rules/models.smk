@@ -5,7 +5,11 @@ rule pretrain_base:
         model=directory(f"{R}/models/base/mcore"),
         train_log=f"{R}/models/base/train_log.jsonl",
         summary=f"{R}/models/base/summary.json",
-        plot=report(f"{R}/models/base/loss.png", category="Training"),
+        plot=report(
+            f"{R}/models/base/loss.png",
+            caption="../report/model_loss.rst",
+            category="Training",
+        ),
     log:
         f"{LOGS}/pretrain_base.log",
     benchmark:
@@ -34,7 +38,11 @@ rule train_reference:
         model=directory(f"{R}/models/reference/mcore"),
         train_log=f"{R}/models/reference/train_log.jsonl",
         summary=f"{R}/models/reference/summary.json",
-        plot=report(f"{R}/models/reference/loss.png", category="Training"),
+        plot=report(
+            f"{R}/models/reference/loss.png",
+            caption="../report/model_loss.rst",
+            category="Training",
+        ),
     log:
         f"{LOGS}/train_reference.log",
     benchmark:
@@ -61,7 +69,11 @@ rule train_cpt:
         model=directory(f"{R}/models/{{model}}/mcore"),
         train_log=f"{R}/models/{{model}}/train_log.jsonl",
         summary=f"{R}/models/{{model}}/summary.json",
-        plot=report(f"{R}/models/{{model}}/loss.png", category="Training"),
+        plot=report(
+            f"{R}/models/{{model}}/loss.png",
+            caption="../report/model_loss.rst",
+            category="Training",
+        ),
     log:
         f"{LOGS}/train_cpt/{{model}}.log",
     benchmark:

@@ -11,7 +11,7 @@ rule tables:
     input:
         evals=REPORT_EVAL_FILES,
         summaries=list(label_summaries().values()),
-        masks=[f"{R}/masks/{v}" for v in MASK_SUMMARIES],
+        masks=list(mask_dirs(tokens="mask").values()),
     output:
         results_md=f"{R}/tables/results.md",
         results_csv=report(
@@ -45,7 +45,8 @@ rule tables:
         models=ROWS,
         replicates=EVAL_REPLICATES,
         label_replicates=CPT_REPLICATES,
-        masks=MASK_SUMMARIES,
+        # every static mask's summary, read by the kept-fraction page of an unlabelled corpus
+        masks=summary_files(mask_dirs(tokens="mask")),
         benchmarks=BENCHMARKS,
         run=RUN,
         variants={name: vars(row) for name, row in VARIANT_ROWS.items()},
@@ -192,7 +193,7 @@ rule figure_clusters:
             for d in level_dirs("s0")
             for name in ("sizes.npy", "summary.json")
         ],
-        selections=list(MASK_DIRS.values()),
+        selections=list(mask_dirs(mask="balanced").values()),
     output:
         report(
             f"{FIGURES}/clusters.png",
@@ -210,7 +211,7 @@ rule figure_clusters:
         **job_resources("figure_clusters", mem_mb=1000, runtime=10),
     params:
         levels=level_dirs("s0"),
-        selections=SELECTION_SUMMARIES,
+        selections=summary_files(mask_dirs(mask="balanced")),
         run=RUN,
     script:
         "../scripts/figure_clusters.py"

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from rhocluster.clustering.hierarchy import fit_and_save_level
-from rhocluster.workflow import logged, set_threads
+from rhocluster.workflow.scripts import logged, set_threads
 
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]) as log:

@@ -3,8 +3,8 @@ and the libraries load once; each benchmark's two files are written as soon as i
 
 from pathlib import Path
 
-from rhocluster.evaluation.run import BenchmarkFiles, evaluate_benchmarks
-from rhocluster.workflow import logged, set_threads
+from rhocluster.evaluation.evaluate import BenchmarkFiles, evaluate_benchmarks
+from rhocluster.workflow.scripts import logged, set_threads
 
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]) as log:

@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from rhocluster.convert import export_hf
-from rhocluster.model.checkpoint import load_mcore
-from rhocluster.workflow import logged
+from rhocluster.model.convert import export_hf
+from rhocluster.model.mcore_format import load_mcore
+from rhocluster.workflow.scripts import logged
 
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]):

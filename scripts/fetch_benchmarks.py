@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 from rhocluster.evaluation.fetch import fetch_files, load_manifest, mirrors_from_env, unpinned_notice
-from rhocluster.workflow import logged
+from rhocluster.workflow.scripts import logged
 
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]) as log:

@@ -1,7 +1,7 @@
 """Figure: accuracy per benchmark and model with bootstrap error bars."""
 
 from rhocluster.reporting.figures import write_accuracy_figure
-from rhocluster.workflow import logged
+from rhocluster.workflow.scripts import logged
 
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]):

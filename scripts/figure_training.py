@@ -1,7 +1,7 @@
 """Figures: training loss and kept-token fraction per variant, from the trainer logs."""
 
 from rhocluster.reporting.figures import write_training_figures
-from rhocluster.workflow import logged
+from rhocluster.workflow.scripts import logged
 
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]):

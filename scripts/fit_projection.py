@@ -1,7 +1,7 @@
 """Pool the per-shard embedding samples and fit the projection applied before clustering."""
 
 from rhocluster.scoring.projection import fit_projection_files
-from rhocluster.workflow import logged, set_threads
+from rhocluster.workflow.scripts import logged, set_threads
 
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]) as log:

@@ -2,7 +2,7 @@
 
 from rhocluster.corpus.overlap import measure_overlap, overlap_markdown
 from rhocluster.common.atomic import save_json, save_text
-from rhocluster.workflow import logged
+from rhocluster.workflow.scripts import logged
 
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]) as log:

@@ -5,9 +5,9 @@ import json
 from pathlib import Path
 
 from rhocluster.corpus.tokenizer import load_tokenizer
-from rhocluster.reporting.heldout import write_heldout_tables
-from rhocluster.variants import Pair
-from rhocluster.workflow import logged
+from rhocluster.reporting.heldout_tables import write_heldout_tables
+from rhocluster.workflow.variants import Pair
+from rhocluster.workflow.scripts import logged
 
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]) as log:

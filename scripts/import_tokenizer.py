@@ -1,7 +1,7 @@
 """The base model's own tokenizer as the workflow's tokenizer directory."""
 
 from rhocluster.corpus.hf import import_tokenizer
-from rhocluster.workflow import logged
+from rhocluster.workflow.scripts import logged
 
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]) as log:

@@ -1,7 +1,7 @@
 """Cluster-size figure and example tokens of a handful of leaf clusters, for the report."""
 
 from rhocluster.selection.inspect import inspect_clusters
-from rhocluster.workflow import logged, set_threads
+from rhocluster.workflow.scripts import logged, set_threads
 
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]) as log:

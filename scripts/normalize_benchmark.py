@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from rhocluster.evaluation.benchmarks import normalize_benchmark
-from rhocluster.workflow import logged
+from rhocluster.workflow.scripts import logged
 
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]) as log:

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from rhocluster.planner import config_job_counts, make_plan, write_plan
-from rhocluster.workflow import logged
+from rhocluster.workflow.scripts import logged
 
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]) as log:

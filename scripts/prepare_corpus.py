@@ -2,7 +2,7 @@
 
 from rhocluster.common.jsonl import write_jsonl
 from rhocluster.corpus.synthetic import generate_split
-from rhocluster.workflow import logged
+from rhocluster.workflow.scripts import logged
 
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]) as log:

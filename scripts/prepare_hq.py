@@ -1,8 +1,8 @@
 """The reference model's mixture: every hub dataset rendered through its template, shuffled, sharded."""
 
 from rhocluster.corpus.hf import build_hq_mixture
-from rhocluster.hub import load_manifest
-from rhocluster.workflow import logged
+from rhocluster.hub.download import load_manifest
+from rhocluster.workflow.scripts import logged
 
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]) as log:

@@ -1,8 +1,8 @@
 """One shard of the hub web corpus (a contiguous row range of its parquet files) as jsonl documents."""
 
 from rhocluster.corpus.hf import write_web_shard
-from rhocluster.hub import load_manifest
-from rhocluster.workflow import logged
+from rhocluster.hub.download import load_manifest
+from rhocluster.workflow.scripts import logged
 
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]) as log:

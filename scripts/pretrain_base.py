@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from rhocluster.training.run import import_hf_base, launch_training, rule_spec
-from rhocluster.workflow import logged, set_threads
+from rhocluster.training.jobs import import_hf_base, launch_training, rule_spec
+from rhocluster.workflow.scripts import logged, set_threads
 
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]):

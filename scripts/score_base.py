@@ -1,6 +1,6 @@
 """Per-token loss of the base model over one web shard (the fixed excess loss is this minus the reference's)."""
 
-from rhocluster.scoring.run import score_loss_job
+from rhocluster.scoring.jobs import score_loss_job
 
 sm = snakemake  # noqa: F821
 score_loss_job(

@@ -1,7 +1,7 @@
 """Per-token loss of one model on every held-out shard (text it never trained on)."""
 
-from rhocluster.training.heldout import score_heldout
-from rhocluster.workflow import logged, set_threads
+from rhocluster.scoring.heldout_loss import score_heldout
+from rhocluster.workflow.scripts import logged, set_threads
 
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]) as log:

@@ -1,6 +1,6 @@
 """Per-token loss of the reference model over one web shard (excess loss is base minus this)."""
 
-from rhocluster.scoring.run import score_loss_job
+from rhocluster.scoring.jobs import score_loss_job
 
 sm = snakemake  # noqa: F821
 score_loss_job(

@@ -2,7 +2,7 @@
 (rhocluster.selection.kinds) with the files it reads."""
 
 from rhocluster.selection.kinds import MaskFiles, select_masks
-from rhocluster.workflow import logged
+from rhocluster.workflow.scripts import logged
 
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]) as log:

@@ -1,7 +1,7 @@
 """Bootstrap intervals of every accuracy and paired bootstrap tests of each variant against ct and rho1."""
 
 from rhocluster.reporting.tables import write_significance
-from rhocluster.workflow import logged
+from rhocluster.workflow.scripts import logged
 
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]):

@@ -3,7 +3,7 @@ labels: what each selection kept, by fixed excess loss and over the leaf cluster
 table."""
 
 from rhocluster.reporting.tables import write_tables
-from rhocluster.workflow import logged
+from rhocluster.workflow.scripts import logged
 
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]):

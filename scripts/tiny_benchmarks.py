@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from rhocluster.evaluation.tiny import write_tiny_benchmarks
-from rhocluster.workflow import logged
+from rhocluster.workflow.scripts import logged
 
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]):

@@ -1,7 +1,7 @@
 """Tokenize one corpus shard into fixed windows (Megatron indexed dataset + label array)."""
 
 from rhocluster.data.tokenize import tokenize_shard
-from rhocluster.workflow import logged
+from rhocluster.workflow.scripts import logged
 
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]) as log:

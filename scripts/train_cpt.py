@@ -1,7 +1,7 @@
 """One CPT model: a variant at one seed, from the base model, on the web shards."""
 
-from rhocluster.training.run import launch_training, rule_spec
-from rhocluster.workflow import logged, set_threads
+from rhocluster.training.jobs import launch_training, rule_spec
+from rhocluster.workflow.scripts import logged, set_threads
 
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]):

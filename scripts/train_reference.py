@@ -1,7 +1,7 @@
 """The reference model: the base model fine-tuned on the high-quality mixture."""
 
-from rhocluster.training.run import launch_training, rule_spec
-from rhocluster.workflow import logged, set_threads
+from rhocluster.training.jobs import launch_training, rule_spec
+from rhocluster.workflow.scripts import logged, set_threads
 
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]):

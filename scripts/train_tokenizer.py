@@ -2,7 +2,7 @@
 
 from rhocluster.common.jsonl import read_jsonl
 from rhocluster.corpus.tokenizer import train_tokenizer
-from rhocluster.workflow import logged
+from rhocluster.workflow.scripts import logged
 
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]):

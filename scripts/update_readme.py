@@ -3,9 +3,9 @@ accuracy intervals and tests), and copy the main figure."""
 
 from pathlib import Path
 
-from rhocluster.provenance import code_fingerprint
+from rhocluster.workflow.provenance import code_fingerprint
 from rhocluster.reporting.readme import write_readme
-from rhocluster.workflow import logged
+from rhocluster.workflow.scripts import logged
 
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]) as log:

@@ -1,4 +1,4 @@
-"""Tiny stand-ins for hub repositories, built at test time with the writers of rhocluster.localhub (the
+"""Tiny stand-ins for hub repositories, built at test time with the writers of rhocluster.hub.local (the
 layouts of the real repositories): OpenWebMath-like parquet files, problem/solution datasets as parquet
 and a JSON array, a Llama-2-style tokenizer (unk/bos/eos = 0/1/2, byte fallback, no pad token) and a
 random tiny LlamaForCausalLM. The hub code accepts a local directory in place of a hub id and runs the
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rhocluster.localhub import train_llama_tokenizer, write_json_array, write_llama_model, write_web_dataset
+from rhocluster.hub.local import train_llama_tokenizer, write_json_array, write_llama_model, write_web_dataset
 from rhocluster.model.shape import LlamaShape
 
 WORDS = "the answer is let we find sum of two numbers equals therefore x y prove integer prime root".split()

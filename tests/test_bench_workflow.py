@@ -75,9 +75,9 @@ def test_startup_and_critical_path(tmp_path):
 
 
 def test_the_startup_line_is_what_logged_writes(tmp_path):
-    """rhocluster.workflow.logged writes the line bench parses, from this process' real age."""
+    """rhocluster.workflow.scripts.logged writes the line bench parses, from this process' real age."""
     code = (
-        "from rhocluster.workflow import logged\n"
+        "from rhocluster.workflow.scripts import logged\n"
         f"with logged({str(tmp_path / 'job.log')!r}) as log:\n"
         "    log.info('work')\n"
     )

@@ -11,8 +11,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from rhocluster.convert import export_hf, hf_to_mcore, load_hf, main, mcore_to_hf
-from rhocluster.model.checkpoint import is_te_layout, load_into_model, load_mcore
+from rhocluster.model.convert import export_hf, hf_to_mcore, load_hf, main, mcore_to_hf
+from rhocluster.model.mcore_format import is_te_layout, load_into_model, load_mcore
 from rhocluster.model.megatron import build_gpt_model, init_distributed, lm_forward
 from rhocluster.model.shape import LlamaShape
 
@@ -170,7 +170,7 @@ def test_load_hf_formats(hf_model, hf_dir, tmp_path):
 def test_cli_round_trip(hf_model, hf_dir, tokenizer_dir, tmp_path, capsys):
     mc_dir, out_dir = tmp_path / "mcore", tmp_path / "hf_out"
     proc = subprocess.run(
-        [sys.executable, "-m", "rhocluster.convert", "hf-to-mcore", str(hf_dir), str(mc_dir)],
+        [sys.executable, "-m", "rhocluster.model.convert", "hf-to-mcore", str(hf_dir), str(mc_dir)],
         cwd=REPO,
         capture_output=True,
         text=True,

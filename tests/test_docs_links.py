@@ -69,7 +69,7 @@ def test_cited_paths_exist(doc):
 
 
 def test_the_checks_catch_a_moved_file_and_anchor(tmp_path):
-    assert cited("see `rhocluster/nowhere.py` and rhocluster/variants.py.") == {"rhocluster/nowhere.py", "rhocluster/variants.py"}
+    assert cited("see `rhocluster/nowhere.py` and rhocluster/workflow/variants.py.") == {"rhocluster/nowhere.py", "rhocluster/workflow/variants.py"}
     assert cited("results go to `results/{run}/masks/{mask}/`") == set()
     assert slug("Token selection, exactly") == "token-selection-exactly"
     assert "token-selection-exactly" in anchors(REPO / "docs/design.md")

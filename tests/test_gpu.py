@@ -1,7 +1,7 @@
 """The trainer's GPU path (nccl, Megatron DDP + distributed optimizer, bf16, TE spec when importable).
 
 Skipped without CUDA (``pytest -m gpu`` on a GPU node runs them). Every run is a fresh process
-(``python -m rhocluster.training.run SPEC.json``, or torchrun for several GPUs), so the CPU reference
+(``python -m rhocluster.training.jobs SPEC.json``, or torchrun for several GPUs), so the CPU reference
 and the GPU runs never share a process group; the CPU reference hides the GPUs.
 """
 
@@ -87,10 +87,10 @@ def train(spec_dict: dict, gpus: int, extra_env: dict | None = None) -> dict:
     if gpus == 0:
         env["CUDA_VISIBLE_DEVICES"] = ""
     if gpus <= 1:
-        cmd = [sys.executable, "-m", "rhocluster.training.run", str(path)]
+        cmd = [sys.executable, "-m", "rhocluster.training.jobs", str(path)]
     else:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={gpus}",
-               "-m", "rhocluster.training.run", str(path)]  # fmt: skip
+               "-m", "rhocluster.training.jobs", str(path)]  # fmt: skip
     subprocess.run(cmd, env=env, check=True)
     return json.loads(Path(spec_dict["summary"]).read_text())
 
@@ -109,7 +109,7 @@ def init(data, tmp_path_factory) -> str:
     out = tmp_path_factory.mktemp("gpu-init")
     code = (
         "import sys; from rhocluster.model.megatron import build_gpt_model, init_distributed;"
-        "from rhocluster.model.checkpoint import save_mcore; from rhocluster.model.shape import LlamaShape;"
+        "from rhocluster.model.mcore_format import save_mcore; from rhocluster.model.shape import LlamaShape;"
         f"s = LlamaShape.from_dict({SHAPE.to_dict()!r}); init_distributed(0);"
         f"save_mcore(build_gpt_model(s).state_dict(), s, {str(out / 'init')!r})"
     )
@@ -180,7 +180,7 @@ def test_transformer_engine_spec_matches_the_local_spec():
     code = r"""
 import torch
 from rhocluster.model.megatron import build_gpt_model, init_distributed, lm_forward, _transformer_engine_available
-from rhocluster.model.checkpoint import load_into_model
+from rhocluster.model.mcore_format import load_into_model
 from rhocluster.model.shape import LlamaShape
 if not _transformer_engine_available():
     print("SKIP"); raise SystemExit(0)

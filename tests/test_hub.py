@@ -1,4 +1,4 @@
-"""Hub fetching, manifests and the hub data path (rhocluster.hub, rhocluster.corpus.hf), offline.
+"""Hub fetching, manifests and the hub data path (rhocluster.hub.download, rhocluster.corpus.hf), offline.
 
 Local directories built in tmp_path stand in for hub repositories (the code accepts a directory in
 place of a hub id); the hub-only branch (commit resolution, checksums against the hub's metadata, the
@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import yaml
 
-from rhocluster import hub
+from rhocluster.hub import download as hub
 from rhocluster.corpus.hf import (
     add_row_counts,
     build_hq_mixture,
@@ -28,7 +28,7 @@ from rhocluster.corpus.hf import (
     write_web_shard,
 )
 from rhocluster.common.jsonl import read_jsonl
-from rhocluster.hub import HubError, HubSource, fetch, load_manifest, materialize, pin_text, preflight
+from rhocluster.hub.download import HubError, HubSource, fetch, load_manifest, materialize, pin_text, preflight
 from tests.conftest import REPO, copy_workflow, run_snakemake
 from tests.hf_fixtures import TINY_SHAPE, make_hq_datasets, make_tiny_llama, make_web_dataset
 
@@ -162,7 +162,7 @@ def test_llama_tokenizer_imports_and_tokenizes_unlabelled_shards(fixtures, tmp_p
 
 
 def test_model_directory_materializes_and_imports(fixtures, tmp_path):
-    from rhocluster.training.run import import_hf_base
+    from rhocluster.training.jobs import import_hf_base
 
     source = HubSource(str(fixtures["model"]), "local", "model", ("config.json", "*.safetensors", "tokenizer*"))
     manifest = fetch(source, tmp_path / "cache")
@@ -421,7 +421,7 @@ def test_an_hq_json_that_is_not_an_array_stops_naming_the_file(tmp_path, body, s
 
 
 def test_a_model_directory_without_a_tokenizer_stops_before_anything_is_written(fixtures, tmp_path):
-    from rhocluster.fetch import check_model_files, fetch_model
+    from rhocluster.hub.jobs import check_model_files, fetch_model
 
     model = tmp_path / "model"
     shutil.copytree(fixtures["model"], model)

@@ -41,13 +41,13 @@ def test_multi_node_plan_and_command():
     assert (plan.nnodes, plan.nproc_per_node, plan.world_size) == (3, 8, 24)
     assert plan.port == DEFAULT_PORT + 3456  # job-dependent, so jobs sharing a first node do not clash
     assert plan.rdzv_endpoint == "gpu007:32956"
-    cmd = plan.command(["-m", "rhocluster.training.run", "spec.json"], python=PY)
+    cmd = plan.command(["-m", "rhocluster.training.jobs", "spec.json"], python=PY)
     assert cmd == [
         "srun", "--nodes=3", "--ntasks=3", "--ntasks-per-node=1", "--gres=gpu:8", "--cpus-per-task=96",
         "--kill-on-bad-exit=1", "--overlap",
         PY, "-m", "torch.distributed.run", "--nproc-per-node=8", "--nnodes=3", "--rdzv-backend=c10d",
         "--rdzv-endpoint=gpu007:32956", "--rdzv-id=123456", "--max-restarts=0",
-        "-m", "rhocluster.training.run", "spec.json",
+        "-m", "rhocluster.training.jobs", "spec.json",
     ]  # fmt: skip
 
 
@@ -90,10 +90,10 @@ def test_inconsistent_slurm_environment_is_refused():
 def test_cli_dry_run(monkeypatch, capsys):
     for key, value in slurm(SLURM_GPUS_ON_NODE="4").items():
         monkeypatch.setenv(key, value)
-    assert main(["--dry-run", "--port", "4000", "--", "-m", "rhocluster.training.run", "s.json"]) == 0
+    assert main(["--dry-run", "--port", "4000", "--", "-m", "rhocluster.training.jobs", "s.json"]) == 0
     cmd = shlex.split(capsys.readouterr().out)
     assert cmd[:2] == ["srun", "--nodes=3"]
     assert "--rdzv-endpoint=gpu007:4000" in cmd and "--nproc-per-node=4" in cmd
-    assert cmd[-3:] == ["-m", "rhocluster.training.run", "s.json"]
+    assert cmd[-3:] == ["-m", "rhocluster.training.jobs", "s.json"]
     with pytest.raises(SystemExit):
         main(["--dry-run"])

@@ -12,7 +12,7 @@ from megatron.core.transformer.attention import SelfAttention
 from megatron.core.transformer.dot_product_attention import DotProductAttention
 from megatron.core.transformer.mlp import MLP
 
-from rhocluster.model.checkpoint import (
+from rhocluster.model.mcore_format import (
     is_te_layout,
     load_into_model,
     load_mcore,

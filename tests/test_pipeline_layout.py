@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rhocluster.model.checkpoint import mcore_tensor_shapes
+from rhocluster.model.mcore_format import mcore_tensor_shapes
 from rhocluster.model.pipeline_layout import (
     check_pipeline_parallel,
     stage_layers,

@@ -1,6 +1,6 @@
 """The committed results are checked by reproducing them: the suite's tiny run must land inside the
 committed cells' own intervals (rhocluster.reporting.reproduce). The code fingerprint the block records
-(rhocluster.provenance) says which code wrote it; it is information, not a check."""
+(rhocluster.workflow.provenance) says which code wrote it; it is information, not a check."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rhocluster.provenance import code_files, code_fingerprint
+from rhocluster.workflow.provenance import code_files, code_fingerprint
 from rhocluster.reporting.readme import readme_fingerprint
 from rhocluster.reporting.reproduce import compare_results, results_block
 
@@ -22,7 +22,7 @@ def test_fingerprint_covers_the_code_and_changes_with_it(tmp_path):
         "Snakefile",
         "config/config.yaml",
         "rules/common.smk",
-        "rhocluster/variants.yaml",
+        "rhocluster/workflow/variants.yaml",
         "scripts/train_cpt.py",
     } <= files
     assert not any(f.startswith(("tests/", "docs/", "bench/")) for f in files)

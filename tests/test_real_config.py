@@ -207,8 +207,8 @@ def test_the_smoke_config_differs_from_the_real_config_in_sizes_device_and_hub_s
     """config/rho1-smoke.yaml changes exactly the keys above (every one of them, nothing else): the same
     rules, variants, seeds, budget, evaluation protocol, held-out logic, reports and model vocabulary and
     context; its hub sources are the local hub's stand-ins for the real repositories."""
-    from rhocluster.hub import config_sources
-    from rhocluster.localhub import SMOKE_SHAPE, repo_dir
+    from rhocluster.hub.download import config_sources
+    from rhocluster.hub.local import SMOKE_SHAPE, repo_dir
 
     smoke = load_config([CONFIG, SMOKE], REPO / "config/schema.yaml")
     real, small = flatten(config), flatten(smoke)

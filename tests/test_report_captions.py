@@ -53,6 +53,6 @@ def test_a_missing_key_or_bad_markup_fails(tmp_path):
 def test_the_front_page_names_no_variant_by_hand():
     """The variants are listed by the generated Variants table (tables/variants.csv), not restated."""
     text = (REPO / "report/workflow.rst").read_text(encoding="utf-8")
-    from rhocluster.variants import builtin_table
+    from rhocluster.workflow.variants import builtin_table
 
     assert not [name for name in builtin_table() if f"**{name}**" in text]

@@ -23,7 +23,7 @@ POST = "<!-- results-table:end -->\n\nDesign notes.\r\nNo final newline"
 
 
 def write_eval(root: Path, model: str, bench: str, verdict: np.ndarray) -> tuple[Path, Path]:
-    """The two files rule evaluate writes for (model, benchmark), in rhocluster.evaluation.run's format."""
+    """The two files rule evaluate writes for (model, benchmark), in rhocluster.evaluation.evaluate's format."""
     out = root / "eval" / model
     out.mkdir(parents=True, exist_ok=True)
     rows = [
@@ -330,7 +330,7 @@ def test_accuracy_details_go_to_their_page_linked_from_the_block(run, tmp_path):
 def test_the_page_lists_the_held_out_loss_of_every_seed(run, tmp_path):
     """heldout_tables' per-seed table goes to the page, first, as a table of its own (the rerun check
     compares it cell by cell); an empty one (no row with several seeds) leaves the page as before."""
-    from rhocluster.reporting.heldout import seeds_caption
+    from rhocluster.reporting.heldout_tables import seeds_caption
 
     out = table_paths(tmp_path)
     make_tables(run, out)
@@ -474,7 +474,7 @@ def test_variant_table_is_the_runs_rows_of_the_declared_table():
     from dataclasses import asdict
 
     from rhocluster.reporting.tables import variant_table
-    from rhocluster.variants import variant_rows
+    from rhocluster.workflow.variants import variant_rows
 
     rows = variant_rows({"variants": []})
     table = variant_table({n: asdict(rows[n]) for n in ("ct", "excess_smoothed", "cluster_slm")})

@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rhocluster.reporting.heldout import PROBLEMS, TOKEN, TYPE, WEB_ALL, write_heldout_tables
+from rhocluster.reporting.heldout_tables import PROBLEMS, TOKEN, TYPE, WEB_ALL, write_heldout_tables
 from rhocluster.reporting.reproduce import parse_tables
-from tests.test_heldout import EOS, make_shard
+from tests.test_heldout_tables import EOS, make_shard
 
 REPO = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("representation_ablation", REPO / "bench" / "representation_ablation.py")

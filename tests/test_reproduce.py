@@ -10,7 +10,7 @@ from rhocluster.reporting.reproduce import compare_results, parse_cell, parse_ta
 
 REPO = Path(__file__).resolve().parents[1]
 
-BLOCK = """<!-- written by the workflow (rule update_readme) from results/t/tables/; code fingerprint 0123456789abcdef (rhocluster.provenance); do not edit by hand -->
+BLOCK = """<!-- written by the workflow (rule update_readme) from results/t/tables/; code fingerprint 0123456789abcdef (rhocluster.workflow.provenance); do not edit by hand -->
 
 Held-out loss (mean token loss, nats; lower is better), run `t` (math 10 documents / 500 tokens). [95% interval] from a bootstrap.
 

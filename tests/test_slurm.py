@@ -21,7 +21,7 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from rhocluster.preflight import (
+from rhocluster.workflow.preflight import (
     PendingJob,
     check_devices,
     check_local_gpus,
@@ -29,7 +29,7 @@ from rhocluster.preflight import (
     check_slurm,
     gpu_count,
 )
-from rhocluster.workflow import job_size
+from rhocluster.workflow.sizes import job_size
 from tests.conftest import REPO, change_config, copy_workflow, run_snakemake
 
 PROFILE = REPO / "profiles/slurm"
@@ -439,7 +439,7 @@ def test_the_real_config_with_the_smoke_override_runs_through_slurm(slurm_cluste
     every non-local job through sbatch (the fetch rules run on the submit host), ending with the
     README-style tables."""
     from rhocluster.evaluation.mirror import mirror_env, serve
-    from rhocluster.variants import load_variants
+    from rhocluster.workflow.variants import load_variants
 
     env, root = slurm_cluster
     work = copy_workflow(tmp_path / "wf")

@@ -17,7 +17,7 @@ import yaml
 
 from rhocluster.evaluation.benchmarks import build_prompt, load_harness_items
 from rhocluster.evaluation.mirror import mirror_env, serve
-from rhocluster.variants import load_variants
+from rhocluster.workflow.variants import load_variants
 from tests.conftest import REPO, SHARED, copy_workflow, run_snakemake
 
 HARNESS = SHARED / "benchmarks" / "math-evaluation-harness-7fd4949"

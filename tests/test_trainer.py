@@ -18,14 +18,14 @@ from safetensors.torch import load_file
 
 from rhocluster.corpus.labels import LABELS
 from rhocluster.data.shards import write_shard
-from rhocluster.model.checkpoint import load_mcore, save_mcore
+from rhocluster.model.mcore_format import load_mcore, save_mcore
 from rhocluster.model.megatron import build_gpt_model, init_distributed, lm_forward
 from rhocluster.model.shape import LlamaShape
 from rhocluster.training import checkpoint as ckpt_module
 from rhocluster.training.checkpoint import checkpoint_dirs, load_checkpoint
 from rhocluster.training.config import TrainConfig
 from rhocluster.training.data import TokenStream
-from rhocluster.training.run import launch_training, run_training
+from rhocluster.training.jobs import launch_training, run_training
 from rhocluster.training.selectors import slm_keep
 from rhocluster.training.optimizer import Optimizer
 from rhocluster.training.trainer import StepInfo, train
@@ -514,7 +514,7 @@ def test_run_training_writes_log_plot_and_summary(data, tmp_path):
 def test_import_hf_base_writes_model_empty_log_and_plot(tmp_path):
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from rhocluster.training.run import import_hf_base
+    from rhocluster.training.jobs import import_hf_base
 
     torch.manual_seed(0)
     LlamaForCausalLM(LlamaConfig(**SHAPE.to_hf_config())).save_pretrained(tmp_path / "hf")

@@ -1,4 +1,4 @@
-"""The variant table (rhocluster.variants): the shipped rows, what each implies, and bad declarations
+"""The variant table (rhocluster.workflow.variants): the shipped rows, what each implies, and bad declarations
 failing before the DAG is built, naming the variant and key."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 import yaml
 from snakemake.utils import validate
 
-from rhocluster.variants import VariantError, builtin_table, load_variants, variant_pairs, variant_rows
+from rhocluster.workflow.variants import VariantError, builtin_table, load_variants, variant_pairs, variant_rows
 from tests.conftest import change_config, copy_workflow, run_snakemake
 
 REPO = Path(__file__).resolve().parents[1]
@@ -144,7 +144,7 @@ def test_each_seed_gets_its_tree_and_the_masks_that_follow_it(mode):
     """clustering.trees: per_seed gives seed i's cluster rows tree s{i}, so every balanced mask is per seed;
     shared gives every seed tree s0, and a ranked balanced mask (cluster_excess) is then shared."""
     from rhocluster.clustering.trees import tree_seeds, trees_note
-    from rhocluster.variants import cpt_models
+    from rhocluster.workflow.variants import cpt_models
 
     config = yaml.safe_load((REPO / "config/config.yaml").read_text())
     config["clustering"]["trees"] = mode
@@ -192,11 +192,11 @@ def test_a_new_kind_is_one_registry_entry(tmp_path, monkeypatch):
 
     from rhocluster.data.shards import write_shard
     from rhocluster.selection import kinds
-    from rhocluster.variants import cpt_models
+    from rhocluster.workflow.variants import cpt_models
 
     dummy = kinds.MaskKind("first_half", (), "tests.test_variants:first_half_kind", "the first half of every window")
     monkeypatch.setitem(kinds.KINDS, "first_half", dummy)
-    monkeypatch.setattr("rhocluster.variants.MASKS", tuple(kinds.KINDS))
+    monkeypatch.setattr("rhocluster.workflow.variants.MASKS", tuple(kinds.KINDS))
     cfg = default_config()
     cfg["variant_table"] = {"half": {"tokens": "mask", "mask": "first_half", "summary": "x"}}
     cfg["variants"] = ["ct", "half"]
@@ -207,6 +207,50 @@ def test_a_new_kind_is_one_registry_entry(tmp_path, monkeypatch):
     assert kinds.select_masks("first_half", files, {"budget": 0.5, "seed": 0})["kept"] == 4 * 5
     with pytest.raises(ValueError, match="mask kind 'top_excess' \\(renamed to excess_static\\)"):
         kinds.select_masks("top_excess", files, {"budget": 0.5, "seed": 0})
+
+
+@pytest.mark.slow
+def test_a_new_kind_dry_runs_through_the_workflow(tmp_path, monkeypatch):
+    """README's recipe for a new kind, followed in a copy of the workflow and of the package: one registry
+    entry in rhocluster/selection/kinds.py, its function in a module of its own and its name in the
+    schema's enum; then a row using it. The dry run plans the kind's one select_tokens job (reading the
+    shards only, as it declares) and the row's training, once per seed."""
+    import inspect
+    import re
+    import shutil
+
+    work = copy_workflow(tmp_path / "wf")
+    shutil.copytree(REPO / "rhocluster", work / "rhocluster", ignore=shutil.ignore_patterns("__pycache__"))
+    (work / "rhocluster/selection/first_half.py").write_text(
+        "from __future__ import annotations\n\n\n" + inspect.getsource(first_half_kind)
+    )
+    with (work / "rhocluster/selection/kinds.py").open("a") as f:
+        f.write(
+            '\nKINDS["first_half"] = MaskKind(\n'
+            '    "first_half", (), "rhocluster.selection.first_half:first_half_kind", "the first half of every window"\n'
+            ")\n"
+        )
+    schema_path = work / "config/schema.yaml"
+    schema = yaml.safe_load(schema_path.read_text())
+    schema["properties"]["variant_table"]["additionalProperties"]["properties"]["mask"]["enum"].append("first_half")
+    schema_path.write_text(yaml.safe_dump(schema, sort_keys=False))
+
+    def add_row(cfg):
+        cfg["variant_table"] = {"half": {"tokens": "mask", "mask": "first_half", "summary": "the first half"}}
+        cfg["variants"] = ["ct", "half"]
+
+    change_config(work, add_row)
+    monkeypatch.setenv("PYTHONPATH", str(work))  # the copy's package, with the new kind, not the checkout's
+    proc = run_snakemake(work, "-n", timeout=300)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    jobs = re.findall(r"^(?:local)?rule (\w+):\n((?:    .*\n)+)", proc.stdout, re.M)
+    masks = [body for rule, body in jobs if rule == "select_tokens"]
+    assert len(masks) == 1 and "wildcards: mask=half\n" in masks[0], masks
+    inputs = re.search(r"input: (.*)", masks[0]).group(1).split(", ")
+    assert inputs and all(re.fullmatch(r"results/tiny/shards/web/\d{5}\.bin", path) for path in inputs), inputs
+    trained = sorted(re.search(r"wildcards: model=(\S+)", body).group(1) for rule, body in jobs if rule == "train_cpt")
+    seeds = len(default_config()["cpt"]["seeds"])
+    assert trained == sorted(["ct", "half"] + [f"{v}.s{i}" for v in ("ct", "half") for i in range(1, seeds)])
 
 
 def first_half_kind(files, settings) -> dict:

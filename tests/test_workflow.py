@@ -16,7 +16,7 @@ from rhocluster.corpus.labels import LABELS, NO_LABEL
 from rhocluster.data.shards import Shard
 from rhocluster.reporting.readme import END, START
 from rhocluster.reporting.reproduce import parse_cell
-from rhocluster.variants import cpt_models
+from rhocluster.workflow.variants import cpt_models
 from tests.conftest import REPO, change_config, copy_workflow, run_snakemake
 
 pytestmark = pytest.mark.slow

@@ -20,7 +20,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from rhocluster.common.jsonl import write_jsonl
-from rhocluster.hub import Manifest
+from rhocluster.hub.download import Manifest
 
 
 def parquet_rows(path: Path | str) -> int:
@@ -197,7 +197,7 @@ def import_tokenizer(model_dir: Path | str, out_dir: Path | str, vocab_size: int
     workflow's loader accepts it and that it fits ``vocab_size``; returns its size."""
     import shutil
 
-    from rhocluster.convert import TOKENIZER_FILES
+    from rhocluster.model.convert import TOKENIZER_FILES
     from rhocluster.corpus.tokenizer import load_tokenizer
     from rhocluster.common.atomic import atomic_dir
 

@@ -1,6 +1,6 @@
 """Full (unsharded) GPTModel state dicts <-> Megatron tensor-parallel shards, for the Llama layout.
 
-Our checkpoints hold full tensors under Megatron names (:mod:`rhocluster.model.checkpoint`), so a run's
+Our checkpoints hold full tensors under Megatron names (:mod:`rhocluster.model.mcore_format`), so a run's
 weights do not depend on its parallel layout and convert to HF directly. Megatron's dist-checkpointing
 would store sharded tensors in its own format and needs CUDA; the reshuffle between full tensors and
 the shards of Megatron's parallel layers is small enough to write here. The rules follow those layers:

@@ -20,7 +20,7 @@ from rhocluster.planner.inputs import config_gpus, shard_lists, token_counts
 from rhocluster.planner.render import human_count
 from rhocluster.planner.stages import Plan, Stage, StageSpec, group_jobs
 from rhocluster.training.flops import forward_flops_per_token, train_flops_per_token
-from rhocluster.variants import cpt_seeds, load_variants
+from rhocluster.workflow.variants import cpt_seeds, load_variants
 
 CHECKPOINT_BYTES_PER_PARAM = 16  # fp32 weights + Adam moments + bf16 copy, rounded up
 KEEP_CHECKPOINTS = 2  # training.checkpoint.save_checkpoint(keep_last=2)

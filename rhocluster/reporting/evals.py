@@ -1,6 +1,6 @@
 """Readers of the files the report consumes, with checks that fail naming the file.
 
-Evaluation outputs (``rhocluster.evaluation.run``): ``{benchmark}.json`` with at least
+Evaluation outputs (``rhocluster.evaluation.evaluate``): ``{benchmark}.json`` with at least
 ``accuracy`` (percent), ``n`` and ``correct``; ``{benchmark}.predictions.jsonl`` with one row per item
 holding at least ``id`` and ``verdict`` (and ``prompt_sha256``, checked across models when present).
 Training logs (``rhocluster.training.trainer``): JSONL with ``step``, ``loss``, ``kept_fraction`` per

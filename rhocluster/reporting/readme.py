@@ -73,7 +73,7 @@ def relative_link(target: Path | str, readme: Path | str) -> str:
 def _source_comment(run: str, fingerprint: str | None, what: str) -> str:
     source = f"results/{run}/tables/"
     if fingerprint:
-        source += f"; code fingerprint {fingerprint} (rhocluster.provenance)"
+        source += f"; code fingerprint {fingerprint} (rhocluster.workflow.provenance)"
     return f"<!-- written by the workflow (rule update_readme) from {source}; {what} -->"
 
 

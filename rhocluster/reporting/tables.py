@@ -13,7 +13,7 @@ from rhocluster.common.atomic import save_text
 from rhocluster.reporting import stats
 from rhocluster.reporting.evals import load_evaluation, read_json
 from rhocluster.reporting.published import PUBLISHED
-from rhocluster.variants import builtin_table
+from rhocluster.workflow.variants import builtin_table
 
 # Column order of the seed proposal: GSM8K, SVAMP, ASDiv, MAWPS, TAB, MQA, MMLU STEM, SAT, MATH.
 COLUMNS: dict[str, str] = {
@@ -28,9 +28,9 @@ COLUMNS: dict[str, str] = {
     "math": "MATH",
 }
 # Row names of the tables are the model ids of the config and README; figure legends add the short
-# label of the two fixed models and of each variant's row (rhocluster/variants.yaml).
+# label of the two fixed models and of each variant's row (rhocluster/workflow/variants.yaml).
 MODEL_DESCRIPTIONS: dict[str, str] = {
-    "base": "no training",
+    "base": "before CPT",
     "reference": "HQ fine-tune",
     **{name: row["label"] for name, row in builtin_table().items()},
 }

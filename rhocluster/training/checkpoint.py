@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from rhocluster.common.atomic import atomic_dir
-from rhocluster.model.checkpoint import load_mcore, save_mcore
+from rhocluster.model.mcore_format import load_mcore, save_mcore
 from rhocluster.model.shape import LlamaShape
 
 PREFIX = "step_"

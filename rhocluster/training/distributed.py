@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
-from rhocluster.model.checkpoint import is_extra_state
+from rhocluster.model.mcore_format import is_extra_state
 from rhocluster.model.pipeline_layout import to_global_names
 from rhocluster.model.tensor_parallel import gather_state_dict
 

@@ -5,7 +5,7 @@ Inside an allocation (``SLURM_JOB_ID`` set) with several nodes, one ``srun`` tas
 ``SLURM_JOB_NODELIST`` (expanded here in pure Python, as ``scontrol show hostnames`` would). On one node
 ``torchrun --standalone`` suffices.
 
-    python -m rhocluster.training.launch [--gpus-per-node N] [--dry-run] -- -m rhocluster.training.run SPEC
+    python -m rhocluster.training.launch [--gpus-per-node N] [--dry-run] -- -m rhocluster.training.jobs SPEC
 """
 
 from __future__ import annotations
@@ -193,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="print the command instead of running it")
     args = parser.parse_args(options)
     if not program:
-        parser.error("give the python program after --, e.g. -- -m rhocluster.training.run spec.json")
+        parser.error("give the python program after --, e.g. -- -m rhocluster.training.jobs spec.json")
     cmd = plan_from_env(gpus_per_node=args.gpus_per_node, port=args.port).command(program)
     if args.dry_run:
         print(shlex.join(cmd))

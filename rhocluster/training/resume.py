@@ -15,7 +15,7 @@ import torch
 import torch.distributed as dist
 
 from rhocluster.common.atomic import atomic_path
-from rhocluster.model.checkpoint import load_into_model
+from rhocluster.model.mcore_format import load_into_model
 from rhocluster.model.shape import LlamaShape
 from rhocluster.training.checkpoint import (
     TrainCheckpoint,

@@ -34,7 +34,7 @@ import torch
 import torch.distributed as dist
 
 from rhocluster.common.atomic import save_json
-from rhocluster.model.checkpoint import load_mcore, save_mcore
+from rhocluster.model.mcore_format import load_mcore, save_mcore
 from rhocluster.model.megatron import build_gpt_model, init_distributed
 from rhocluster.model.pipeline_layout import check_pipeline_parallel
 from rhocluster.model.shape import LlamaShape

@@ -71,7 +71,7 @@ class Variant:
 
 
 def builtin_table() -> dict[str, dict]:
-    """The declared rows shipped with the package (``rhocluster/variants.yaml``)."""
+    """The declared rows shipped with the package (``rhocluster/workflow/variants.yaml``)."""
     return yaml.safe_load(_TABLE.read_text())
 
 

@@ -1,4 +1,4 @@
-"""Held-out loss tables (rhocluster.reporting.heldout) against direct computations on small shards."""
+"""Held-out loss tables (rhocluster.reporting.heldout_tables) against direct computations on small shards."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from rhocluster.corpus.labels import LABELS
 from rhocluster.corpus.overlap import measure_overlap
 from rhocluster.data.shards import pack_windows, write_shard
-from rhocluster.reporting.heldout import (
+from rhocluster.reporting.heldout_tables import (
     PROBLEMS,
     TOKEN,
     TYPE,
@@ -23,7 +23,7 @@ from rhocluster.reporting.heldout import (
     seeds_markdown,
     write_heldout_tables,
 )
-from rhocluster.variants import Pair
+from rhocluster.workflow.variants import Pair
 
 EOS, BOS, S = 2, 1, 9  # windows of 9 tokens (8 targets)
 
@@ -206,7 +206,7 @@ def test_pair_table_rows_are_the_declared_pairs_of_the_run(world):
     cluster_excess's pair with it is skipped and its pair with cluster stays."""
     import yaml
 
-    from rhocluster.variants import load_variants, variant_pairs
+    from rhocluster.workflow.variants import load_variants, variant_pairs
 
     shards, losses, *_ = world
     cfg = yaml.safe_load((Path(__file__).resolve().parents[1] / "config/config.yaml").read_text())
@@ -289,10 +289,10 @@ def test_score_heldout_is_the_trainers_loss_on_each_window(tmp_path):
     """score_heldout (mcore checkpoint, the trainer's forward) writes what lm_forward gives per window."""
     import torch
 
-    from rhocluster.model.checkpoint import save_mcore
+    from rhocluster.model.mcore_format import save_mcore
     from rhocluster.model.megatron import build_gpt_model, init_distributed, lm_forward
     from rhocluster.model.shape import LlamaShape
-    from rhocluster.training.heldout import score_heldout
+    from rhocluster.scoring.heldout_loss import score_heldout
 
     shape = LlamaShape(vocab_size=64, hidden_size=32, ffn_hidden_size=64, num_layers=2, num_attention_heads=4,
                        num_query_groups=2, max_position_embeddings=8)  # fmt: skip

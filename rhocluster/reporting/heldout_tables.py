@@ -44,7 +44,7 @@ import pandas as pd
 from rhocluster.corpus.labels import LABELS
 from rhocluster.data.shards import Shard, load_aligned
 from rhocluster.reporting.stats import LEVEL, bootstrap_p_value, percentile_interval, rng_for
-from rhocluster.variants import Pair
+from rhocluster.workflow.variants import Pair
 
 PROBLEMS = "problems"  # the column of the held-out problem/solution set
 WEB_ALL = "web (all)"

@@ -1,7 +1,7 @@
 """Convert Llama weights between Hugging Face and our Megatron-core ("mcore") checkpoint format.
 
-python -m rhocluster.convert hf-to-mcore SRC DST
-python -m rhocluster.convert mcore-to-hf SRC DST [--tokenizer DIR] [--bos-token-id N] [--eos-token-id N] [--dtype D]
+python -m rhocluster.model.convert hf-to-mcore SRC DST
+python -m rhocluster.model.convert mcore-to-hf SRC DST [--tokenizer DIR] [--bos-token-id N] [--eos-token-id N] [--dtype D]
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from rhocluster.common.atomic import atomic_dir
-from rhocluster.model.checkpoint import (
+from rhocluster.model.mcore_format import (
     check_tensors,
     is_extra_state,
     is_te_layout,
@@ -203,7 +203,7 @@ def export_hf(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point; returns the process exit status."""
-    parser = argparse.ArgumentParser(prog="python -m rhocluster.convert", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m rhocluster.model.convert", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     to_mc = sub.add_parser("hf-to-mcore", help="HF Llama directory -> mcore checkpoint directory")
     to_mc.add_argument("src", type=Path, help="HF model directory (config.json + weights)")

@@ -8,7 +8,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Iterator
 
 
 STARTUP_LINE = "start-up %.2f s before this job's work (interpreter, Snakemake's script preamble, imports)"
@@ -64,14 +64,3 @@ def set_threads(n: int) -> None:
     torch.set_num_threads(n)
     faiss.omp_set_num_threads(n)
 
-
-def job_size(sizes: Mapping[str, Mapping[str, Any]], rule: str, defaults: Mapping[str, Any]) -> dict[str, Any]:
-    """Threads and resources of ``rule``'s jobs: the rule's own small CPU sizes (``defaults``), each key
-    overridden by the config's job sizes (``sizes``: its ``resources`` section, ``resources.<rule>``);
-    a null there drops the key (no ``mpi``, say). ``gpus`` (per node) is also asked of SLURM, as gres
-    ``gpu:<gpus>`` unless the config sets ``gres``."""
-    size = {**defaults, **(sizes.get(rule) or {})}
-    size = {key: value for key, value in size.items() if value is not None}
-    if size.get("gpus"):
-        size.setdefault("gres", f"gpu:{size['gpus']}")
-    return size

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from rhocluster.data.shards import Shard
-from rhocluster.model.checkpoint import load_into_model, load_mcore
+from rhocluster.model.mcore_format import load_into_model, load_mcore
 from rhocluster.model.megatron import build_gpt_model, init_distributed, lm_forward
 from rhocluster.scoring.rows import NpyRowWriter
 

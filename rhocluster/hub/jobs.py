@@ -3,7 +3,7 @@
 fetch_owm and fetch_hq_dataset fetch a dataset (:func:`fetch_dataset`), fetch_base_model a model
 (:func:`fetch_model`). Each rule's ``params`` name the source: ``spec`` (the config mapping with
 ``repo``, ``revision``, ``files``, ``sha256``), ``repo_type``, ``key`` (the config key, for messages),
-``cache_dir`` and ``allow_unpinned``. See :mod:`rhocluster.hub`.
+``cache_dir`` and ``allow_unpinned``. See :mod:`rhocluster.hub.download`.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from rhocluster.corpus.hf import add_row_counts
-from rhocluster.hub import HubError, HubSource, Manifest, fetch, materialize
-from rhocluster.workflow import logged
+from rhocluster.hub.download import HubError, HubSource, Manifest, fetch, materialize
+from rhocluster.workflow.scripts import logged
 
 
 def _fetched(params: Any, log: logging.Logger, workers: int) -> Manifest:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rhocluster.scoring.score import score_shard
-from rhocluster.workflow import logged, set_threads
+from rhocluster.workflow.scripts import logged, set_threads
 
 
 def score_loss_job(

@@ -2,7 +2,7 @@
 
 ``run_training`` trains in this process (CPU, or one GPU); ``launch_training`` starts it under
 torchrun (and srun across the nodes of a SLURM allocation) when more than one process is planned. Each
-worker then runs ``python -m rhocluster.training.run SPEC.json``, SPEC holding ``run_training``'s
+worker then runs ``python -m rhocluster.training.jobs SPEC.json``, SPEC holding ``run_training``'s
 arguments.
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from rhocluster.common.atomic import save_json
-from rhocluster.model.checkpoint import save_mcore
+from rhocluster.model.mcore_format import save_mcore
 from rhocluster.model.shape import LlamaShape
 from rhocluster.selection.groups import cluster_groups
 from rhocluster.training.config import TrainConfig
@@ -123,7 +123,7 @@ def launch_training(
         return run_training(**spec)
     spec_path = Path(spec["checkpoints"]) / "launch_spec.json"
     save_json(spec_path, dict(spec))
-    cmd = plan.command(["-m", "rhocluster.training.run", str(spec_path)], python=python)
+    cmd = plan.command(["-m", "rhocluster.training.jobs", str(spec_path)], python=python)
     log.info("launching %d processes on %d node(s): %s", plan.world_size, plan.nnodes, " ".join(cmd))
     sys.stdout.flush()
     try:  # the rule's log file when run under workflow.logged(); inherit our streams otherwise
@@ -140,7 +140,7 @@ def import_hf_base(
     hf_dir: Path, shape: dict, out_dir: Path, train_log: Path, summary: Path, plot: Path | None = None
 ) -> None:
     """Convert a local Hugging Face base model to our mcore format (no training: empty log)."""
-    from rhocluster.convert import hf_to_mcore, load_hf
+    from rhocluster.model.convert import hf_to_mcore, load_hf
 
     hf_state, hf_shape = load_hf(hf_dir)
     expected = LlamaShape.from_dict(dict(shape))
@@ -155,12 +155,12 @@ def import_hf_base(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Worker entry point under torchrun: ``python -m rhocluster.training.run SPEC.json``."""
+    """Worker entry point under torchrun: ``python -m rhocluster.training.jobs SPEC.json``."""
     import torch.distributed as dist
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if len(argv) != 1:
-        print("usage: python -m rhocluster.training.run SPEC.json", file=sys.stderr)
+        print("usage: python -m rhocluster.training.jobs SPEC.json", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     spec = json.loads(Path(argv[0]).read_text())

@@ -67,7 +67,7 @@ def tiny_setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_evaluate_model_writes_the_contract(tiny_setup: dict[str, Path]) -> None:
     from transformers import AutoTokenizer
 
-    from rhocluster.evaluation.run import evaluate_model
+    from rhocluster.evaluation.evaluate import evaluate_model
 
     out = tiny_setup["root"] / "out"
     normalized = tiny_setup["normalized"] / "gsm8k.jsonl"
@@ -115,7 +115,7 @@ def test_evaluate_model_writes_the_contract(tiny_setup: dict[str, Path]) -> None
 
 
 def test_evaluate_model_limit_and_errors(tiny_setup: dict[str, Path]) -> None:
-    from rhocluster.evaluation.run import evaluate_model
+    from rhocluster.evaluation.evaluate import evaluate_model
 
     out = tiny_setup["root"] / "out_limit"
     summary = evaluate_model(
@@ -134,7 +134,7 @@ def test_evaluate_model_limit_and_errors(tiny_setup: dict[str, Path]) -> None:
 
 
 def test_item_limit_is_the_harness_rule() -> None:
-    from rhocluster.evaluation.run import item_limit
+    from rhocluster.evaluation.evaluate import item_limit
 
     # min(max_gen_toks, positions - prompt tokens), 0 when the prompt leaves no room
     cases = [(10, 1024, 2048, 1024), (1024, 1024, 2048, 1024), (1025, 1024, 2048, 1023), (1500, 1024, 2048, 548),
@@ -167,7 +167,7 @@ def test_each_item_gets_its_own_new_token_limit_and_keeps_its_prompt_whole(
     from lm_eval.models.huggingface import HFLM
     from transformers import AutoTokenizer
 
-    from rhocluster.evaluation.run import evaluate_model
+    from rhocluster.evaluation.evaluate import evaluate_model
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_setup["model"])
     positions, max_gen_toks = 512, 100
@@ -222,7 +222,7 @@ def test_item_limits_on_a_vllm_style_backend() -> None:
     gets its own limit in its generation kwargs, a prompt without room is answered "" unsent."""
     from lm_eval.api.instance import Instance
 
-    from rhocluster.evaluation.run import ItemLimits, _vllm_prompt_lengths
+    from rhocluster.evaluation.evaluate import ItemLimits, _vllm_prompt_lengths
 
     class Backend:  # stands in for lm_eval's VLLM: one token per word, 10 positions
         max_length, max_gen_toks = 10, 256
@@ -247,7 +247,7 @@ def test_item_limits_on_a_vllm_style_backend() -> None:
 def test_item_limits_backend_must_count_prompt_tokens() -> None:
     """A backend class without ``_prompt_lengths`` fails when built, not on its first request;
     both real backends supply it."""
-    from rhocluster.evaluation.run import ItemLimits, item_limited_class
+    from rhocluster.evaluation.evaluate import ItemLimits, item_limited_class
 
     class Backend:
         max_length, max_gen_toks = 10, 256
@@ -261,7 +261,7 @@ def test_evaluate_benchmarks_loads_the_model_once(tiny_setup: dict[str, Path], m
     """Several benchmarks in one call: one model load, and the same files as one call per benchmark."""
     from lm_eval.models.huggingface import HFLM
 
-    from rhocluster.evaluation.run import benchmark_files, evaluate_benchmarks, evaluate_model
+    from rhocluster.evaluation.evaluate import benchmark_files, evaluate_benchmarks, evaluate_model
 
     init = HFLM.__init__
     loads: list[str] = []
@@ -292,7 +292,7 @@ def test_evaluate_benchmarks_checks_every_file_before_loading(tiny_setup: dict[s
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     from lm_eval.models.huggingface import HFLM
 
-    from rhocluster.evaluation.run import BenchmarkFiles, evaluate_benchmarks
+    from rhocluster.evaluation.evaluate import BenchmarkFiles, evaluate_benchmarks
 
     def never(self: HFLM, *args: object, **kwargs: object) -> None:
         raise AssertionError("the model was loaded")
@@ -371,7 +371,7 @@ def test_hanging_completion_times_out_and_the_run_continues(
     from lm_eval.models.huggingface import HFLM
 
     from rhocluster.evaluation.grading import TIMEOUT_ENV
-    from rhocluster.evaluation.run import evaluate_model
+    from rhocluster.evaluation.evaluate import evaluate_model
 
     normalized = tiny_setup["normalized"] / "math.jsonl"
     rows = [json.loads(line) for line in normalized.read_text().splitlines()]
@@ -431,7 +431,7 @@ def _lm_eval_vllm_init_params() -> set[str]:
 
 
 def test_vllm_model_args() -> None:
-    from rhocluster.evaluation.run import VLLMSettings, model_args, vllm_model_args
+    from rhocluster.evaluation.evaluate import VLLMSettings, model_args, vllm_model_args
 
     settings = VLLMSettings(tensor_parallel_size=2, dtype="bfloat16", gpu_memory_utilization=0.9, max_model_len=4096)
     args = vllm_model_args(Path("/models/rho1"), settings, seed=1234)
@@ -463,8 +463,8 @@ def test_backend_checks_fail_clearly(monkeypatch: pytest.MonkeyPatch, tmp_path: 
 
     import torch
 
-    from rhocluster.evaluation import run
-    from rhocluster.evaluation.run import VLLMSettings, check_backend
+    from rhocluster.evaluation import evaluate as run
+    from rhocluster.evaluation.evaluate import VLLMSettings, check_backend
 
     real_find_spec = importlib.util.find_spec
     installed = {"vllm": False}
@@ -499,7 +499,7 @@ def test_backend_checks_fail_clearly(monkeypatch: pytest.MonkeyPatch, tmp_path: 
 
 
 def test_command_line_batch_size_and_vllm_flags(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from rhocluster.evaluation import run
+    from rhocluster.evaluation import evaluate as run
 
     seen: dict[str, object] = {}
 

@@ -1,4 +1,4 @@
-"""The local hub (rhocluster.localhub): the real config's repositories in their layouts and columns, read by
+"""The local hub (rhocluster.hub.local): the real config's repositories in their layouts and columns, read by
 the real fetch code and readers, the same bytes every time."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rhocluster import hub
+from rhocluster.hub import download as hub
 from rhocluster.corpus.hf import add_row_counts, load_records, render_records, web_shard_docs
 from rhocluster.corpus.tokenizer import load_tokenizer
-from rhocluster.localhub import (
+from rhocluster.hub.local import (
     DATASETS,
     OWM,
     STAMP,
@@ -136,7 +136,7 @@ def test_sizes_are_checked():
 
 
 def test_the_command_line_writes_it(tmp_path, monkeypatch):
-    import rhocluster.localhub as localhub
+    import rhocluster.hub.local as localhub
 
     monkeypatch.setattr(localhub, "LocalHubSizes", lambda: SIZES)
     monkeypatch.setattr(localhub, "write_local_hub", lambda root, force=False: {OWM: Path(root) / "x"})

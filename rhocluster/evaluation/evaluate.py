@@ -432,7 +432,7 @@ def _batch_size(text: str) -> int | str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Command line: ``python -m rhocluster.evaluation.run MODEL_DIR DATA_DIR OUT_DIR BENCHMARK...``."""
+    """Command line: ``python -m rhocluster.evaluation.evaluate MODEL_DIR DATA_DIR OUT_DIR BENCHMARK...``."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model_dir", type=Path)
     parser.add_argument("data_dir", type=Path, help="folder of normalized <benchmark>.jsonl files")

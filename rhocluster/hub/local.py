@@ -3,7 +3,7 @@
 ``write_local_hub(root)`` writes, under ``root``, one directory per repository of
 ``config/rho1-tinyllama.yaml`` at ``{root}/{datasets|models}/{hub id}``, each laid out like the hub
 repository it stands for, so that the real fetch code (listing, patterns, hashing, manifests,
-rhocluster.hub) and the real readers (rhocluster.corpus.hf, the HF import) run on it unchanged:
+rhocluster.hub.download) and the real readers (rhocluster.corpus.hf, the HF import) run on it unchanged:
 
 * ``open-web-math/open-web-math``: ``data/train-0000i-of-0000n.parquet`` with OpenWebMath's columns
   (url, text, date, metadata; several files, several row groups each). The texts are the generated
@@ -196,7 +196,9 @@ def write_web_dataset(out: Path, texts: list[Any], files: int | Sequence[int], r
             row_group,
         )
         start += n
-    (out / "README.md").write_text("---\nlicense: odc-by\n---\nA generated stand-in for OpenWebMath (rhocluster.localhub).\n")
+    # The seed strings above keep this module's former name (rhocluster.localhub): same generated text
+    readme = "---\nlicense: odc-by\n---\nA generated stand-in for OpenWebMath (rhocluster.hub.local).\n"
+    (out / "README.md").write_text(readme)
     return out
 
 

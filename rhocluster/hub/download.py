@@ -449,7 +449,7 @@ def _load_config(path: Path) -> dict:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI: ``pin`` resolves every hub revision of a config to a commit; ``check`` runs the preflight;
-    ``local`` writes the local stand-in repositories (:mod:`rhocluster.localhub`)."""
+    ``local`` writes the local stand-in repositories (:mod:`rhocluster.hub.local`)."""
     parser = argparse.ArgumentParser(prog="python -m rhocluster.hub", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     pin = sub.add_parser("pin", help="resolve branch/tag revisions to commit hashes")
@@ -458,13 +458,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     check = sub.add_parser("check", help="report what would stop the fetch rules")
     check.add_argument("--configfile", type=Path, required=True)
     local = sub.add_parser(
-        "local", help="write local stand-ins of the real config's repositories (rhocluster.localhub)"
+        "local", help="write local stand-ins of the real config's repositories (rhocluster.hub.local)"
     )
     local.add_argument("root", type=Path, help="directory to write them under, e.g. resources/hub")
     local.add_argument("--force", action="store_true", help="rewrite repositories already written")
     args = parser.parse_args(argv)
     if args.command == "local":
-        from rhocluster.localhub import write_local_hub
+        from rhocluster.hub.local import write_local_hub
 
         for repo_id, path in write_local_hub(args.root, force=args.force).items():
             print(f"{repo_id}: {path}")
