@@ -14,11 +14,9 @@ rule cluster_level:
     priority: 10
     conda:
         "../envs/clustering.yaml"
-    threads: 1
+    threads: job_threads("cluster_level", 1)
     resources:
-        mem_mb=16000,
-        runtime=240,
-        gpus=gpu(1),
+        **job_resources("cluster_level", mem_mb=16000, runtime=240, gpus=0),
     params:
         level=level_params,
         spherical=config["clustering"]["spherical"],
@@ -45,11 +43,9 @@ rule assign:
     priority: 10
     conda:
         "../envs/clustering.yaml"
-    threads: 1
+    threads: job_threads("assign", 1)
     resources:
-        mem_mb=8000,
-        runtime=240,
-        gpus=gpu(1),
+        **job_resources("assign", mem_mb=8000, runtime=240, gpus=0),
     params:
         prefix=shard_prefix,
         batch_size=config["scoring"]["batch_size"],

@@ -11,6 +11,7 @@ from rhocluster.workflow.variants import (
     load_variants,
     variant_pairs,
 )
+from rhocluster.workflow.sizes import job_size
 
 # envs/*.yaml install this package with `--editable ${RHOCLUSTER_ROOT}` (pip expands the variable in
 # the requirements file conda writes): Snakemake copies each env file under .snakemake/conda before
@@ -328,9 +329,29 @@ def label_summaries():
     return {m: f"{R}/models/{m}/summary.json" for m in CPT}
 
 
-def gpu(n=1):
-    """GPUs to request from SLURM for a rule (0 on the tiny CPU default)."""
-    return n if config.get("resources", {}).get("gpu_rules", False) else 0
+def job_threads(rule, default):
+    """``threads:`` of ``rule``: ``default`` unless the config's resources.<rule>.threads is set
+    (rhocluster.workflow.sizes.job_size). Capped at --cores locally; SLURM's cpus_per_task unless that is set.
+    Job sizes belong to the config (they scale with model and data); profiles/slurm holds the site's
+    settings only."""
+    return job_size(config["resources"], rule, {"threads": default})["threads"]
+
+
+def job_resources(rule, **defaults):
+    """``resources:`` of ``rule``: ``defaults`` (the rule's small CPU sizes) overridden key by key by the
+    config's resources.<rule>, threads left out (rhocluster.workflow.sizes.job_size)."""
+    size = job_size(config["resources"], rule, defaults)
+    size.pop("threads", None)
+    return size
+
+
+def check_job_sizes():
+    """Stop at parse time when the config's ``resources`` names a rule this workflow does not have."""
+    unknown = sorted(set(config["resources"]) - {r.name for r in workflow.rules})
+    if unknown:
+        raise ValueError(
+            f"config resources: no rule named {', '.join(unknown)} (keys are rule names, e.g. train_cpt)"
+        )
 
 
 def final_targets():
@@ -356,19 +377,22 @@ def hub_fetch_name(job):
 
 def check_before_start():
     """Stop before any job starts or is submitted when the run cannot succeed: hub sources
-    unpinned or unreachable, SLURM account/partition unset, GPUs against gpu_rules (on SLURM, or
-    missing on this machine), model-parallel sizes that do not divide a training job's processes.
+    unpinned or unreachable, SLURM account/partition unset, GPU jobs outside the GPU partition (on
+    SLURM) or GPUs missing on this machine, device settings against the config's job sizes,
+    model-parallel sizes that do not divide a training job's processes.
     """
     from os.path import relpath
 
     from snakemake.exceptions import WorkflowError
     from rhocluster.hub.download import config_sources, preflight
     from rhocluster.workflow.preflight import (
+        GPU_PARTITION_ENV,
         PendingJob,
+        check_devices,
         check_local_gpus,
         check_model_parallel,
         check_slurm,
-        gpu_rules_of,
+        gpu_count,
     )
 
     jobs = list(workflow.dag.needrun_jobs())
@@ -387,21 +411,19 @@ def check_before_start():
         PendingJob(job.rule.name, job.is_local, dict(job.resources.items()))
         for job in jobs
     ]
-    gpu_rules = config.get("resources", {}).get("gpu_rules", False)
     training = {
         "pretrain_base": base_training(),
         "train_reference": train_config("reference"),
         "train_cpt": train_config("cpt"),
     }
-    problems += check_model_parallel(pending, training, gpu_rules)
+    problems += check_devices(pending, config)
+    problems += check_model_parallel(pending, training)
     if getattr(workflow.executor_plugin, "name", None) == "slurm":
-        problems += check_slurm(pending, gpu_rules, gpu_rules_of(config))
-    elif gpu_rules:
+        problems += check_slurm(pending, os.environ.get(GPU_PARTITION_ENV))
+    elif any(gpu_count(job.resources) for job in pending):
         import torch
 
-        problems += check_local_gpus(
-            pending, gpu_rules, gpu_rules_of(config), torch.cuda.device_count()
-        )
+        problems += check_local_gpus(pending, torch.cuda.device_count())
     if problems:
         raise WorkflowError(
             "Stopped before starting any job:\n  - " + "\n  - ".join(problems)

@@ -13,10 +13,9 @@ if config["data"]["source"] == "synthetic":
             f"{TIMINGS}/prepare_corpus/{{split}}_{{shard}}.tsv"
         conda:
             "../envs/corpus.yaml"
-        threads: 1
+        threads: job_threads("prepare_corpus", 1)
         resources:
-            mem_mb=2000,
-            runtime=30,
+            **job_resources("prepare_corpus", mem_mb=2000, runtime=30),
         params:
             synthetic=SYN,
             seed=config["seed"],
@@ -40,10 +39,9 @@ else:
             split="web|heldout_web",
         conda:
             "../envs/hub.yaml"
-        threads: 1
+        threads: job_threads("prepare_web", 1)
         resources:
-            mem_mb=8000,
-            runtime=60,
+            **job_resources("prepare_web", mem_mb=8000, runtime=60),
         params:
             n_shards=N_WEB_RANGES + len(HELDOUT_WEB),
             index=lambda wc: int(wc.shard)
@@ -64,10 +62,9 @@ else:
             f"{TIMINGS}/prepare_hq.tsv"
         conda:
             "../envs/hub.yaml"
-        threads: 2
+        threads: job_threads("prepare_hq", 2)
         resources:
-            mem_mb=prepare_hq_mem_mb(),
-            runtime=4 * 60,
+            **job_resources("prepare_hq", mem_mb=prepare_hq_mem_mb(), runtime=4 * 60),
         params:
             datasets=config["data"]["hq"]["datasets"],
             seed=config["seed"],
@@ -92,10 +89,9 @@ if config["tokenizer"]["source"] == "train":
             f"{TIMINGS}/train_tokenizer.tsv"
         conda:
             "../envs/corpus.yaml"
-        threads: 2
+        threads: job_threads("train_tokenizer", 2)
         resources:
-            mem_mb=4000,
-            runtime=60,
+            **job_resources("train_tokenizer", mem_mb=4000, runtime=60),
         params:
             vocab_size=config["tokenizer"]["vocab_size"],
         script:
@@ -115,10 +111,9 @@ else:
         localrule: True
         conda:
             "../envs/corpus.yaml"
-        threads: 1
+        threads: job_threads("import_tokenizer", 1)
         resources:
-            mem_mb=2000,
-            runtime=10,
+            **job_resources("import_tokenizer", mem_mb=2000, runtime=10),
         params:
             vocab_size=config["model"]["vocab_size"],
         script:
@@ -137,10 +132,9 @@ rule tokenize:
         f"{TIMINGS}/tokenize/{{split}}_{{shard}}.tsv"
     conda:
         "../envs/corpus.yaml"
-    threads: 1
+    threads: job_threads("tokenize", 1)
     resources:
-        mem_mb=4000,
-        runtime=120,
+        **job_resources("tokenize", mem_mb=4000, runtime=120),
     params:
         prefix=shard_prefix,
         seq_len=config["data"]["seq_len"],

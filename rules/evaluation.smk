@@ -7,10 +7,9 @@ rule tiny_benchmarks:
         f"{TIMINGS}/tiny_benchmarks.tsv"
     conda:
         "../envs/evaluation.yaml"
-    threads: 1
+    threads: job_threads("tiny_benchmarks", 1)
     resources:
-        mem_mb=1000,
-        runtime=10,
+        **job_resources("tiny_benchmarks", mem_mb=1000, runtime=10),
     params:
         n=config["evaluation"]["tiny_items_per_benchmark"],
         seed=config["seed"],
@@ -30,10 +29,9 @@ rule fetch_benchmarks:
     localrule: True
     conda:
         "../envs/evaluation.yaml"
-    threads: 1
+    threads: job_threads("fetch_benchmarks", 1)
     resources:
-        mem_mb=500,
-        runtime=30,
+        **job_resources("fetch_benchmarks", mem_mb=500, runtime=30),
     params:
         benchmarks=BENCHMARKS,
         cache_dir=config["evaluation"]["fetch"]["cache_dir"],
@@ -54,10 +52,9 @@ rule normalize_benchmark:
         f"{TIMINGS}/normalize_benchmark/{{benchmark}}.tsv"
     conda:
         "../envs/evaluation.yaml"
-    threads: 1
+    threads: job_threads("normalize_benchmark", 1)
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **job_resources("normalize_benchmark", mem_mb=2000, runtime=10),
     params:
         limit=config["evaluation"].get("limit"),
         # the harness' real data (fetched or a local copy) must hold every item
@@ -86,15 +83,9 @@ rule evaluate:
         f"{TIMINGS}/evaluate/{{model}}.tsv"
     conda:
         "../envs/evaluation.yaml"
-    threads: 1
+    threads: job_threads("evaluate", 1)
     resources:
-        mem_mb=8000,
-        runtime=12 * 60,
-        gpus=(
-            gpu(config["evaluation"]["vllm"]["tensor_parallel_size"])
-            if config["evaluation"]["backend"] == "vllm"
-            else gpu(1)
-        ),
+        **job_resources("evaluate", mem_mb=8000, runtime=12 * 60, gpus=0),
     params:
         benchmarks=BENCHMARKS,
         backend=config["evaluation"]["backend"],

@@ -16,10 +16,9 @@ if config["data"]["source"] == "hf":
         localrule: True
         conda:
             "../envs/hub.yaml"
-        threads: 4
+        threads: job_threads("fetch_owm", 4)
         resources:
-            mem_mb=4000,
-            runtime=24 * 60,
+            **job_resources("fetch_owm", mem_mb=4000, runtime=24 * 60),
         params:
             spec=config["data"]["web"],
             repo_type="dataset",
@@ -41,10 +40,9 @@ if config["data"]["source"] == "hf":
         localrule: True
         conda:
             "../envs/hub.yaml"
-        threads: 1
+        threads: job_threads("fetch_hq_dataset", 1)
         resources:
-            mem_mb=2000,
-            runtime=6 * 60,
+            **job_resources("fetch_hq_dataset", mem_mb=2000, runtime=6 * 60),
         params:
             spec=lambda wc: hq_dataset(wc.dataset),
             repo_type="dataset",
@@ -67,10 +65,9 @@ if config["base"]["source"] == "hf" and "hub" in config["base"]:
         localrule: True
         conda:
             "../envs/hub.yaml"
-        threads: 1
+        threads: job_threads("fetch_base_model", 1)
         resources:
-            mem_mb=2000,
-            runtime=6 * 60,
+            **job_resources("fetch_base_model", mem_mb=2000, runtime=6 * 60),
         params:
             spec=config["base"].get("hub"),
             repo_type="model",

@@ -16,11 +16,9 @@ rule score_heldout:
         f"{TIMINGS}/score_heldout/{{model}}.tsv"
     conda:
         "../envs/training.yaml"
-    threads: 1
+    threads: job_threads("score_heldout", 1)
     resources:
-        mem_mb=8000,
-        runtime=60,
-        gpus=gpu(1),
+        **job_resources("score_heldout", mem_mb=8000, runtime=60, gpus=0),
     params:
         prefixes=[f"{R}/shards/{key}" for key in HELDOUT],
         batch_size=config["scoring"]["batch_size"],
@@ -51,10 +49,9 @@ rule heldout_overlap:
         f"{TIMINGS}/heldout_overlap.tsv"
     conda:
         "../envs/report.yaml"
-    threads: 1
+    threads: job_threads("heldout_overlap", 1)
     resources:
-        mem_mb=8000,
-        runtime=2 * 60,
+        **job_resources("heldout_overlap", mem_mb=8000, runtime=2 * 60),
     params:
         heldout={
             split: [f"{R}/corpus/{split}/{shard}.jsonl" for shard in SHARDS[split]]

@@ -17,11 +17,9 @@ rule pretrain_base:
     priority: 10
     conda:
         "../envs/training.yaml"
-    threads: 1
+    threads: job_threads("pretrain_base", 1)
     resources:
-        mem_mb=8000,
-        runtime=24 * 60,
-        gpus=gpu(8),
+        **job_resources("pretrain_base", mem_mb=8000, runtime=24 * 60, gpus=0),
     params:
         shards=shard_prefixes("pretrain"),
         shape=config["model"],
@@ -52,11 +50,9 @@ rule train_reference:
     priority: 10
     conda:
         "../envs/training.yaml"
-    threads: 1
+    threads: job_threads("train_reference", 1)
     resources:
-        mem_mb=8000,
-        runtime=24 * 60,
-        gpus=gpu(8),
+        **job_resources("train_reference", mem_mb=8000, runtime=24 * 60, gpus=0),
     params:
         shards=shard_prefixes("hq"),
         shape=config["model"],
@@ -89,11 +85,9 @@ rule train_cpt:
         "../envs/training.yaml"
     # one thread: on the tiny default two CPT runs share the 2 cores better than one run uses both
     # (profiles set the threads of a cluster job)
-    threads: 1
+    threads: job_threads("train_cpt", 1)
     resources:
-        mem_mb=8000,
-        runtime=3 * 24 * 60,
-        gpus=gpu(8),
+        **job_resources("train_cpt", mem_mb=8000, runtime=3 * 24 * 60, gpus=0),
     params:
         shards=shard_prefixes("web"),
         shape=config["model"],
@@ -121,9 +115,8 @@ rule export_hf:
         f"{TIMINGS}/export_hf/{{model}}.tsv"
     conda:
         "../envs/training.yaml"
-    threads: 1
+    threads: job_threads("export_hf", 1)
     resources:
-        mem_mb=8000,
-        runtime=60,
+        **job_resources("export_hf", mem_mb=8000, runtime=60),
     script:
         "../scripts/export_hf.py"

@@ -16,13 +16,11 @@ rule plan:
     localrule: True
     conda:
         "../envs/report.yaml"
-    threads: 1
+    threads: job_threads("plan", 1)
     resources:
-        mem_mb=1000,
-        runtime=10,
+        **job_resources("plan", mem_mb=1000, runtime=10),
     params:
         config=config,
         results=lambda wc, output: str(Path(output.md).parent),
-        profile=config["plan"].get("profile"),
     script:
         "../scripts/plan.py"

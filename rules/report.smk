@@ -36,10 +36,9 @@ rule tables:
         f"{TIMINGS}/tables.tsv"
     conda:
         "../envs/report.yaml"
-    threads: 1
+    threads: job_threads("tables", 1)
     resources:
-        mem_mb=1000,
-        runtime=10,
+        **job_resources("tables", mem_mb=1000, runtime=10),
     params:
         evals=REPORT_EVALS,
         summaries=label_summaries(),
@@ -77,10 +76,9 @@ rule heldout_tables:
         f"{TIMINGS}/heldout_tables.tsv"
     conda:
         "../envs/report.yaml"
-    threads: 1
+    threads: job_threads("heldout_tables", 1)
     resources:
-        mem_mb=4000,
-        runtime=30,
+        **job_resources("heldout_tables", mem_mb=4000, runtime=30),
     params:
         shards={
             split: [f"{R}/shards/{split}/{shard}" for shard in SHARDS[split]]
@@ -117,10 +115,9 @@ rule significance:
         f"{TIMINGS}/significance.tsv"
     conda:
         "../envs/report.yaml"
-    threads: 1
+    threads: job_threads("significance", 1)
     resources:
-        mem_mb=2000,
-        runtime=30,
+        **job_resources("significance", mem_mb=2000, runtime=30),
     params:
         evals=REPORT_EVALS,
         models=ROWS,
@@ -149,10 +146,9 @@ rule figure_accuracy:
         f"{TIMINGS}/figure_accuracy.tsv"
     conda:
         "../envs/report.yaml"
-    threads: 1
+    threads: job_threads("figure_accuracy", 1)
     resources:
-        mem_mb=1000,
-        runtime=10,
+        **job_resources("figure_accuracy", mem_mb=1000, runtime=10),
     params:
         run=RUN,
     script:
@@ -179,10 +175,9 @@ rule figure_training:
         f"{TIMINGS}/figure_training.tsv"
     conda:
         "../envs/report.yaml"
-    threads: 1
+    threads: job_threads("figure_training", 1)
     resources:
-        mem_mb=1000,
-        runtime=10,
+        **job_resources("figure_training", mem_mb=1000, runtime=10),
     params:
         logs=TRAIN_LOGS,
         budget=BUDGET,
@@ -211,10 +206,9 @@ rule figure_clusters:
         f"{TIMINGS}/figure_clusters.tsv"
     conda:
         "../envs/report.yaml"
-    threads: 1
+    threads: job_threads("figure_clusters", 1)
     resources:
-        mem_mb=1000,
-        runtime=10,
+        **job_resources("figure_clusters", mem_mb=1000, runtime=10),
     params:
         levels=level_dirs("s0"),
         selections=summary_files(mask_dirs(mask="balanced")),
@@ -246,10 +240,9 @@ rule update_readme:
         f"{TIMINGS}/update_readme.tsv"
     conda:
         "../envs/report.yaml"
-    threads: 1
+    threads: job_threads("update_readme", 1)
     resources:
-        mem_mb=500,
-        runtime=5,
+        **job_resources("update_readme", mem_mb=500, runtime=5),
     params:
         readme=config["report"]["readme"],
         figure=config["report"]["readme_figure"],

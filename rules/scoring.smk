@@ -29,11 +29,9 @@ rule score_reference:
     priority: 10
     conda:
         "../envs/training.yaml"
-    threads: 1
+    threads: job_threads("score_reference", 1)
     resources:
-        mem_mb=8000,
-        runtime=240,
-        gpus=gpu(1),
+        **job_resources("score_reference", mem_mb=8000, runtime=240, gpus=0),
     params:
         prefix=shard_prefix,
         batch_size=config["scoring"]["batch_size"],
@@ -54,11 +52,9 @@ rule embed_sample:
     priority: 10
     conda:
         "../envs/training.yaml"
-    threads: 1
+    threads: job_threads("embed_sample", 1)
     resources:
-        mem_mb=8000,
-        runtime=60,
-        gpus=gpu(1),
+        **job_resources("embed_sample", mem_mb=8000, runtime=60, gpus=0),
     params:
         prefix=shard_prefix,
         batch_size=config["scoring"]["batch_size"],
@@ -85,11 +81,9 @@ rule score_base:
     priority: 10
     conda:
         "../envs/training.yaml"
-    threads: 1
+    threads: job_threads("score_base", 1)
     resources:
-        mem_mb=8000,
-        runtime=240,
-        gpus=gpu(1),
+        **job_resources("score_base", mem_mb=8000, runtime=240, gpus=0),
     params:
         prefix=shard_prefix,
         batch_size=config["scoring"]["batch_size"],
@@ -113,10 +107,9 @@ rule fit_projection:
     priority: 10
     conda:
         "../envs/clustering.yaml"
-    threads: 1
+    threads: job_threads("fit_projection", 1)
     resources:
-        mem_mb=16000,
-        runtime=120,
+        **job_resources("fit_projection", mem_mb=16000, runtime=120),
     params:
         projection=config["scoring"]["projection"],
         normalize=config["scoring"]["normalize"],

@@ -18,10 +18,9 @@ rule select_tokens:
     priority: 10
     conda:
         "../envs/clustering.yaml"
-    threads: 1
+    threads: job_threads("select_tokens", 1)
     resources:
-        mem_mb=8000,
-        runtime=120,
+        **job_resources("select_tokens", mem_mb=8000, runtime=120),
     params:
         prefixes=shard_prefixes("web"),
         masks=lambda wc: mask_files(wc.mask),
@@ -58,10 +57,9 @@ rule inspect_clusters:
         f"{TIMINGS}/inspect_clusters.tsv"
     conda:
         "../envs/clustering.yaml"
-    threads: 1
+    threads: job_threads("inspect_clusters", 1)
     resources:
-        mem_mb=4000,
-        runtime=60,
+        **job_resources("inspect_clusters", mem_mb=4000, runtime=60),
     params:
         prefixes=shard_prefixes("web"),
         masks={v: mask_files(v) for v in variants_where(tokens="mask")},

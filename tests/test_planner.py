@@ -18,7 +18,7 @@ from rhocluster.planner import (
     main,
     make_plan,
     parse_job_stats,
-    profile_gpus,
+    config_gpus,
     render_markdown,
     token_counts,
 )
@@ -206,9 +206,10 @@ def test_detailed_flops_reuse_the_trainer_formula(real):
     assert stage(plan, "train CPT").flops == pytest.approx((9 + 2 / 3) * 14_999_879_680 * per_token)
 
 
-def test_wall_clock_hours_use_the_profiles_gpus(real):
-    gpus = profile_gpus(REPO / "profiles/slurm")
+def test_wall_clock_hours_use_the_configs_gpus(real):
+    gpus = config_gpus(real)  # resources.<rule>: nodes x gpus per node
     assert gpus["train_cpt"] == 16 and gpus["train_reference"] == 8 and gpus["score_reference"] == 1
+    assert "pretrain_base" not in gpus and "tokenize" not in gpus  # importing the HF base is CPU work
     plan = make_plan(real, REAL_JOBS, gpus_per_job=gpus)
     # 16 GPUs x 4 windows = 64 per forward pass, 8 micro-batches per rank: rho1 still ranks first.
     assert stage(plan, "train CPT").wall_hours == pytest.approx((9 + 2 / 3) / 9 * 55.6137290 / 16, rel=1e-6)
@@ -223,6 +224,18 @@ def test_wall_clock_hours_use_the_profiles_gpus(real):
     ev = stage(two, "evaluate")
     assert ev.jobs["evaluate"] == 4 and ev.jobs["normalize_benchmark"] == 9 and gpus["evaluate"] == 1
     assert ev.wall_hours == pytest.approx(ev.gpu_hours / 4, rel=1e-9)
+
+
+def test_the_plan_takes_the_gpus_per_job_from_the_config(real):
+    """Without gpus_per_job the plan uses the config's job sizes: the real config's 16 GPUs per CPT job;
+    the smoke override's CPU jobs make its GPU stages CPU stages, in GPU-equivalent hours."""
+    jobs = {"train_reference": 1, "train_cpt": 9}
+    assert stage(make_plan(real, jobs), "train CPT").wall_hours == pytest.approx(
+        stage(make_plan(real, jobs, gpus_per_job=config_gpus(real)), "train CPT").wall_hours)
+    smoke = load_config([REPO / "config/rho1-tinyllama.yaml", REPO / "config/rho1-smoke.yaml"], REPO / "config/schema.yaml")
+    assert config_gpus(smoke) == {}
+    cpt = stage(make_plan(smoke, jobs), "train CPT")
+    assert not cpt.gpu and "CPU (no resources.<rule>.gpus)" in cpt.note and cpt.wall_hours is None
 
 
 def test_rho1_ranking_pass_and_pipeline_bubble(real):

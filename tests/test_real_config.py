@@ -38,7 +38,7 @@ def test_the_real_config_is_complete_on_its_own(config):
         "ct", "rho1", "random", "excess_static", "cluster", "cluster_excess", "cluster_slm", "cluster_filter",
         "excess_smoothed",
     ]
-    assert config["resources"]["gpu_rules"] is True and config["hub"]["allow_unpinned"] is False
+    assert config["resources"]["train_cpt"]["gpus"] == 8 and config["hub"]["allow_unpinned"] is False
 
 
 # Rho-1's continued pretraining of TinyLlama-1.1B (arXiv 2404.07965): 15B tokens in 512-sequence
@@ -189,8 +189,10 @@ SMOKE_DEVICE = {
     ("cpt", "training", "bf16"),
     ("evaluation", "device"),
     ("evaluation", "batch_size"),  # auto (lm-eval's search on a GPU) -> a fixed CPU batch
-    ("resources", "gpu_rules"),
 }
+# Job sizes (threads, memory, GPUs, nodes, the srun launch) are sizes and device settings both: the
+# smoke may reset any of the real config's (to fit one CPU node), and add none of its own.
+SMOKE_JOB_SIZES = {("resources", *key) for key in flatten(yaml.safe_load(SMOKE.read_text())["resources"])}
 SMOKE_HUB = {
     ("data", "web", "repo"),
     ("data", "web", "revision"),
@@ -211,7 +213,9 @@ def test_the_smoke_config_differs_from_the_real_config_in_sizes_device_and_hub_s
     smoke = load_config([CONFIG, SMOKE], REPO / "config/schema.yaml")
     real, small = flatten(config), flatten(smoke)
     changed = {key for key in real.keys() | small.keys() if real.get(key, "<absent>") != small.get(key, "<absent>")}
-    assert changed == SMOKE_SIZES | SMOKE_DEVICE | SMOKE_HUB, sorted(changed ^ (SMOKE_SIZES | SMOKE_DEVICE | SMOKE_HUB), key=str)
+    allowed = SMOKE_SIZES | SMOKE_DEVICE | SMOKE_HUB | SMOKE_JOB_SIZES
+    assert changed == allowed, sorted(changed ^ allowed, key=str)
+    assert set(smoke["resources"]) <= set(config["resources"]), "the smoke resets the real config's job sizes only"
     assert smoke["model"] == SMOKE_SHAPE.to_dict(), "the local hub's model has the smoke config's shape"
     assert smoke["model"]["vocab_size"] == 32000 and smoke["model"]["max_position_embeddings"] == 2048
     assert smoke["evaluation"]["backend"] == "hf" and smoke["evaluation"]["device"] == "cpu"

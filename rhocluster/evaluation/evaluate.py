@@ -128,7 +128,7 @@ def check_backend(backend: str, device: str, settings: VLLMSettings | None = Non
         if not torch.cuda.is_available():
             raise RuntimeError(
                 "evaluation.backend is 'vllm' but no CUDA GPU is visible (check CUDA_VISIBLE_DEVICES "
-                "and the SLURM gpus resource, resources.gpu_rules: true); on CPU use evaluation.backend: hf"
+                "and resources.evaluate.gpus in the config); on CPU use evaluation.backend: hf"
             )
         wanted = (settings or VLLMSettings()).tensor_parallel_size
         if torch.cuda.device_count() < wanted:

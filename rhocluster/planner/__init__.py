@@ -11,19 +11,18 @@ are read from the tokenized shards when they exist (``results/<run>/shards/*/*.j
 extrapolated), else taken from the config's estimates (``inputs``). Every assumption is in the ``plan``
 section of the config and printed with the plan (``render``).
 
-    python -m rhocluster.planner --configfile config/rho1-tinyllama.yaml [--profile profiles/slurm]
-        [--out results/rho1-tinyllama/plan]
+    python -m rhocluster.planner --configfile config/rho1-tinyllama.yaml [--out results/rho1-tinyllama/plan]
 """
 
 from rhocluster.planner.costs import STAGES, CostModel, make_plan, pipeline_efficiency, slm_ranking_pass
 from rhocluster.planner.dag import DryRunError, config_job_counts, dag_job_counts, parse_job_stats
-from rhocluster.planner.inputs import load_config, profile_gpus, shard_lists, token_counts
+from rhocluster.planner.inputs import config_gpus, load_config, shard_lists, token_counts
 from rhocluster.planner.render import render_markdown, write_plan
 from rhocluster.planner.stages import OTHER, Plan, Stage, StageSpec
 from rhocluster.planner.cli import main
 
 __all__ = [
-    "OTHER", "STAGES", "CostModel", "DryRunError", "Plan", "Stage", "StageSpec", "config_job_counts",
-    "dag_job_counts", "load_config", "main", "make_plan", "parse_job_stats", "pipeline_efficiency",
-    "profile_gpus", "render_markdown", "shard_lists", "slm_ranking_pass", "token_counts", "write_plan",
+    "OTHER", "STAGES", "CostModel", "DryRunError", "Plan", "Stage", "StageSpec", "config_gpus",
+    "config_job_counts", "dag_job_counts", "load_config", "main", "make_plan", "parse_job_stats",
+    "pipeline_efficiency", "render_markdown", "shard_lists", "slm_ranking_pass", "token_counts", "write_plan",
 ]

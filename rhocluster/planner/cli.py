@@ -9,7 +9,7 @@ from typing import Sequence
 
 from rhocluster.planner.costs import make_plan
 from rhocluster.planner.dag import dag_job_counts
-from rhocluster.planner.inputs import load_config, profile_gpus
+from rhocluster.planner.inputs import load_config
 from rhocluster.planner.render import render_markdown, write_plan
 
 
@@ -23,15 +23,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--configfile", nargs="+", type=Path, default=[Path("config/config.yaml")])
     parser.add_argument("--workflow", type=Path, default=Path("."), help="the workflow directory (its Snakefile)")
     parser.add_argument("--schema", type=Path, help="default: WORKFLOW/config/schema.yaml")
-    parser.add_argument("--profile", type=Path, help="profile directory, for wall-clock hours per job")
     parser.add_argument("--results", type=Path, help="results/<run> directory to measure shards in")
     parser.add_argument("--out", type=Path, help="write OUT.md and OUT.json")
     args = parser.parse_args(argv)
     config = load_config(args.configfile, args.schema or args.workflow / "config/schema.yaml")
     jobs = dag_job_counts(args.configfile, args.workflow)
     results = args.results or args.workflow / "results" / config["run"]
-    gpus = profile_gpus(args.profile) if args.profile else None
-    plan = make_plan(config, jobs, results, gpus)
+    plan = make_plan(config, jobs, results)  # GPUs per job: the config's resources
     if args.out:
         write_plan(plan, args.out.with_suffix(".md"), args.out.with_suffix(".json"))
     sys.stdout.write(render_markdown(plan))

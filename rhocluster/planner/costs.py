@@ -16,7 +16,7 @@ from rhocluster.clustering.sizing import kmeans_flops
 from rhocluster.clustering.trees import tree_seeds
 from rhocluster.evaluation.benchmarks import HARNESS_ITEMS  # what evaluation.source fetch runs
 from rhocluster.model.shape import LlamaShape
-from rhocluster.planner.inputs import shard_lists, token_counts
+from rhocluster.planner.inputs import config_gpus, shard_lists, token_counts
 from rhocluster.planner.render import human_count
 from rhocluster.planner.stages import Plan, Stage, StageSpec, group_jobs
 from rhocluster.training.flops import forward_flops_per_token, train_flops_per_token
@@ -92,8 +92,8 @@ class CostModel:
         self.train_fpt, self.fwd_fpt = flops_per_token(config, self.shape)
         self.seq = config["data"]["seq_len"]
         self.shards = {split: len(ids) for split, ids in shard_lists(config).items()}
-        self.gpus = gpus_per_job or {}
-        self.gpu_rules = config.get("resources", {}).get("gpu_rules", False)
+        # GPUs per job of each rule (nodes x gpus per node): the config's job sizes unless given
+        self.gpus = config_gpus(config) if gpus_per_job is None else gpus_per_job
         self.model_bytes = MODEL_BYTES_PER_PARAM * self.n
         self.ckpt_bytes = KEEP_CHECKPOINTS * CHECKPOINT_BYTES_PER_PARAM * self.n
         self.scoring = config["scoring"]
@@ -120,8 +120,8 @@ class CostModel:
         return flops / (self.p["search_tflops"] * 1e12) / 3600
 
     def processes(self, rule: str) -> int:
-        """Training processes of a job of ``rule``: its GPUs (from the profile), or 1 without."""
-        return max(1, self.gpus.get(rule, 1)) if self.gpu_rules else 1
+        """Training processes of a job of ``rule``: its GPUs (resources.<rule>), or 1 without."""
+        return max(1, self.gpus.get(rule, 0))
 
     def train_hours(self, flops: float, section: str, rule: str) -> float:
         """GPU-hours of training ``flops`` of config[section], pipeline bubbles included."""
@@ -312,7 +312,8 @@ STAGES: tuple[StageSpec, ...] = (
 def make_plan(config: dict, jobs: dict[str, int], results: Path | None = None,
               gpus_per_job: dict[str, int] | None = None) -> Plan:
     """The plan of a validated config (schema defaults filled in) whose DAG runs ``jobs`` (jobs per rule,
-    ``dag_job_counts``); ``results`` is ``results/<run>``, where shards are measured once they exist."""
+    ``dag_job_counts``); ``results`` is ``results/<run>``, where shards are measured once they exist;
+    ``gpus_per_job`` (GPUs of one job per rule) defaults to the config's job sizes (``config_gpus``)."""
     tokens, sources = token_counts(config, results)
     model = CostModel(config, jobs, tokens, gpus_per_job)
     stages = []
@@ -322,9 +323,9 @@ def make_plan(config: dict, jobs: dict[str, int], results: Path | None = None,
             spec.cost(model, stage)
         stages.append(stage)
     for s in stages:
-        if s.gpu and not model.gpu_rules:
+        if s.gpu and not any(model.gpus.get(rule) for rule in s.jobs):
             s.gpu = False
-            cpu = "CPU (resources.gpu_rules: false): hours are GPU-equivalent"
+            cpu = "CPU (no resources.<rule>.gpus): hours are GPU-equivalent"
             s.note = f"{s.note}; {cpu}" if s.note else cpu
         g = max(model.gpus.get(rule, 0) for rule in s.jobs)
         main_rule = max(s.jobs, key=lambda r: (model.gpus.get(r, 0) > 0, s.jobs[r]))  # the GPU rule

@@ -1,11 +1,11 @@
 """What the planner reads besides the DAG: the validated config, token counts per split (measured
-on the tokenized shards where they exist, else the config's estimates) and a profile's GPUs per job."""
+on the tokenized shards where they exist, else the config's estimates) and the GPUs per job of its job sizes."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 
 def load_config(paths: Sequence[Path | str], schema: Path | str = "config/schema.yaml") -> dict:
@@ -102,16 +102,11 @@ def token_counts(config: dict, results: Path | None) -> tuple[dict[str, float], 
     return tokens, sources
 
 
-def profile_gpus(profile_dir: Path | str) -> dict[str, int]:
-    """GPUs per job of each rule from a profile's set-resources (nodes x per-node gres/gpus)."""
-    import yaml
-
-    from rhocluster.workflow.preflight import gpu_count
-
-    path = Path(profile_dir)
-    path = path / "config.yaml" if path.is_dir() else path
-    prof = yaml.safe_load(path.read_text()) or {}
+def config_gpus(config: Mapping[str, Any]) -> dict[str, int]:
+    """GPUs per job of each rule from the config's job sizes (resources.<rule>: nodes x gpus per node)."""
     out = {}
-    for rule, res in (prof.get("set-resources") or {}).items():
-        out[rule] = gpu_count(res) * int(res.get("nodes", 1))
+    for rule, size in (config.get("resources") or {}).items():
+        gpus = size.get("gpus") or 0
+        if gpus:
+            out[rule] = int(gpus) * int(size.get("nodes") or 1)
     return out

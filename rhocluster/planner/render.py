@@ -62,7 +62,7 @@ def render_markdown(plan: Plan) -> str:
         f"**{_num(plan.total_gpu_hours)}** | | **{human_size(plan.total_disk_bytes)}** | |",
         "",
         "Jobs: Snakemake's own count, a dry run of the config (`all` left out). h per job: wall-clock hours "
-        "of one job with the GPUs the profile gives it. Disk: what each stage leaves behind (downloads in "
+        "of one job with the GPUs the config gives it (resources). Disk: what each stage leaves behind (downloads in "
         "hub.cache_dir, the rest under results/); intermediate files of finished stages can be removed once "
         "their consumers are done.",
     ]

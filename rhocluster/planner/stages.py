@@ -16,13 +16,13 @@ class Stage:
 
     name: str
     jobs: dict[str, int]
-    gpu: bool = False  # runs on GPUs when resources.gpu_rules
+    gpu: bool = False  # runs on GPUs where the config gives its rules gpus (resources.<rule>.gpus)
     flops: float = 0.0
     gpu_hours: float = 0.0
     disk_bytes: float = 0.0
     memory_bytes: float = 0.0  # peak host memory of one job, where it is the binding constraint
     note: str = ""
-    wall_hours: float | None = None  # per job, with the profile's GPUs per job
+    wall_hours: float | None = None  # per job, with the config's GPUs per job
 
 
 @dataclass(frozen=True)

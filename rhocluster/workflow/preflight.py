@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-# Environment variables profiles/slurm*/config.yaml read into default-resources.
+# Environment variables profiles/slurm/config.yaml reads into default-resources and set-resources.
 ACCOUNT_ENV = "RHO_SLURM_ACCOUNT"
 PARTITION_ENV = "RHO_SLURM_PARTITION"
 GPU_PARTITION_ENV = "RHO_SLURM_GPU_PARTITION"
@@ -59,12 +59,12 @@ def _unset(value: Any) -> bool:
     return value is None or str(value).strip() == "" or "$" in str(value)
 
 
-def check_slurm(jobs: Iterable[PendingJob], gpu_rules: bool, gpu_rule_names: set[str]) -> list[str]:
-    """Problems of the jobs SLURM would run: account or partition unset; GPUs requested by a CPU config,
-    or a GPU rule of a GPU config without GPUs."""
+def check_slurm(jobs: Iterable[PendingJob], gpu_partition: str | None = None) -> list[str]:
+    """Problems of the jobs SLURM would run: account or partition unset; a job asking for GPUs on a
+    partition other than ``gpu_partition`` ($RHO_SLURM_GPU_PARTITION, where set); a job whose ``gpus``
+    exceed the GPUs its gres (or gpu) asks SLURM for."""
     missing: dict[str, set[str]] = {"slurm_account": set(), "slurm_partition": set()}
-    cpu_config_gpu: dict[str, int] = {}
-    gpu_without: set[str] = set()
+    elsewhere: dict[str, str] = {}
     step_more: dict[str, tuple[int, int]] = {}
     for job in jobs:
         if job.local:
@@ -73,10 +73,9 @@ def check_slurm(jobs: Iterable[PendingJob], gpu_rules: bool, gpu_rule_names: set
             if _unset(job.resources.get(key)):
                 missing[key].add(job.rule)
         n, used = slurm_gpus(job.resources), _int(job.resources.get("gpus"))
-        if n and not gpu_rules:
-            cpu_config_gpu[job.rule] = n
-        if gpu_rules and job.rule in gpu_rule_names and not n:
-            gpu_without.add(job.rule)
+        partition = job.resources.get("slurm_partition")
+        if n and gpu_partition and not _unset(partition) and partition != gpu_partition:
+            elsewhere[job.rule] = str(partition)
         if n and used > n:
             step_more[job.rule] = (used, n)
     problems = []
@@ -92,83 +91,98 @@ def check_slurm(jobs: Iterable[PendingJob], gpu_rules: bool, gpu_rule_names: set
             f"{PARTITION_ENV}=<partition> for CPU jobs and {GPU_PARTITION_ENV}=<partition> for GPU jobs "
             "(both may name the same partition), or set slurm_partition in the profile"
         )
-    if cpu_config_gpu:
-        listed = _rules(f"{r} ({n})" for r, n in cpu_config_gpu.items())
+    if elsewhere:
+        listed = _rules(f"{r} (partition {p})" for r, p in elsewhere.items())
         problems.append(
-            f"the config runs on CPU (resources.gpu_rules: false) but GPUs are requested for rule(s) {listed}: "
-            "use --profile profiles/slurm-cpu for CPU configs such as the tiny default, or set "
-            "resources.gpu_rules: true in a config meant for GPUs"
-        )
-    if gpu_without:
-        problems.append(
-            f"the config needs GPUs (resources.gpu_rules: true) but rule(s) {_rules(gpu_without)} "
-            "request none: use --profile profiles/slurm (set-resources gres/gpus), or set "
-            "resources.gpu_rules: false to run them on CPU"
+            f"rule(s) {listed} ask for GPUs (the config's resources.<rule>.gpus) outside the GPU partition "
+            f"{GPU_PARTITION_ENV}={gpu_partition}: add them to profiles/slurm's set-resources with "
+            f"slurm_partition: ${GPU_PARTITION_ENV}, or set their gpus to 0"
         )
     if step_more:
         listed = _rules(f"{r} (gpus={u}, gres/gpu={n})" for r, (u, n) in step_more.items())
         problems.append(
-            f"rule(s) {listed} would use more GPUs per node than SLURM allocates: make the profile's "
-            "gpus and gres (or gpu) agree"
+            f"rule(s) {listed} would use more GPUs per node than SLURM allocates: make the config's "
+            "resources.<rule>.gpus and gres agree"
         )
     return problems
 
 
-def check_local_gpus(
-    jobs: Iterable[PendingJob], gpu_rules: bool, gpu_rule_names: set[str], visible_gpus: int
-) -> list[str]:
-    """Problems of a GPU config (``resources.gpu_rules: true``) run without SLURM: a GPU rule pending
-    on a machine with no CUDA GPU, or a job asking for more GPUs than the machine has."""
-    if not gpu_rules:
-        return []
-    pending = [job for job in jobs if job.rule in gpu_rule_names]
-    if pending and visible_gpus == 0:
+def check_local_gpus(jobs: Iterable[PendingJob], visible_gpus: int) -> list[str]:
+    """Problems of jobs run without SLURM that ask for GPUs (the config's ``resources.<rule>.gpus``):
+    none on a machine with no CUDA GPU, or more than the machine has."""
+    wanting = {job.rule: gpu_count(job.resources) for job in jobs if gpu_count(job.resources)}
+    if wanting and visible_gpus == 0:
         return [
-            f"the config needs GPUs (resources.gpu_rules: true) for rule(s) {_rules({j.rule for j in pending})} "
-            "but this machine has no CUDA GPU: run on the cluster with --profile profiles/slurm, or set "
-            "resources.gpu_rules: false to run on CPU"
+            f"rule(s) {_rules(wanting)} ask for GPUs (resources.<rule>.gpus in the config) but this machine "
+            "has no CUDA GPU: run on the cluster with --profile profiles/slurm, or set their "
+            "resources.<rule>.gpus: 0 to run on CPU (config/rho1-smoke.yaml does)"
         ]
-    wanting = {job.rule: gpu_count(job.resources) for job in pending if gpu_count(job.resources) > visible_gpus}
-    if wanting:
-        listed = _rules(f"{r} ({n})" for r, n in wanting.items())
+    more = {rule: n for rule, n in wanting.items() if n > visible_gpus}
+    if more:
+        listed = _rules(f"{r} ({n})" for r, n in more.items())
         return [
             f"rule(s) {listed} ask for more GPUs than the {visible_gpus} this machine has: run on the cluster "
-            "with --profile profiles/slurm, or lower the rules' gpus with --set-resources"
+            "with --profile profiles/slurm, or lower resources.<rule>.gpus in the config"
         ]
     return []
 
 
-def training_processes(resources: Mapping[str, Any], gpu_rules: bool) -> int:
-    """Processes a training job runs (``rhocluster.training.launch``): one per GPU of each node, or one
-    per node without GPUs."""
-    nodes = max(1, _int(resources.get("nodes")))
-    return nodes * (max(1, gpu_count(resources)) if gpu_rules else 1)
-
-
-def check_model_parallel(
-    jobs: Iterable[PendingJob], training: Mapping[str, Mapping[str, Any]], gpu_rules: bool
-) -> list[str]:
-    """Training jobs whose processes ``tensor_parallel x pipeline_parallel`` does not divide (the rest
-    of the processes is data parallelism); ``training`` maps a rule to its training config."""
+def check_devices(jobs: Iterable[PendingJob], config: Mapping[str, Any]) -> list[str]:
+    """Device settings of the config against its own job sizes: evaluation on ``cuda`` (or vLLM)
+    without GPUs for rule evaluate, GPUs for evaluate where evaluation.device is cpu, bf16 training
+    without GPUs."""
+    gpus: dict[str, int] = {}
+    for job in jobs:
+        gpus[job.rule] = max(gpus.get(job.rule, 0), gpu_count(job.resources))
     problems = []
-    for rule, cfg in training.items():
-        tp, pp = int(cfg.get("tensor_parallel", 1)), int(cfg.get("pipeline_parallel", 1))
-        counts = sorted({training_processes(j.resources, gpu_rules) for j in jobs if j.rule == rule})
-        bad = [n for n in counts if n % (tp * pp)]
-        if bad:
+    evaluation = config.get("evaluation", {})
+    if "evaluate" in gpus:
+        n, device, backend = gpus["evaluate"], str(evaluation.get("device", "cpu")), evaluation.get("backend", "hf")
+        wanted = int(evaluation.get("vllm", {}).get("tensor_parallel_size", 1))
+        if backend == "vllm" and n < wanted:
             problems.append(
-                f"rule {rule}: training.tensor_parallel={tp} x pipeline_parallel={pp} does not divide its "
-                f"{bad[0]} process(es) ({'GPUs x nodes' if gpu_rules else 'one per node without GPUs'}); "
-                "change the parallel sizes or the rule's gpus/nodes (--set-resources)"
+                f"evaluation.backend is vllm (tensor_parallel_size {wanted}) but resources.evaluate.gpus is {n}: "
+                f"set resources.evaluate.gpus: {wanted}, or evaluation.backend: hf with device: cpu"
+            )
+        elif backend == "hf" and device.startswith("cuda") and not n:
+            problems.append(
+                f"evaluation.device is {device} but resources.evaluate.gpus is 0: set resources.evaluate.gpus: 1, "
+                "or evaluation.device: cpu"
+            )
+        elif backend == "hf" and device == "cpu" and n:
+            problems.append(
+                f"resources.evaluate.gpus is {n} but evaluation.device is cpu (the GPUs would sit idle): set "
+                "evaluation.device: cuda, or resources.evaluate.gpus: 0"
+            )
+    for rule, section in (("pretrain_base", "base"), ("train_reference", "reference"), ("train_cpt", "cpt")):
+        training = config.get(section, {}).get("training", {})
+        if rule in gpus and training.get("bf16") and not gpus[rule]:
+            problems.append(
+                f"{section}.training.bf16 is true (GPU training) but resources.{rule}.gpus is 0: set "
+                f"resources.{rule}.gpus, or {section}.training.bf16: false to train on CPU"
             )
     return problems
 
 
-def gpu_rules_of(config: Mapping[str, Any]) -> set[str]:
-    """Rules that need a GPU in this config: training, the reference/base forward passes, the held-out
-    loss, clustering, evaluation; importing an HF base model is CPU work."""
-    rules = {"train_reference", "train_cpt", "evaluate", "score_reference", "score_base", "embed_sample", "score_heldout"}
-    rules |= {"assign", "cluster_level"}
-    if config.get("base", {}).get("source", "pretrain") == "pretrain":
-        rules.add("pretrain_base")
-    return rules
+def training_processes(resources: Mapping[str, Any]) -> int:
+    """Processes a training job runs (``rhocluster.training.launch``): one per GPU of each node, or one
+    per node without GPUs."""
+    return max(1, _int(resources.get("nodes"))) * max(1, gpu_count(resources))
+
+
+def check_model_parallel(jobs: Iterable[PendingJob], training: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Training jobs whose processes ``tensor_parallel x pipeline_parallel`` does not divide (the rest
+    of the processes is data parallelism); ``training`` maps a rule to its training config."""
+    jobs = list(jobs)
+    problems = []
+    for rule, cfg in training.items():
+        tp, pp = int(cfg.get("tensor_parallel", 1)), int(cfg.get("pipeline_parallel", 1))
+        counts = sorted({training_processes(j.resources) for j in jobs if j.rule == rule})
+        bad = [n for n in counts if n % (tp * pp)]
+        if bad:
+            problems.append(
+                f"rule {rule}: training.tensor_parallel={tp} x pipeline_parallel={pp} does not divide its "
+                f"{bad[0]} process(es) (GPUs per node x nodes, one per node without GPUs); change the "
+                f"parallel sizes or resources.{rule}.gpus/nodes in the config"
+            )
+    return problems

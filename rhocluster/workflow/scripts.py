@@ -68,3 +68,4 @@ def set_threads(n: int) -> None:
     n = max(1, int(n))
     torch.set_num_threads(n)
     faiss.omp_set_num_threads(n)
+
