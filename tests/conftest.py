@@ -110,3 +110,18 @@ def pytest_collection_modifyitems(config, items):
             continue
         if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or any(call in source for call in SLOW_CALLS):
             item.add_marker(pytest.mark.slow)
+        elif any(_fixture_is_slow(defs) for defs in item._fixtureinfo.name2fixturedefs.values()):
+            item.add_marker(pytest.mark.slow)  # e.g. a module fixture that runs a workflow
+
+
+def _fixture_is_slow(defs) -> bool:
+    """Whether a fixture's own source runs a workflow or torchrun (e.g. a module-scoped smoke run);
+    not every SLOW_CALLS entry: a fixture training a tokenizer is fast."""
+    for fixturedef in defs:
+        try:
+            source = inspect.getsource(fixturedef.func)
+        except (OSError, TypeError):
+            continue
+        if any(call in source for call in ("run_snakemake(", "torch.distributed.run", "launch_training(")):
+            return True
+    return False
