@@ -215,8 +215,8 @@ def ablation_markdown(
         (
             f"Held-out loss (nats; lower is better) of `{ROW}` under each representation (LAYER/POSITION), one run each: "
             f"{runs_text}; {control_text or 'no control rows'} (rows that do not depend on the representation). "
-            f"Each cell is the run's own tables/heldout.csv: the mean over the row's seeds, [{pct}% interval] from a "
-            f"bootstrap over documents and seeds. The runs' held-out shards and tokenizers are byte-identical, so every "
+            f"Each cell is the run's own tables/heldout.csv: the mean over the row's seeds, [{pct}% interval] over "
+            f"seeds and documents as that table states. The runs' held-out shards and tokenizers are byte-identical, so every "
             f"run scored the same documents. {ct_sentence}"
         ).rstrip(),
         "Mean token loss:\n\n" + losses_markdown(loss_df, columns, TOKEN).rstrip("\n"),

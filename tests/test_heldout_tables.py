@@ -23,6 +23,7 @@ from rhocluster.reporting.heldout_tables import (
     seeds_markdown,
     write_heldout_tables,
 )
+from rhocluster.reporting.stats import rng_for, seed_interval
 from rhocluster.workflow.variants import Pair
 
 EOS, BOS, S = 2, 1, 9  # windows of 9 tokens (8 targets)
@@ -155,6 +156,11 @@ def test_seed_rows_average_and_pair_by_seed(world):
         row = loss_df[(loss_df.row == "ct") & (loss_df.column == WEB_ALL) & (loss_df.metric == metric)].iloc[0]
         assert row.estimate == pytest.approx((c.mean("ct", metric) + c.mean("ct.s1", metric)) / 2) and row.seeds == 2
         assert row.low < row.estimate < row.high
+        # the interval: Student's t over the seeds with the documents' variance added (stats.seed_interval),
+        # on the column's shared document resamples
+        draws = c.draws(["ct", "ct.s1"], 2000, rng_for(3, "heldout-documents", WEB_ALL))[metric]
+        want = seed_interval([c.mean("ct", metric), c.mean("ct.s1", metric)], draws.mean(axis=1))
+        assert (row.low, row.high) == pytest.approx(want[1:3], rel=1e-12)
         d = diff_df[(diff_df.variant == "rho1") & (diff_df.column == WEB_ALL) & (diff_df.metric == metric)].iloc[0]
         want = ((c.mean("rho1", metric) - c.mean("ct", metric)) + (c.mean("rho1.s1", metric) - c.mean("ct.s1", metric))) / 2
         assert d.estimate == pytest.approx(want) and d.estimate < -0.2

@@ -146,8 +146,8 @@ def test_tables_regenerate_from_evaluation_files(run, tmp_path):
     assert snapshot(out) == before  # same inputs, same bytes
 
 
-def test_kept_fraction_shows_the_range_over_seeds(run, tmp_path):
-    """A variant with several seeds prints the mean and [lowest, highest] over its seeds (the tolerance a
+def test_kept_fraction_shows_an_interval_over_seeds(run, tmp_path):
+    """A variant with several seeds prints the mean and its 95% Student-t interval over the seeds (what a
     rerun is checked against); one seed prints its value; the CSV keeps the mean."""
     summaries, seeds = {}, {"ct": ["ct", "ct_s1"], "rho1": ["rho1", "rho1_s1", "rho1_s2"], "cluster": ["cluster"]}
     kept = {"ct": (1.0, 1.0), "ct_s1": (1.0, 1.0), "rho1": (0.75, 0.6), "rho1_s1": (0.71, 0.6)}
@@ -158,7 +158,11 @@ def test_kept_fraction_shows_the_range_over_seeds(run, tmp_path):
             json.dumps({"kept_fraction": overall, "kept_fraction_by_label": {"math": math, "junk": None}})
         )
     cells = tables.label_cells(summaries, seeds)
-    assert (cells.at["rho1", "math"], cells.at["rho1", "all"]) == ("74.3 [71.0, 77.0]", "60.0 [60.0, 60.0]")
+    from scipy.stats import t as student_t
+
+    half = student_t.ppf(0.975, 2) * np.std([75, 71, 77], ddof=1) / np.sqrt(3)  # 7.59: t with 2 df
+    want = f"74.3 [{74.3333 - half:.1f}, {74.3333 + half:.1f}]"
+    assert (cells.at["rho1", "math"], cells.at["rho1", "all"]) == (want, "60.0 [60.0, 60.0]") == ("74.3 [66.7, 81.9]", "60.0 [60.0, 60.0]")
     assert pd.isna(cells.at["rho1", "junk"]) and cells.at["cluster", "math"] == pytest.approx(66.0)
     out = table_paths(tmp_path)
     tables.write_tables(run["evals"], summaries, MODELS, BENCHMARKS, "t", out, label_replicates=seeds)
@@ -166,7 +170,7 @@ def test_kept_fraction_shows_the_range_over_seeds(run, tmp_path):
     assert "| ct | 100.0 [100.0, 100.0] | — | 100.0 [100.0, 100.0] |" in md and "| cluster | 66.0 | — | 60.0 |" in md
     assert pd.read_csv(out["labels_csv"], index_col="variant").at["rho1", "math"] == pytest.approx(74.3333, abs=1e-3)
     kept_table = parse_tables(md)["Kept fraction"]
-    assert (kept_table.rows["rho1"][0].low, kept_table.rows["rho1"][0].high) == (71.0, 77.0)
+    assert (kept_table.rows["rho1"][0].low, kept_table.rows["rho1"][0].high) == (66.7, 81.9)
 
 
 def test_published_averages_reproduce_the_papers():

@@ -219,7 +219,7 @@ def test_label_table_reports_kept_fraction_per_label(tiny_run):
     rows = markdown_rows((tiny_run / R / "tables/labels.md").read_text())
     for variant in ("cluster", "cluster_excess", "random", "excess_static", "cluster_slm"):
         cells = next(c for name, c in rows.items() if name == variant)
-        fractions = [parse_cell(c) for c in cells[: len(LABELS)]]  # mean [lowest, highest] over seeds
+        fractions = [parse_cell(c) for c in cells[: len(LABELS)]]  # mean [95% interval] over seeds
         assert all(0 <= f.low <= f.value <= f.high <= 100 for f in fractions)
     # ct learns from every token; the random mask keeps each label at about the budget.
     ct = json.loads((tiny_run / R / "models/ct/summary.json").read_text())

@@ -23,12 +23,14 @@ Two statistics per column (``METRICS``):
   would let the set of types change with the resample and bias the percentile interval away from the
   estimate.
 
-A variant trained with several seeds is the mean of its seeds' statistics; its bootstrap resamples the
-seeds and the documents together, so the interval carries both the seed-to-seed spread and the finite
-test set. Each seed's own statistic (with an interval over documents alone) is listed too, so the
-spread between seeds can be read directly. Within a column every model is scored on the same document
-resamples, so a paired difference compares seed i of a variant with seed i of its counterpart (same
-data order) on the same resampled documents.
+A variant trained with several seeds is the mean of its seeds' statistics; its interval
+(:func:`rhocluster.reporting.stats.seed_interval`) adds the seed-to-seed spread and the finite test set
+(the variance of the seed mean over document resamples) under Student's t, so a rerun that draws every
+seed anew (other float kernels) lands in it as often as the level says. A row of one model (base,
+reference) has a percentile bootstrap interval over documents. Each seed's own statistic (with an
+interval over documents alone) is listed too, so the spread between seeds can be read directly. Within a
+column every model is scored on the same document resamples, so a paired difference compares seed i of
+a variant with seed i of its counterpart (same data order) on the same resampled documents.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ import pandas as pd
 
 from rhocluster.corpus.labels import LABELS
 from rhocluster.data.shards import Shard, load_aligned
-from rhocluster.reporting.stats import LEVEL, bootstrap_p_value, percentile_interval, rng_for
+from rhocluster.reporting.stats import LEVEL, bootstrap_p_value, percentile_interval, rng_for, seed_interval
 from rhocluster.workflow.variants import Pair
 
 PROBLEMS = "problems"  # the column of the held-out problem/solution set
@@ -204,10 +206,13 @@ def load_columns(
     return {name: columns[name] for name in order}
 
 
-def _seed_mean(per_seed: np.ndarray, pick: np.ndarray) -> np.ndarray:
-    """float64 [B]: per draw, the mean of ``per_seed`` [B, n] over the seed replicates ``pick`` [B, n]
-    (indices drawn with replacement)."""
-    return np.take_along_axis(per_seed, pick, axis=1).mean(axis=1)
+def _over_seeds(per_seed: Sequence[float], draws: np.ndarray, level: float) -> tuple[float, float, float, float]:
+    """(estimate, low, high, p) of the mean over seeds of a statistic: ``per_seed`` its value per seed on
+    all documents, ``draws`` float64 [B, n] its value per seed on each document resample. One seed: the
+    percentile bootstrap over documents (and its p); several: :func:`seed_interval`."""
+    if len(per_seed) == 1:
+        return (float(per_seed[0]), *percentile_interval(draws[:, 0], level), bootstrap_p_value(draws[:, 0]))
+    return seed_interval(per_seed, draws.mean(axis=1), level)
 
 
 def heldout_tables(
@@ -241,10 +246,9 @@ def heldout_tables(
         # one set of document resamples per column, shared by every model: pairs stay paired
         draws = col.draws(models, n_resamples, rng_for(seed, "heldout-documents", name), min_count)
         for row, ms in replicates.items():
-            pick = rng_for(seed, "heldout-seeds", row, name).integers(0, len(ms), size=(n_resamples, len(ms)))
             for metric in METRICS:
-                low, high = percentile_interval(_seed_mean(draws[metric][:, [index[m] for m in ms]], pick), level)
-                point = float(np.mean([col.mean(m, metric, min_count) for m in ms]))
+                per_seed = [col.mean(m, metric, min_count) for m in ms]
+                point, low, high, _ = _over_seeds(per_seed, draws[metric][:, [index[m] for m in ms]], level)
                 loss_rows[metric, row, name] = {"row": row, "column": name, "metric": metric, "estimate": point,
                                                 "low": low, "high": high, "seeds": len(ms)}  # fmt: skip
                 for m in ms:
@@ -254,14 +258,12 @@ def heldout_tables(
                                                        "low": low, "high": high}  # fmt: skip
         for k, pair in enumerate(pairs):
             a, b = zip(*zip(replicates[pair.variant], replicates[pair.counterpart]))  # seed i with seed i
-            pick = rng_for(seed, "heldout-pairs", pair.variant, pair.counterpart, name)
-            pick = pick.integers(0, len(a), size=(n_resamples, len(a)))
             for metric in METRICS:
-                d = _seed_mean(draws[metric][:, [index[m] for m in a]] - draws[metric][:, [index[m] for m in b]], pick)
-                low, high = percentile_interval(d, level)
-                point = float(np.mean([col.mean(x, metric, min_count) - col.mean(y, metric, min_count) for x, y in zip(a, b)]))
+                d = draws[metric][:, [index[m] for m in a]] - draws[metric][:, [index[m] for m in b]]
+                per_seed = [col.mean(x, metric, min_count) - col.mean(y, metric, min_count) for x, y in zip(a, b)]
+                point, low, high, p = _over_seeds(per_seed, d, level)
                 diff_rows[metric, k, name] = {**pair.to_dict(), "column": name, "metric": metric, "estimate": point,
-                                              "low": low, "high": high, "p": bootstrap_p_value(d), "seeds": len(a)}  # fmt: skip
+                                              "low": low, "high": high, "p": p, "seeds": len(a)}  # fmt: skip
     losses = pd.DataFrame([loss_rows[m, r, c] for m in METRICS for r in replicates for c in columns])
     diffs = [diff_rows[m, k, c] for m in METRICS for k in range(len(pairs)) for c in columns]
     seeds = [seed_rows[m, r, x, c] for m in METRICS for r, ms in replicates.items() for x in ms for c in columns]
@@ -305,8 +307,9 @@ def seeds_caption(run: str, n_resamples: int, level: float = LEVEL) -> str:
         "of the rows trained with several seeds on its own (`cluster` is the first seed of `cpt.seeds`, "
         "`cluster.s1` the second, ...), the statistics whose mean is the row's held-out loss in the README; "
         f"[{round(100 * level)}% interval] from a bootstrap over documents alone ({n_resamples} resamples), "
-        "the same resampled documents for every model. The row's interval in the README resamples these "
-        "seeds as well as the documents."
+        "the same resampled documents for every model. The row's interval in the README adds these "
+        "seeds' spread to the documents'. A seed's value is one draw of its training run: a rerun on other "
+        "float kernels draws it anew, which its interval over documents does not cover."
     )
 
 
@@ -400,8 +403,9 @@ def write_heldout_tables(
     md = (
         f"Held-out loss (nats; lower is better) of every model on text it never trained on, run `{run}`: "
         f"{web}, and on held-out problem/solution documents ({sizes}). "
-        f"A row with several seeds is the mean of its seeds; [{pct}% interval] from a bootstrap over documents "
-        f"and seeds ({n_resamples} resamples). It measures what each selection teaches at this scale; it is not "
+        f"A row with several seeds is the mean of its seeds, [{pct}% interval] Student's t over the seeds with "
+        f"the documents' variance added (bootstrap, {n_resamples} resamples); a row of one model: a bootstrap "
+        "interval over documents. It measures what each selection teaches at this scale; it is not "
         "benchmark accuracy."
         + (f" {note}" if note else "")
         + (f" Held-out text seen in training: {overlap_sentence(overlap)}" if overlap else "")
@@ -417,8 +421,9 @@ def write_heldout_tables(
         md += (
             "\nPaired differences over the pairs of rows that differ in one factor (`compare_to` in the variant "
             "table), each labelled by that factor: variant minus counterpart (negative: the variant predicts "
-            "held-out text better), seed i against seed i on the same resampled documents; two-sided bootstrap "
-            "p, * where p < 0.05 (not adjusted for the many cells).\n\n"
+            "held-out text better), seed i against seed i on the same resampled documents, interval and "
+            "two-sided p as the rows' (t over the seeds' differences); * where p < 0.05 (not adjusted for the many "
+            "cells).\n\n"
             "Mean token loss:\n\n" + pairs_markdown(diff_df, names, TOKEN) + "\n"
             + ("" if "seeds_md" in out else "Type-balanced mean loss:\n\n" + pairs_markdown(diff_df, names, TYPE) + "\n")
             + "What the pairs show (read off the mean token loss table above and the type-balanced one"
@@ -445,7 +450,7 @@ def write_heldout_tables(
                 ("\n" if page else "")
                 + "Paired differences of the type-balanced mean loss over the one-factor pairs (as the mean token "
                 "loss pair table of the README: variant minus counterpart, seed i against seed i on the same "
-                "resampled documents; two-sided bootstrap p, * where p < 0.05):\n\n"
+                "resampled documents, interval and two-sided p from t over the seeds' differences, * where p < 0.05):\n\n"
                 + pairs_markdown(diff_df, names, TYPE)
             )
         save_text(out["seeds_md"], page)

@@ -75,6 +75,41 @@ def bootstrap_p_value(draws: np.ndarray) -> float:
     return float(min(1.0, 2.0 * min(below, above)))
 
 
+def seed_interval(
+    per_seed: Sequence[float], document_draws: np.ndarray | None = None, level: float = LEVEL
+) -> tuple[float, float, float, float]:
+    """(estimate, low, high, p) of the mean of a statistic over ``n >= 2`` training seeds.
+
+    The estimate is the mean of ``per_seed`` (each seed's statistic on all documents). Its variance adds
+    the seeds' spread and the finite test set: ``se² = s²/n + v``, ``s²`` the seeds' sample variance and
+    ``v`` the variance of ``document_draws`` (the seed mean on bootstrap resamples of the documents,
+    seeds fixed; none: no document term). The interval is ``estimate ± t·se`` with Student's t at the
+    Welch-Satterthwaite degrees of freedom ``(n - 1)(se² / (s²/n))²`` (``v`` taken as exact), and ``p``
+    the two-sided p of 'the mean is 0' on the same t. Written here because no library combines the two
+    terms: with few seeds a percentile bootstrap over them (3 seeds: 10 distinct multisets, variance
+    (n - 1)/n of the sample's, normal-like quantiles) understates the seed-to-seed spread, which a rerun
+    on other float kernels draws anew (docs/performance.md); t with n - 1 degrees of freedom is the
+    standard small-sample correction.
+    """
+    from scipy.stats import t as student_t
+
+    x = np.asarray(per_seed, dtype=np.float64)
+    if x.size < 2:
+        raise ValueError(f"an interval over seeds needs at least 2 seeds, got {x.size}")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must lie in (0, 1), got {level}")
+    estimate = float(x.mean())
+    seeds = float(x.var(ddof=1)) / x.size
+    documents = 0.0 if document_draws is None else float(np.var(document_draws, ddof=1))
+    se2 = seeds + documents
+    if se2 <= 0.0:
+        return estimate, estimate, estimate, 1.0 if estimate == 0.0 else 0.0
+    df = np.inf if seeds == 0.0 else (x.size - 1) * (se2 / seeds) ** 2
+    se = float(np.sqrt(se2))
+    half = float(student_t.ppf(0.5 + level / 2, df)) * se
+    return estimate, estimate - half, estimate + half, float(2.0 * student_t.sf(abs(estimate) / se, df))
+
+
 @dataclass(frozen=True)
 class Interval:
     """A point estimate with its percentile bootstrap interval."""

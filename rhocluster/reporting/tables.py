@@ -156,25 +156,24 @@ def label_table(summaries: Mapping[str, Path | str], replicates: Mapping[str, Se
 
 
 def label_cells(summaries: Mapping[str, Path | str], replicates: Mapping[str, Sequence[str]] | None = None) -> pd.DataFrame:
-    """The kept-fraction table as printed: a variant with several seeds shows their mean and ``[lowest,
-    highest]`` over them (the spread a rerun is checked against, rhocluster.reporting.reproduce), one seed
-    its value."""
+    """The kept-fraction table as printed: a variant with several seeds shows their mean and its 95%
+    interval over them (:func:`rhocluster.reporting.stats.seed_interval`, Student's t over the seeds,
+    clipped to [0, 100]); one seed its value."""
     table = _kept_by_model(summaries)
     if not replicates or table.empty:
         return table
-    mean, low, high, n = (_over_seeds(table, replicates, how) for how in ("mean", "min", "max", "count"))
-    return pd.DataFrame(
-        {
-            col: [
-                f"{mean.at[v, col]:.1f} [{low.at[v, col]:.1f}, {high.at[v, col]:.1f}]"
-                if n.at[v, col] > 1
-                else mean.at[v, col]
-                for v in mean.index
-            ]
-            for col in mean.columns
-        },
-        index=mean.index,
-    )
+    cells: dict[str, dict[str, object]] = {}
+    for variant, models in replicates.items():
+        rows = table.loc[[m for m in models if m in table.index]]
+        for col in table.columns:
+            values = rows[col].dropna().to_numpy()
+            if values.size > 1:
+                mean, low, high, _ = stats.seed_interval(values)
+                cell: object = f"{mean:.1f} [{max(low, 0.0):.1f}, {min(high, 100.0):.1f}]"
+            else:
+                cell = float(values[0]) if values.size else np.nan
+            cells.setdefault(col, {})[variant] = cell
+    return pd.DataFrame(cells, columns=list(table.columns))
 
 
 NO_LABELS = "No ground-truth token labels in this corpus: the kept fraction per label cannot be counted."
@@ -312,8 +311,8 @@ def write_tables(
             "Kept fraction (%) of the training tokens of each ground-truth label, per variant "
             "(counted by the trainer over all tokens it saw). It shows what each selection keeps, exactly and "
             "at any scale, but not whether keeping it helps: that is the held-out loss and the benchmarks' "
-            "question. A variant trained on several seeds shows the mean of its seeds and [lowest, highest] "
-            "over them.\n\n" + to_markdown(label_cells(summaries, label_replicates), "variant")
+            "question. A variant trained on several seeds shows the mean of its seeds and its [95% interval] "
+            "(Student's t over the seeds).\n\n" + to_markdown(label_cells(summaries, label_replicates), "variant")
         )
     save_text(out["labels_md"], labels_md)
     save_text(out["labels_csv"], _csv(labels, "variant"))
