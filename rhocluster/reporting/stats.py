@@ -1,4 +1,5 @@
-"""Bootstrap uncertainty of benchmark accuracies and of paired differences between models.
+"""Bootstrap uncertainty of benchmark accuracies and of paired differences between models, and
+Student-t intervals of a mean over a few training seeds (``seed_interval``).
 
 Percentile bootstrap (Efron & Tibshirani 1993). A resample of ``n`` items drawn with replacement
 has the same distribution of its mean as multinomial counts over the *distinct* values, so
