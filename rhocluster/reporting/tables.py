@@ -141,9 +141,9 @@ def _kept_by_model(summaries: Mapping[str, Path | str]) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
-def _over_seeds(table: pd.DataFrame, replicates: Mapping[str, Sequence[str]], how: str) -> pd.DataFrame:
-    """One row per variant: ``how`` (mean, min, max, count) over the rows of its seeds' models."""
-    return pd.DataFrame({v: getattr(table.loc[[m for m in ms if m in table.index]], how)() for v, ms in replicates.items()}).T
+def _seed_means(table: pd.DataFrame, replicates: Mapping[str, Sequence[str]]) -> pd.DataFrame:
+    """One row per variant: the mean over the rows of its seeds' models."""
+    return pd.DataFrame({v: table.loc[[m for m in ms if m in table.index]].mean() for v, ms in replicates.items()}).T
 
 
 def label_table(summaries: Mapping[str, Path | str], replicates: Mapping[str, Sequence[str]] | None = None) -> pd.DataFrame:
@@ -151,7 +151,7 @@ def label_table(summaries: Mapping[str, Path | str], replicates: Mapping[str, Se
     ``replicates`` (``{variant: [model of each seed]}``) one row per variant, the mean over its seeds."""
     table = _kept_by_model(summaries)
     if replicates and not table.empty:
-        table = _over_seeds(table, replicates, "mean")
+        table = _seed_means(table, replicates)
     return table
 
 
