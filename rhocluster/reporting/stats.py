@@ -56,10 +56,14 @@ def bootstrap_means(values: np.ndarray | Sequence[float], n_resamples: int, rng:
     return out
 
 
-def percentile_interval(draws: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
-    """The central ``level`` percentile interval of bootstrap ``draws``."""
+def _check_level(level: float) -> None:
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must lie in (0, 1), got {level}")
+
+
+def percentile_interval(draws: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
+    """The central ``level`` percentile interval of bootstrap ``draws``."""
+    _check_level(level)
     alpha = 1.0 - level
     low, high = np.quantile(draws, [alpha / 2, 1.0 - alpha / 2])
     return float(low), float(high)
@@ -97,8 +101,7 @@ def seed_interval(
     x = np.asarray(per_seed, dtype=np.float64)
     if x.size < 2:
         raise ValueError(f"an interval over seeds needs at least 2 seeds, got {x.size}")
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level must lie in (0, 1), got {level}")
+    _check_level(level)
     estimate = float(x.mean())
     seeds = float(x.var(ddof=1)) / x.size
     documents = 0.0 if document_draws is None else float(np.var(document_draws, ddof=1))
