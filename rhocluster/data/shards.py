@@ -105,8 +105,8 @@ def write_shard(
     tmp = prefix.with_name(f".{prefix.name}.{os.getpid()}.tmp")
     with open(f"{tmp}.bin", "wb") as fh:
         fh.write(np.ascontiguousarray(tokens, dtype=dtype).tobytes(order="C"))
-    n_windows, seq_len = (int(tokens.shape[0]), int(tokens.shape[1])) if tokens.ndim == 2 else (int(tokens.shape[0]), 0)
-    write_index(f"{tmp}.idx", dtype, n_windows=n_windows, seq_len=seq_len)
+    seq_len = int(tokens.shape[1]) if tokens.ndim == 2 else 0
+    write_index(f"{tmp}.idx", dtype, n_windows=int(tokens.shape[0]), seq_len=seq_len)
     os.replace(f"{tmp}.bin", f"{prefix}.bin")
     os.replace(f"{tmp}.idx", f"{prefix}.idx")
     if labels is not None:
