@@ -19,7 +19,6 @@ Every draw comes from a generator seeded by the config seed and the names of wha
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -112,48 +111,6 @@ def seed_interval(
     se = float(np.sqrt(se2))
     half = float(student_t.ppf(0.5 + level / 2, df)) * se
     return estimate, estimate - half, estimate + half, float(2.0 * student_t.sf(abs(estimate) / se, df))
-
-
-@dataclass(frozen=True)
-class Interval:
-    """A point estimate with its percentile bootstrap interval."""
-
-    estimate: float
-    low: float
-    high: float
-
-
-@dataclass(frozen=True)
-class PairedDifference:
-    """mean(a) - mean(b) over the same items, its interval and two-sided p-value."""
-
-    diff: float
-    low: float
-    high: float
-    p_value: float
-
-
-def bootstrap_ci(
-    values: np.ndarray | Sequence[float], n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0, level: float = LEVEL
-) -> Interval:
-    """Mean of ``values`` with its percentile bootstrap interval."""
-    draws = bootstrap_means(values, n_resamples, np.random.default_rng(seed))
-    return Interval(float(np.mean(values)), *percentile_interval(draws, level))
-
-
-def paired_bootstrap(
-    a: np.ndarray | Sequence[float],
-    b: np.ndarray | Sequence[float],
-    n_resamples: int = DEFAULT_RESAMPLES,
-    seed: int = 0,
-    level: float = LEVEL,
-) -> PairedDifference:
-    """Paired bootstrap of mean(a) - mean(b); ``a[i]`` and ``b[i]`` are scores on the same item i."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if a.shape != b.shape:
-        raise ValueError(f"paired samples need equal shapes, got {a.shape} and {b.shape}")
-    draws = bootstrap_means(a - b, n_resamples, np.random.default_rng(seed))
-    return PairedDifference(float(np.mean(a - b)), *percentile_interval(draws, level), bootstrap_p_value(draws))
 
 
 def mcnemar_exact_p(a: np.ndarray | Sequence[bool], b: np.ndarray | Sequence[bool]) -> float:
